@@ -1,10 +1,81 @@
+/**
+ * `stage2 normalize-check [PATHS...]`: find leftover 1000-based bin
+ * normalization. Light on purpose: the parsers load only when a file needs
+ * them, and nothing here touches TF.js or the trainer.
+ */
 import type { Command } from "commander";
-import { UsageError } from "./main.ts";
+import {
+  CheckError,
+  checkPaths,
+  CONFIG_NAME,
+  formatFindings,
+  FORMATS,
+  type OutputFormat,
+  summary,
+  verboseLines,
+} from "../audit/normalize/mod.ts";
+
+// Exit codes and path resolution as in cli/main.ts, which this module must
+// not import: main.ts awaits at top level while loading it, so a static
+// import back deadlocks ("Top-level await promise never resolved").
+const EXIT_OK = 0;
+const EXIT_FINDINGS = 1;
+const EXIT_USAGE = 2;
+
+function userPath(p: string): string {
+  if (p.startsWith("/")) return p;
+  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  return `${base.replace(/\/$/, "")}/${p}`;
+}
+
+interface Opts {
+  format: string;
+  root?: string;
+  config?: string;
+  verbose?: boolean;
+}
+
+async function run(paths: string[], opts: Opts): Promise<number> {
+  if (!FORMATS.includes(opts.format as OutputFormat)) {
+    throw new CheckError(
+      `unknown --format '${opts.format}' (expected ${FORMATS.join(", ")})`,
+    );
+  }
+  const format = opts.format as OutputFormat;
+  const report = await checkPaths({
+    root: userPath(opts.root ?? "."),
+    paths: paths.map(userPath),
+    config: opts.config === undefined ? undefined : userPath(opts.config),
+  });
+  const out = formatFindings(report.findings, format);
+  if (format === "json" || out) await Deno.stdout.write(new TextEncoder().encode(out));
+  if (opts.verbose) for (const l of verboseLines(report)) console.error(l);
+  if (format !== "json") console.error(summary(report));
+  return report.findings.length ? EXIT_FINDINGS : EXIT_OK;
+}
 
 export function register(program: Command): void {
-  program.command("normalize-check").description("(under construction)").action(
-    () => {
-      throw new UsageError("'normalize-check' is not built yet");
-    },
-  );
+  program
+    .command("normalize-check")
+    .description(
+      "Find leftover 1000-based coordinate-bin normalization (bins decode as k/999) " +
+        "in Python, TS/JS, Markdown, YAML and JSON. Exit 0 clean, 1 findings, 2 usage or read error.",
+    )
+    .argument("[paths...]", "files or folders to check (default: .); folders honour .gitignore")
+    .option("--format <format>", `output format: ${FORMATS.join("|")}`, "text")
+    .option("--root <dir>", "reported paths are relative to this folder (default: .)")
+    .option(
+      "--config <file>",
+      `config with "exclude" patterns (default: <root>/${CONFIG_NAME} if present)`,
+    )
+    .option("-v, --verbose", "also list the config, excluded paths and suppressed findings")
+    .action(async (paths: string[], opts: Opts) => {
+      try {
+        Deno.exitCode = await run(paths, opts);
+      } catch (e) {
+        if (!(e instanceof CheckError)) throw e;
+        console.error(`stage2: normalize-check: ${e.message}`);
+        Deno.exitCode = EXIT_USAGE;
+      }
+    });
 }

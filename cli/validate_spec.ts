@@ -1,10 +1,109 @@
+/**
+ * `stage2 validate-spec`: OpenSpec validation with the verdicts of the
+ * official `openspec validate` (1.13.2). Imports only the light
+ * `audit/openspec` modules so a pre-commit call stays fast.
+ */
 import type { Command } from "commander";
-import { UsageError } from "./main.ts";
+import { runValidate } from "../audit/openspec/mod.ts";
+
+// Not imported from ./main.ts: main.ts awaits at top level while it loads this
+// module, so a static import back into it deadlocks module evaluation
+// ("Top-level await promise never resolved"). Bad input is reported the way
+// main.ts reports a UsageError: one `stage2: ...` line, exit 2.
+class UsageError extends Error {}
+const EXIT_USAGE = 2;
+
+function userPath(p: string): string {
+  if (p.startsWith("/")) return p;
+  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
+  return `${base.replace(/\/$/, "")}/${p}`;
+}
+
+interface Flags {
+  all?: boolean;
+  changes?: boolean;
+  specs?: boolean;
+  type?: string;
+  strict?: boolean;
+  json?: boolean;
+  root?: string;
+  archiveCheck?: boolean;
+}
 
 export function register(program: Command): void {
-  program.command("validate-spec").description("(under construction)").action(
-    () => {
-      throw new UsageError("'validate-spec' is not built yet");
-    },
-  );
+  program.command("validate-spec")
+    .description(
+      "Validate OpenSpec changes and specs (same verdicts as `openspec validate`)",
+    )
+    .argument("[item]", "change or spec id")
+    .option("--all", "validate all changes and specs")
+    .option("--changes", "validate all changes")
+    .option("--specs", "validate all specs")
+    .option(
+      "--type <type>",
+      "item type when an id is both a change and a spec: change|spec",
+    )
+    .option("--strict", "fail on warnings too")
+    .option(
+      "--json",
+      "JSON report (the official CLI's shape, plus `line` fields)",
+    )
+    .option(
+      "--root <dir>",
+      "folder to search for the OpenSpec root from (default: current folder)",
+    )
+    .option(
+      "--archive-check",
+      "also fail on what `openspec archive` would refuse (MODIFIED/RENAMED of a missing requirement, ADDED of an existing one)",
+    )
+    .action((item: string | undefined, flags: Flags) => {
+      try {
+        run(item, flags);
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        console.error(`stage2: ${e.message}`);
+        Deno.exitCode = EXIT_USAGE;
+      }
+    });
+}
+
+function run(item: string | undefined, flags: Flags): void {
+  if (
+    flags.type !== undefined && flags.type !== "change" && flags.type !== "spec"
+  ) {
+    throw new UsageError(
+      `--type must be 'change' or 'spec', got '${flags.type}'`,
+    );
+  }
+  if (item !== undefined && (flags.all || flags.changes || flags.specs)) {
+    throw new UsageError(
+      `pass either an item ('${item}') or --all/--changes/--specs, not both`,
+    );
+  }
+  const root = flags.root === undefined ? undefined : userPath(flags.root);
+  if (root !== undefined) {
+    try {
+      if (!Deno.statSync(root).isDirectory) {
+        throw new UsageError(`--root ${flags.root}: not a directory`);
+      }
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      throw new UsageError(`--root ${flags.root}: no such directory`);
+    }
+  }
+  const result = runValidate({
+    item,
+    all: flags.all,
+    changes: flags.changes,
+    specs: flags.specs,
+    type: flags.type as "change" | "spec" | undefined,
+    strict: flags.strict,
+    json: flags.json,
+    root: root ?? Deno.env.get("INIT_CWD") ?? Deno.cwd(),
+    archiveCheck: flags.archiveCheck,
+  });
+  const enc = new TextEncoder();
+  if (result.stdout) Deno.stdout.writeSync(enc.encode(result.stdout));
+  if (result.stderr) Deno.stderr.writeSync(enc.encode(result.stderr));
+  Deno.exitCode = result.exitCode;
 }

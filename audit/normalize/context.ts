@@ -1,0 +1,89 @@
+/**
+ * Word cues that tell a coordinate normalization apart from the many other
+ * reasons code and text divide or multiply by 1000 (milliseconds, kilobytes,
+ * "12k samples", row strides). Identifiers and sentences are reduced to
+ * lower-case words and intersected with these sets.
+ */
+
+/** Split identifiers and text into lower-case words (camelCase, snake_case). */
+export function words(text: string): string[] {
+  const out: string[] = [];
+  const spaced = text.replace(/([a-z0-9])([A-Z])/g, "$1 $2");
+  for (const w of spaced.split(/[^A-Za-z0-9]+/)) {
+    if (!w) continue;
+    const lw = w.toLowerCase();
+    out.push(lw);
+    // `box2`, `t0` also count as `box`, `t`.
+    const stem = lw.replace(/\d+$/, "");
+    if (stem && stem !== lw) out.push(stem);
+  }
+  return out;
+}
+
+const set = (s: string) => new Set(s.trim().split(/\s+/));
+
+/** Operands that are times: `elapsed * 1000` is milliseconds, not a bin. */
+export const TIME = set(`
+  ms msec msecs milli millis millisecond milliseconds sec secs second seconds
+  elapsed time times timer timing duration durations dur timeout timeouts
+  latency latencies timestamp timestamps ts now perf monotonic clock delay
+  interval wait sleep epoch dt tic toc runtime walltime minute minutes hour
+  hours date settimeout setinterval usec usecs micros nanos ns hz khz fps
+  deadline ttl age expires expiry
+`);
+
+/** Counts, indices, sizes and units: 1000 is a multiplier or count there. */
+export const COUNT = set(`
+  length len size sizes count counts num n total i j idx index indices
+  stride strides row rows shape batch steps step samples sample tokens
+  vocab bytes byte kb kib mb mib gb gib bit bits memory mem rss heap
+  params parameters flops gflops tflops meters meter metres metre mm cm km
+  kg gram grams price cost cents dollars usd loss lr epochs iters
+  iterations seed seeds percent pct id ids port
+`);
+
+/** Words that make an operand or sentence about coordinates and bins. */
+export const COORD = set(`
+  x y xs ys cx cy xc yc x0 y0 x1 y1 x2 y2 w h wh width height box boxes bbox
+  bboxes bb xyxy xywh bin bins binned coord coords coordinate coordinates
+  pt pts point points grid raster px pixel pixels norm normed normalized
+  normalised normalize normalise decode decoded decodes decoding encode
+  encoded encodes encoding dequant quant quantize quantized k left top
+  right bottom center centre img image gt pred iou giou r res canvas scale
+  extent extents shift offset tol tolerance
+`);
+
+/** Names that declare a normalization constant: `scale = 1000`. */
+export const NORM_NAME = set(`
+  scale scales norm normalize normalise normalizer normaliser normalization
+  normalisation divisor denom denominator quant quantization
+`);
+
+/** Names of tolerances and distances: `tol = 2 / 1000`. */
+export const TOLERANCE = set(`
+  tol tols tolerance atol rtol eps epsilon margin shift dist distance delta
+  err error diff thresh threshold slack jitter
+`);
+
+/** Names of expected values in tests: `expected = k / 1000`. */
+export const EXPECT = set(`expected expect want wanted golden truth`);
+
+export function hits(ws: Iterable<string>, cue: Set<string>): string[] {
+  const out: string[] = [];
+  for (const w of ws) if (cue.has(w)) out.push(w);
+  return out;
+}
+
+export function any(ws: Iterable<string>, cue: Set<string>): boolean {
+  for (const w of ws) if (cue.has(w)) return true;
+  return false;
+}
+
+/**
+ * Whether a whole file talks about coordinates at all. Code whose operand
+ * carries no cue either way (`v / 1000`) is judged by this.
+ */
+export function fileHasCoordContext(text: string): boolean {
+  return /bbox|coord|\bbins?\b|\bbox(es)?\b|xyxy|normali[sz]|\bgrid\b|raster|pixel/i
+    .test(text);
+}

@@ -1,0 +1,19 @@
+/** Line starts of a text, for offset -> (line, column) lookups. */
+export function lineStarts(text: string): number[] {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) {
+    starts.push(i + 1);
+  }
+  return starts;
+}
+
+/** 0-based line index of `offset`. */
+export function lineIndex(starts: number[], offset: number): number {
+  let lo = 0, hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid] <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}

@@ -1,0 +1,220 @@
+/**
+ * Prose judgement: Markdown paragraphs, comments, docstrings and YAML
+ * strings. The structural parsers have already separated prose from code;
+ * here a sentence is scanned for arithmetic with a thousand (`k/1000`,
+ * `round(x/width*1000)`, "divided by 1000") and the sentence decides whether
+ * it states the convention or forbids, explains or quotes it.
+ */
+import { any, TIME, words } from "./context.ts";
+import type { RawFinding } from "./types.ts";
+
+/** A piece of prose and where its characters come from in the file. */
+export interface ProseBlock {
+  text: string;
+  /** Block index -> file offset. */
+  map: (i: number) => number;
+  /** Heading, key or target text around the block (coordinate context). */
+  context?: string;
+  /** Set when the section or file as a whole quotes the old convention. */
+  explaining?: boolean;
+  /** Treat every line as its own sentence (code without a parser). */
+  lines?: boolean;
+}
+
+/** Words that make a sentence about coordinates and bins. */
+const PROSE_COORD = new Set(
+  `coord coords coordinate coordinates bin bins bbox bboxes box boxes xyxy
+  xywh x y x1 y1 x2 y2 cx cy k normalized normalised normalize normalise
+  normalization normalisation decode decodes decoded decoding encode encodes
+  encoded encoding quantize quantized quantization dequantize pixel pixels px
+  grid raster width height shift offset image extent token tokens`
+    .split(/\s+/),
+);
+
+/** Anywhere in the sentence: the sentence forbids or explains. */
+const STRONG_CUE = new RegExp(
+  String.raw`\b(?:must\s+not|mustn't|shall\s+not|should\s+not|never|` +
+    String.raw`forbid\w*|prohibit\w*|wrong|incorrect\w*|bugs?|buggy|legacy|` +
+    String.raw`deprecat\w*|obsolete|leftovers?|reintroduc\w*|regress\w*|` +
+    String.raw`pitfalls?|mistakes?|mistaken\w*|erroneous\w*|banned|disallow\w*|` +
+    String.raw`reject\w*|flags?|flagged|flagging|detects?|detected|catch(?:es)?|` +
+    String.raw`caught|no\s+longer|used\s+to|why|avoid\w*|don't|do\s+not|` +
+    String.raw`does\s+not|doesn't|instead\s+of|rather\s+than|fix|fixes|fixed|` +
+    String.raw`old|older|previous\w*|formerly|anti-?patterns?|stale|off-by-one)\b`,
+  "i",
+);
+
+/** Near the mention only: negation or history. */
+const WEAK_CUE =
+  /\b(?:not|no|nor|without|was|were|vs|versus|nothing|except|isn't|aren't|wasn't|weren't)\b|≠|!=/i;
+
+/** Section headings under which the old convention is quoted, not stated. */
+export const EXPLAINING_HEADING =
+  /changelog|change\s+log|history|release\s+notes|migrat|pitfall|anti-?pattern|mistake|forbidden|what\s+not\s+to|\bwhy\b|\bnot\b|legacy/i;
+
+const NUM0 = String.raw`1_?000(?:\.0+)?`;
+const NUM = String.raw`${NUM0}(?![\w])`;
+/** `x/1000`, `/ 1000.0`: the lhs is inspected separately. */
+const DIV = new RegExp(String.raw`/\s*${NUM}`, "g");
+/** `* 1000`, `1000 *`, `× 1000`. */
+const MUL = new RegExp(
+  String.raw`[*×]\s*${NUM}|(?<![\w./])${NUM0}\s*[*×](?![*])`,
+  "g",
+);
+/** "divided by 1000", "normalized to 1000", "scaled by `1000`". */
+const VERB = new RegExp(
+  String.raw`\b(?:divid|divis|normali[sz]|rescal|scal|multipl|quantiz)\w*\s+` +
+    String.raw`(?:(?:by|to|with|over|into|in)\s+)?(?:a\s+factor\s+of\s+)?` +
+    String.raw`\x60?${NUM}\x60?`,
+  "gi",
+);
+/** "in 1000ths of the image", "thousandths". */
+const THS = /\b(?:1_?000ths|thousandths)\b/gi;
+/** "quantized to 1000 bins" counts bins: the number is followed by a noun. */
+const COUNT_NOUN =
+  /^\s*(?:bins?|tokens?|samples?|steps?|classes|values|levels|ids|entries|items|images|pixels|px|records|objects|boxes)\b/i;
+
+interface Mention {
+  start: number;
+  end: number;
+  form: string;
+  /** Operand text before a `/` (to spot `elapsed/1000`). */
+  lhs: string;
+}
+
+function findMentions(text: string): Mention[] {
+  const out: Mention[] = [];
+  for (const m of text.matchAll(DIV)) {
+    const slash = m.index;
+    const end = slash + m[0].length;
+    if (text[end] === "/" || text[slash - 1] === "/") continue; // a path or `//`
+    const before = text.slice(Math.max(0, slash - 40), slash);
+    const lhsM = /([A-Za-z_][\w.]*|\d+(?:\.\d+)?|\))\s*$/.exec(before);
+    const lhs = lhsM ? lhsM[1] : "";
+    const start = lhsM ? slash - lhsM[0].length : slash;
+    // `runs/step_1000` style paths: a slash-separated token with no operator.
+    const tokStart = text.slice(0, start).search(/[^\s`'"(\[]*$/);
+    const token = text.slice(tokStart, end);
+    if ((token.match(/\//g) ?? []).length > 1 && !/[*+()=-]/.test(token)) {
+      continue;
+    }
+    if (/:\/\//.test(text.slice(tokStart, end))) continue;
+    out.push({ start, end, form: text.slice(start, end), lhs });
+  }
+  for (const m of text.matchAll(MUL)) {
+    out.push({
+      start: m.index,
+      end: m.index + m[0].length,
+      form: m[0],
+      lhs: "",
+    });
+  }
+  for (const re of [VERB, THS]) {
+    for (const m of text.matchAll(re)) {
+      const end = m.index + m[0].length;
+      if (re === VERB && COUNT_NOUN.test(text.slice(end))) continue;
+      out.push({ start: m.index, end, form: m[0], lhs: "" });
+    }
+  }
+  out.sort((a, b) => a.start - b.start);
+  // One finding per spot: overlapping matches (`x/1000*640`) merge.
+  const merged: Mention[] = [];
+  for (const m of out) {
+    const last = merged[merged.length - 1];
+    if (last && m.start < last.end) continue;
+    merged.push(m);
+  }
+  return merged;
+}
+
+let segmenter: Intl.Segmenter | undefined;
+
+/** Sentence spans of a block (ICU sentence rules; lines for code). */
+function sentences(b: ProseBlock): Array<[number, number]> {
+  const spans: Array<[number, number]> = [];
+  if (b.lines) {
+    let at = 0;
+    for (const line of b.text.split("\n")) {
+      spans.push([at, at + line.length]);
+      at += line.length + 1;
+    }
+    return spans;
+  }
+  segmenter ??= new Intl.Segmenter("en", { granularity: "sentence" });
+  for (const s of segmenter.segment(b.text)) {
+    // Table rows and list-like lines in one paragraph are separate claims.
+    let at = s.index;
+    for (const part of s.segment.split(/(?<=\|)|(?<=\n)(?=\s*[-*|])/)) {
+      spans.push([at, at + part.length]);
+      at += part.length;
+    }
+  }
+  return spans;
+}
+
+function wordsBefore(text: string, n: number): string {
+  return text.split(/\s+/).filter(Boolean).slice(-n).join(" ");
+}
+
+function wordsAfter(text: string, n: number): string {
+  return text.split(/\s+/).filter(Boolean).slice(0, n).join(" ");
+}
+
+/** Findings for one prose block. */
+export function analyzeProse(b: ProseBlock): RawFinding[] {
+  if (b.explaining) return [];
+  const mentions = findMentions(b.text);
+  if (mentions.length === 0) return [];
+  const spans = sentences(b);
+  const ctxWords = b.context ? words(b.context) : [];
+  const out: RawFinding[] = [];
+  for (const m of mentions) {
+    const span = spans.find(([s, e]) => m.start >= s && m.start < e) ??
+      [0, b.text.length];
+    const sentence = b.text.slice(span[0], span[1]);
+    if (STRONG_CUE.test(sentence)) continue;
+    const before = wordsBefore(b.text.slice(span[0], m.start), 6);
+    const after = wordsAfter(b.text.slice(m.end, span[1]), 3);
+    if (WEAK_CUE.test(before) || WEAK_CUE.test(after)) continue;
+    if (any(words(m.lhs), TIME)) continue;
+    const sw = words(sentence);
+    const coord = [...sw, ...ctxWords].some((w) => PROSE_COORD.has(w));
+    if (!coord) continue;
+    if (any(sw, TIME) && !words(m.form).some((w) => PROSE_COORD.has(w))) {
+      continue;
+    }
+    const form = m.form.replace(/\s+/g, " ").trim();
+    out.push({
+      offset: b.map(m.start),
+      rule: "prose-1000",
+      message: `text states coordinates normalize with 1000: \`${form}\``,
+    });
+  }
+  return out;
+}
+
+/** Offset mapping built from pieces of a block and where each came from. */
+export class OffsetMap {
+  #starts: number[] = [];
+  #files: number[] = [];
+  #len = 0;
+  text = "";
+
+  /** Append `piece`, whose first character sits at `fileOffset`. */
+  push(piece: string, fileOffset: number): void {
+    this.#starts.push(this.#len);
+    this.#files.push(fileOffset);
+    this.text += piece;
+    this.#len += piece.length;
+  }
+
+  map = (i: number): number => {
+    let lo = 0, hi = this.#starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.#starts[mid] <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.#files[lo] + (i - this.#starts[lo]);
+  };
+}

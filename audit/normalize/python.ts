@@ -1,0 +1,420 @@
+/**
+ * Python analyzer: a tree-sitter syntax tree (web-tree-sitter with the
+ * `tree-sitter-python` grammar's wasm, both from npm, loaded on first use)
+ * walked for arithmetic with 1000. Names are resolved through assignments,
+ * default parameters, `for`/comprehension bindings and `self.x` attributes,
+ * so a `scale=1000.0` default that reaches `v / scale` is reported where the
+ * 1000 is written. Comments and docstrings go to the prose judge.
+ */
+import type { Language, Node, Parser } from "web-tree-sitter";
+import {
+  type ArithCandidate,
+  isThousand,
+  judge,
+  type Verdict,
+  verdictsToFindings,
+  type Via,
+} from "./arith.ts";
+import { any, COORD, COUNT, fileHasCoordContext, NORM_NAME, TIME, words } from "./context.ts";
+import { analyzeProse, OffsetMap } from "./prose.ts";
+import type { RawFinding } from "./types.ts";
+
+let parserPromise: Promise<Parser> | undefined;
+
+/** The shared parser; the grammar wasm is read once per process. */
+function pythonParser(): Promise<Parser> {
+  parserPromise ??= (async () => {
+    const ts = await import("web-tree-sitter");
+    await ts.Parser.init();
+    const wasm = new URL(
+      import.meta.resolve("tree-sitter-python/tree-sitter-python.wasm"),
+    );
+    const lang: Language = await ts.Language.load(await Deno.readFile(wasm));
+    const parser = new ts.Parser();
+    parser.setLanguage(lang);
+    return parser;
+  })();
+  return parserPromise;
+}
+
+type DefHow = "default" | "constant" | "loop";
+interface Def {
+  value: Node;
+  how: DefHow;
+}
+
+const SCOPE_TYPES = new Set(["function_definition", "lambda"]);
+const STATEMENT_END = new Set([
+  "expression_statement",
+  "return_statement",
+  "assert_statement",
+  "function_definition",
+  "class_definition",
+  "module",
+  "block",
+]);
+const TEST_CALL =
+  /^(?:assert\w*|\w+\.assert\w*|approx|pytest\.approx|\w*\.?isclose|\w*\.?allclose|\w*\.?testing\.assert\w*)$/;
+
+interface Fold {
+  value: number;
+  /** Offset of the literal the value came from. */
+  literalOffset: number;
+  via?: Via;
+}
+
+class PyAnalysis {
+  /** scope node id (0 = module) -> name -> defs. */
+  defs = new Map<number, Map<string, Def[]>>();
+  candidates: Node[] = [];
+  comments: Node[] = [];
+  docstrings: Node[] = [];
+  keywordArgs: Node[] = [];
+
+  constructor(readonly text: string) {}
+
+  scopeOf(n: Node): number {
+    for (let p = n.parent; p; p = p.parent) {
+      if (SCOPE_TYPES.has(p.type)) return p.id;
+    }
+    return 0;
+  }
+
+  addDef(name: string, scope: number, def: Def): void {
+    // Attributes (`self.scale`) are shared by all methods of the file.
+    const s = name.includes(".") ? 0 : scope;
+    let m = this.defs.get(s);
+    if (!m) this.defs.set(s, m = new Map());
+    const list = m.get(name);
+    if (list) list.push(def);
+    else m.set(name, [def]);
+  }
+
+  lookup(name: string, from: Node): Def[] {
+    if (name.includes(".")) return this.defs.get(0)?.get(name) ?? [];
+    for (let p: Node | null = from; p; p = p.parent) {
+      if (SCOPE_TYPES.has(p.type)) {
+        const found = this.defs.get(p.id)?.get(name);
+        if (found) return found;
+      }
+    }
+    return this.defs.get(0)?.get(name) ?? [];
+  }
+
+  collect(root: Node): void {
+    const stack: Node[] = [root];
+    while (stack.length) {
+      const n = stack.pop()!;
+      switch (n.type) {
+        case "binary_operator": {
+          const op = n.childForFieldName("operator")?.type;
+          if (op === "/" || op === "//" || op === "*") this.candidates.push(n);
+          break;
+        }
+        case "augmented_assignment": {
+          const op = n.childForFieldName("operator")?.type;
+          if (op === "/=" || op === "//=" || op === "*=") {
+            this.candidates.push(n);
+          }
+          break;
+        }
+        case "assignment": {
+          const left = n.childForFieldName("left");
+          const right = n.childForFieldName("right");
+          if (left && right && (left.type === "identifier" || left.type === "attribute")) {
+            this.addDef(left.text, this.scopeOf(n), { value: right, how: "constant" });
+          }
+          break;
+        }
+        case "default_parameter":
+        case "typed_default_parameter": {
+          const name = n.childForFieldName("name");
+          const value = n.childForFieldName("value");
+          // The parameter belongs to the function's own scope.
+          const fn = n.parent?.parent;
+          if (name && value && fn) {
+            this.addDef(name.text, SCOPE_TYPES.has(fn.type) ? fn.id : 0, {
+              value,
+              how: "default",
+            });
+          }
+          break;
+        }
+        case "for_in_clause":
+        case "for_statement": {
+          const left = n.childForFieldName("left");
+          const right = n.childForFieldName("right");
+          if (left && right) {
+            const names = left.type === "identifier"
+              ? [left]
+              : left.namedChildren.filter((c): c is Node => c?.type === "identifier");
+            for (const id of names) {
+              this.addDef(id.text, this.scopeOf(n), { value: right, how: "loop" });
+            }
+          }
+          break;
+        }
+        case "keyword_argument":
+          this.keywordArgs.push(n);
+          break;
+        case "comment":
+          this.comments.push(n);
+          break;
+        case "expression_statement":
+          if (n.namedChildCount === 1 && n.namedChild(0)?.type === "string") {
+            this.docstrings.push(n.namedChild(0)!);
+          }
+          break;
+      }
+      for (let i = n.childCount - 1; i >= 0; i--) {
+        const c = n.child(i);
+        if (c) stack.push(c);
+      }
+    }
+  }
+
+  fold(n: Node | null, depth = 0): Fold | null {
+    if (!n || depth > 6) return null;
+    switch (n.type) {
+      case "integer":
+      case "float": {
+        const v = Number(n.text.replace(/_/g, "").replace(/[jJlL]$/, ""));
+        return Number.isFinite(v) ? { value: v, literalOffset: n.startIndex } : null;
+      }
+      case "parenthesized_expression":
+        return this.fold(n.namedChild(0), depth + 1);
+      case "unary_operator": {
+        const f = this.fold(n.childForFieldName("argument"), depth + 1);
+        const op = n.childForFieldName("operator")?.type;
+        if (!f) return null;
+        return op === "-" ? { ...f, value: -f.value } : op === "+" ? f : null;
+      }
+      case "binary_operator": {
+        const a = this.fold(n.childForFieldName("left"), depth + 1);
+        const b = this.fold(n.childForFieldName("right"), depth + 1);
+        if (!a || !b) return null;
+        const op = n.childForFieldName("operator")?.type;
+        const v = op === "+"
+          ? a.value + b.value
+          : op === "-"
+          ? a.value - b.value
+          : op === "*"
+          ? a.value * b.value
+          : op === "/"
+          ? a.value / b.value
+          : op === "**"
+          ? a.value ** b.value
+          : NaN;
+        return Number.isFinite(v) ? { value: v, literalOffset: a.literalOffset } : null;
+      }
+      case "call": {
+        // float(1000), int(1e3)
+        const fn = n.childForFieldName("function")?.text;
+        const args = n.childForFieldName("arguments");
+        if ((fn === "float" || fn === "int") && args?.namedChildCount === 1) {
+          return this.fold(args.namedChild(0), depth + 1);
+        }
+        return null;
+      }
+      case "identifier":
+      case "attribute": {
+        const defs = this.lookup(n.text, n).filter((d) => d.how !== "loop");
+        if (defs.length === 0) return null;
+        const folds = defs.map((d) => this.fold(d.value, depth + 1));
+        const first = folds[0];
+        if (!first || folds.some((f) => !f || f.value !== first.value)) return null;
+        const how = defs.some((d) => d.how === "default") ? "default" : "constant";
+        return {
+          value: first.value,
+          literalOffset: first.literalOffset,
+          via: first.via ?? { name: n.text, literalOffset: first.literalOffset, how },
+        };
+      }
+    }
+    return null;
+  }
+
+  /** Words of an operand and of what its names were bound to. */
+  operandWords(n: Node): string[] {
+    const out = words(n.text);
+    const stack: Node[] = [n];
+    let budget = 50;
+    while (stack.length && budget-- > 0) {
+      const c = stack.pop()!;
+      if (c.type === "identifier" || c.type === "attribute") {
+        for (const d of this.lookup(c.text, c)) {
+          out.push(...words(d.value.text.slice(0, 200)));
+          // One more hop: `for v in box` where `box = pred["bbox"]`.
+          if (d.value.type === "identifier") {
+            for (const d2 of this.lookup(d.value.text, d.value)) {
+              out.push(...words(d2.value.text.slice(0, 200)));
+            }
+          }
+        }
+        if (c.type === "attribute") continue;
+      }
+      for (const ch of c.namedChildren) if (ch) stack.push(ch);
+    }
+    return out;
+  }
+
+  context(n: Node): { ctx: string[]; inTest: boolean; inIndex: boolean } {
+    const ctx: string[] = [];
+    let inTest = false;
+    let inIndex = false;
+    let child: Node = n;
+    let statementDone = false;
+    for (let p = n.parent; p; child = p, p = p.parent) {
+      if (!statementDone) {
+        switch (p.type) {
+          case "assignment":
+          case "augmented_assignment":
+            ctx.push(...words(p.childForFieldName("left")?.text ?? ""));
+            break;
+          case "keyword_argument":
+            ctx.push(...words(p.childForFieldName("name")?.text ?? ""));
+            break;
+          case "pair":
+            ctx.push(...words(p.childForFieldName("key")?.text ?? ""));
+            break;
+          case "call": {
+            const fn = p.childForFieldName("function")?.text ?? "";
+            ctx.push(...words(fn));
+            if (TEST_CALL.test(fn)) inTest = true;
+            break;
+          }
+          case "subscript":
+            if (p.childForFieldName("value")?.id !== child.id) inIndex = true;
+            break;
+          case "assert_statement":
+            inTest = true;
+            break;
+        }
+        if (STATEMENT_END.has(p.type)) statementDone = true;
+      }
+      if (p.type === "function_definition") {
+        const name = p.childForFieldName("name")?.text ?? "";
+        ctx.push(...words(name));
+        break;
+      }
+    }
+    return { ctx, inTest, inIndex };
+  }
+
+  candidate(n: Node): ArithCandidate | null {
+    const op = n.childForFieldName("operator")?.type ?? "";
+    const kind = op.startsWith("*") ? "mul" : "div";
+    const left = n.childForFieldName("left");
+    const right = n.childForFieldName("right");
+    if (!left || !right) return null;
+    let thousand: Fold | null = null;
+    let operand: Node = left;
+    const fr = this.fold(right);
+    if (isThousand(fr?.value ?? null)) {
+      thousand = fr;
+      operand = left;
+    } else if (kind === "mul") {
+      const fl = this.fold(left);
+      if (isThousand(fl?.value ?? null)) {
+        thousand = fl;
+        operand = right;
+      }
+    }
+    if (!thousand) return null;
+    const { ctx, inTest, inIndex } = this.context(n);
+    if (n.type === "augmented_assignment") ctx.push(...words(left.text));
+    const ov = this.fold(operand);
+    return {
+      kind,
+      offset: n.startIndex,
+      text: n.text.replace(/\s+/g, " "),
+      operandWords: this.operandWords(operand),
+      contextWords: ctx,
+      operandValue: ov ? ov.value : null,
+      inTest,
+      inIndex,
+      via: thousand.via,
+    };
+  }
+
+  /** `scale=1000` defaults, constants and keyword arguments by name. */
+  namedNormalizers(fileCoord: boolean): Verdict[] {
+    const out: Verdict[] = [];
+    const consider = (name: string, value: Node, how: Via["how"]) => {
+      const ws = words(name);
+      if (!any(ws, NORM_NAME) || any(ws, TIME) || any(ws, COUNT)) return;
+      if (!fileCoord && !any(ws, COORD)) return;
+      const f = this.fold(value);
+      if (!f || !isThousand(f.value)) return;
+      out.push({
+        rule: "norm-param-1000",
+        offset: f.literalOffset,
+        message: `1000 as ${
+          how === "default" ? "default parameter" : how
+        } \`${name}\` sets the coordinate normalizer`,
+      });
+    };
+    for (const scope of this.defs.values()) {
+      for (const [name, defs] of scope) {
+        for (const d of defs) if (d.how !== "loop") consider(name, d.value, d.how);
+      }
+    }
+    for (const k of this.keywordArgs) {
+      const name = k.childForFieldName("name");
+      const value = k.childForFieldName("value");
+      if (name && value) consider(name.text, value, "argument");
+    }
+    return out;
+  }
+}
+
+/** Merge comments on consecutive lines into one prose block. */
+function commentBlocks(comments: Node[]): OffsetMap[] {
+  const blocks: OffsetMap[] = [];
+  let cur: OffsetMap | null = null;
+  let lastRow = -2;
+  for (const c of comments) {
+    const row = c.startPosition.row;
+    if (!cur || row !== lastRow + 1) {
+      cur = new OffsetMap();
+      blocks.push(cur);
+    } else {
+      cur.push("\n", c.startIndex);
+    }
+    cur.push(c.text, c.startIndex);
+    lastRow = row;
+  }
+  return blocks;
+}
+
+/** Analyze Python source text. */
+export async function analyzePython(text: string): Promise<RawFinding[]> {
+  const parser = await pythonParser();
+  const tree = parser.parse(text);
+  if (!tree) throw new Error("tree-sitter returned no tree");
+  try {
+    const a = new PyAnalysis(text);
+    a.collect(tree.rootNode);
+    const fileCoord = fileHasCoordContext(text);
+    const verdicts: Verdict[] = [];
+    for (const n of a.candidates) {
+      const c = a.candidate(n);
+      const v = c && judge(c, fileCoord);
+      if (v) verdicts.push(v);
+    }
+    verdicts.push(...a.namedNormalizers(fileCoord));
+    const out = verdictsToFindings(verdicts);
+    for (const b of commentBlocks(a.comments)) {
+      out.push(...analyzeProse({ text: b.text, map: b.map }));
+    }
+    for (const s of a.docstrings) {
+      out.push(...analyzeProse({
+        text: s.text,
+        map: (i) => s.startIndex + i,
+      }));
+    }
+    return out;
+  } finally {
+    tree.delete();
+  }
+}

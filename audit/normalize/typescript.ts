@@ -1,0 +1,466 @@
+/**
+ * TypeScript/JavaScript analyzer: a Babel AST (`@babel/parser`, loaded on
+ * first use, with error recovery) walked for arithmetic with 1000. Names are
+ * resolved through `const`/`let` declarations, default parameters
+ * (including destructured `{ scale = 1000 }`), `for..of` and `.map(v => ..)`
+ * bindings and `this.x` fields. Comments go to the prose judge.
+ */
+import {
+  type ArithCandidate,
+  isThousand,
+  judge,
+  type Verdict,
+  verdictsToFindings,
+  type Via,
+} from "./arith.ts";
+import { any, COORD, COUNT, fileHasCoordContext, NORM_NAME, TIME, words } from "./context.ts";
+import { analyzeProse, OffsetMap } from "./prose.ts";
+import type { RawFinding } from "./types.ts";
+
+// deno-lint-ignore no-explicit-any
+type BNode = any;
+
+type ParseFn = (text: string, opts: Record<string, unknown>) => BNode;
+let parsePromise: Promise<ParseFn> | undefined;
+
+function babelParse(): Promise<ParseFn> {
+  parsePromise ??= import("@babel/parser").then((m) => m.parse as ParseFn);
+  return parsePromise;
+}
+
+type DefHow = "default" | "constant" | "loop";
+interface Def {
+  value: BNode;
+  how: DefHow;
+}
+
+const SCOPES = new Set([
+  "FunctionDeclaration",
+  "FunctionExpression",
+  "ArrowFunctionExpression",
+  "ClassMethod",
+  "ClassPrivateMethod",
+  "ObjectMethod",
+]);
+const SKIP_KEYS = new Set([
+  "loc",
+  "start",
+  "end",
+  "extra",
+  "leadingComments",
+  "trailingComments",
+  "innerComments",
+  "comments",
+  "tokens",
+  "range",
+  "errors",
+]);
+const ITERATORS = new Set(["map", "forEach", "flatMap", "filter", "every", "some", "find"]);
+const TEST_CALLEE =
+  /^(?:assert\w*|expect|equal|strictEqual|deepEqual|deepStrictEqual|notEqual|ok|to\w+|closeTo|approximately)$/;
+const STATEMENT_END = /Statement$|Declaration$|^Program$|^ClassBody$/;
+
+interface Fold {
+  value: number;
+  literalOffset: number;
+  via?: Via;
+}
+
+interface Visit {
+  node: BNode;
+  parents: BNode[];
+}
+
+class TsAnalysis {
+  defs = new Map<BNode, Map<string, Def[]>>();
+  candidates: Visit[] = [];
+  props: Visit[] = [];
+  parentOf = new Map<BNode, BNode>();
+  program: BNode;
+
+  constructor(readonly text: string, ast: BNode) {
+    this.program = ast.program;
+  }
+
+  src(n: BNode): string {
+    return this.text.slice(n.start, n.end);
+  }
+
+  /** `this.scale` and `obj.scale` keep their dotted text as the name. */
+  nameOf(n: BNode): string | null {
+    if (!n) return null;
+    if (n.type === "Identifier") return n.name;
+    if (n.type === "MemberExpression" && !n.computed) {
+      const obj = n.object.type === "ThisExpression" ? "this" : this.nameOf(n.object);
+      return obj && n.property.type === "Identifier" ? `${obj}.${n.property.name}` : null;
+    }
+    return null;
+  }
+
+  scopeOf(parents: BNode[]): BNode {
+    for (let i = parents.length - 1; i >= 0; i--) {
+      if (SCOPES.has(parents[i].type)) return parents[i];
+    }
+    return this.program;
+  }
+
+  addDef(name: string, scope: BNode, def: Def): void {
+    const s = name.includes(".") ? this.program : scope;
+    let m = this.defs.get(s);
+    if (!m) this.defs.set(s, m = new Map());
+    const list = m.get(name);
+    if (list) list.push(def);
+    else m.set(name, [def]);
+  }
+
+  lookup(name: string, node: BNode): Def[] {
+    if (!name.includes(".")) {
+      for (let p = this.parentOf.get(node); p; p = this.parentOf.get(p)) {
+        if (SCOPES.has(p.type)) {
+          const found = this.defs.get(p)?.get(name);
+          if (found) return found;
+        }
+      }
+    }
+    return this.defs.get(this.program)?.get(name) ?? [];
+  }
+
+  /** Bind the names a parameter or pattern declares. */
+  bindPattern(p: BNode, scope: BNode, value: BNode | null, how: DefHow): void {
+    if (!p) return;
+    if (p.type === "Identifier") {
+      if (value) this.addDef(p.name, scope, { value, how });
+    } else if (p.type === "AssignmentPattern") {
+      this.bindPattern(p.left, scope, p.right, "default");
+    } else if (p.type === "ObjectPattern") {
+      for (const prop of p.properties) {
+        if (prop.type === "ObjectProperty") this.bindPattern(prop.value, scope, null, how);
+      }
+    } else if (p.type === "TSParameterProperty") {
+      this.bindPattern(p.parameter, scope, value, how);
+    }
+  }
+
+  collect(): void {
+    const walk = (n: BNode, parents: BNode[]) => {
+      if (parents.length) this.parentOf.set(n, parents[parents.length - 1]);
+      switch (n.type) {
+        case "BinaryExpression":
+          if (n.operator === "/" || n.operator === "*") {
+            this.candidates.push({ node: n, parents: [...parents] });
+          }
+          break;
+        case "AssignmentExpression":
+          if (n.operator === "/=" || n.operator === "*=") {
+            this.candidates.push({ node: n, parents: [...parents] });
+          } else if (n.operator === "=") {
+            const name = this.nameOf(n.left);
+            if (name) this.addDef(name, this.scopeOf(parents), { value: n.right, how: "constant" });
+          }
+          break;
+        case "VariableDeclarator":
+          if (n.init) {
+            if (n.id.type === "Identifier") {
+              this.addDef(n.id.name, this.scopeOf(parents), { value: n.init, how: "constant" });
+            }
+          }
+          break;
+        case "ClassProperty":
+          if (n.value && n.key?.type === "Identifier") {
+            this.addDef(`this.${n.key.name}`, this.program, { value: n.value, how: "constant" });
+          }
+          break;
+        case "ObjectProperty":
+          this.props.push({ node: n, parents: [...parents] });
+          break;
+        case "ForOfStatement": {
+          const decl = n.left.type === "VariableDeclaration" ? n.left.declarations[0]?.id : n.left;
+          if (decl?.type === "Identifier") {
+            this.addDef(decl.name, this.scopeOf(parents), { value: n.right, how: "loop" });
+          }
+          break;
+        }
+        default:
+          if (SCOPES.has(n.type)) {
+            for (const p of n.params ?? []) this.bindPattern(p, n, null, "default");
+            // `box.map((v) => ...)`: v runs over box.
+            const call = parents[parents.length - 1];
+            if (
+              call?.type === "CallExpression" && call.arguments[0] === n &&
+              call.callee.type === "MemberExpression" &&
+              ITERATORS.has(call.callee.property?.name) &&
+              n.params[0]?.type === "Identifier"
+            ) {
+              this.addDef(n.params[0].name, n, { value: call.callee.object, how: "loop" });
+            }
+          }
+      }
+      parents.push(n);
+      for (const key in n) {
+        if (SKIP_KEYS.has(key)) continue;
+        const v = n[key];
+        if (Array.isArray(v)) {
+          for (const c of v) if (c && typeof c.type === "string") walk(c, parents);
+        } else if (v && typeof v === "object" && typeof v.type === "string") {
+          walk(v, parents);
+        }
+      }
+      parents.pop();
+    };
+    walk(this.program, []);
+  }
+
+  fold(n: BNode, depth = 0): Fold | null {
+    if (!n || depth > 6) return null;
+    switch (n.type) {
+      case "NumericLiteral":
+        return { value: n.value, literalOffset: n.start };
+      case "TSAsExpression":
+      case "TSNonNullExpression":
+      case "TSSatisfiesExpression":
+      case "ParenthesizedExpression":
+        return this.fold(n.expression, depth + 1);
+      case "UnaryExpression": {
+        const f = this.fold(n.argument, depth + 1);
+        if (!f) return null;
+        return n.operator === "-" ? { ...f, value: -f.value } : n.operator === "+" ? f : null;
+      }
+      case "BinaryExpression": {
+        const a = this.fold(n.left, depth + 1);
+        const b = this.fold(n.right, depth + 1);
+        if (!a || !b) return null;
+        const v = n.operator === "+"
+          ? a.value + b.value
+          : n.operator === "-"
+          ? a.value - b.value
+          : n.operator === "*"
+          ? a.value * b.value
+          : n.operator === "/"
+          ? a.value / b.value
+          : n.operator === "**"
+          ? a.value ** b.value
+          : NaN;
+        return Number.isFinite(v) ? { value: v, literalOffset: a.literalOffset } : null;
+      }
+      case "CallExpression":
+        // Number(1000)
+        if (n.callee.type === "Identifier" && n.callee.name === "Number" && n.arguments.length === 1) {
+          return this.fold(n.arguments[0], depth + 1);
+        }
+        return null;
+      case "Identifier":
+      case "MemberExpression": {
+        const name = this.nameOf(n);
+        if (!name) return null;
+        const defs = this.lookup(name, n).filter((d) => d.how !== "loop");
+        if (defs.length === 0) return null;
+        const folds = defs.map((d) => this.fold(d.value, depth + 1));
+        const first = folds[0];
+        if (!first || folds.some((f) => !f || f.value !== first.value)) return null;
+        const how = defs.some((d) => d.how === "default") ? "default" : "constant";
+        return {
+          value: first.value,
+          literalOffset: first.literalOffset,
+          via: first.via ?? { name, literalOffset: first.literalOffset, how },
+        };
+      }
+    }
+    return null;
+  }
+
+  operandWords(n: BNode): string[] {
+    const out = words(this.src(n));
+    const stack: BNode[] = [n];
+    let budget = 50;
+    while (stack.length && budget-- > 0) {
+      const c = stack.pop();
+      const name = this.nameOf(c);
+      if (name) {
+        for (const d of this.lookup(name, c)) {
+          out.push(...words(this.src(d.value).slice(0, 200)));
+          const n2 = this.nameOf(d.value);
+          if (n2) {
+            for (const d2 of this.lookup(n2, d.value)) {
+              out.push(...words(this.src(d2.value).slice(0, 200)));
+            }
+          }
+        }
+        if (c.type !== "Identifier") continue;
+      }
+      for (const key of ["left", "right", "argument", "object", "expression", "arguments", "callee"]) {
+        const v = c[key];
+        if (Array.isArray(v)) stack.push(...v.filter(Boolean));
+        else if (v && typeof v.type === "string") stack.push(v);
+      }
+    }
+    return out;
+  }
+
+  context(v: Visit): { ctx: string[]; inTest: boolean; inIndex: boolean } {
+    const ctx: string[] = [];
+    let inTest = false;
+    let inIndex = false;
+    let done = false;
+    let child = v.node;
+    for (let i = v.parents.length - 1; i >= 0; child = v.parents[i], i--) {
+      const p = v.parents[i];
+      if (!done) {
+        switch (p.type) {
+          case "VariableDeclarator":
+            ctx.push(...words(this.src(p.id)));
+            break;
+          case "AssignmentExpression":
+            ctx.push(...words(this.src(p.left)));
+            break;
+          case "ObjectProperty":
+            ctx.push(...words(this.src(p.key)));
+            break;
+          case "CallExpression":
+          case "NewExpression": {
+            const callee = p.callee;
+            const name = callee.type === "MemberExpression"
+              ? callee.property?.name ?? ""
+              : callee.name ?? "";
+            ctx.push(...words(this.src(callee).slice(0, 80)));
+            if (TEST_CALLEE.test(name)) inTest = true;
+            // `expect(decode(k)).toBe(k / 1000)`: the matcher is on a parent.
+            break;
+          }
+          case "MemberExpression":
+            if (p.computed && p.property === child) inIndex = true;
+            if (p.property?.name && TEST_CALLEE.test(p.property.name)) inTest = true;
+            break;
+        }
+        if (STATEMENT_END.test(p.type)) done = true;
+      }
+      if (SCOPES.has(p.type)) {
+        const id = p.id ?? p.key;
+        if (id) ctx.push(...words(this.src(id)));
+        const owner = v.parents[i - 1];
+        if (owner?.type === "VariableDeclarator") ctx.push(...words(this.src(owner.id)));
+        break;
+      }
+    }
+    return { ctx, inTest, inIndex };
+  }
+
+  candidate(v: Visit): ArithCandidate | null {
+    const n = v.node;
+    const kind = n.operator.startsWith("*") ? "mul" : "div";
+    let thousand: Fold | null = null;
+    let operand = n.left;
+    const fr = this.fold(n.right);
+    if (isThousand(fr?.value ?? null)) thousand = fr;
+    else if (kind === "mul") {
+      const fl = this.fold(n.left);
+      if (isThousand(fl?.value ?? null)) {
+        thousand = fl;
+        operand = n.right;
+      }
+    }
+    if (!thousand) return null;
+    const { ctx, inTest, inIndex } = this.context(v);
+    if (n.type === "AssignmentExpression") ctx.push(...words(this.src(n.left)));
+    const ov = this.fold(operand);
+    return {
+      kind,
+      offset: n.start,
+      text: this.src(n).replace(/\s+/g, " "),
+      operandWords: this.operandWords(operand),
+      contextWords: ctx,
+      operandValue: ov ? ov.value : null,
+      inTest,
+      inIndex,
+      via: thousand.via,
+    };
+  }
+
+  namedNormalizers(fileCoord: boolean): Verdict[] {
+    const out: Verdict[] = [];
+    const consider = (name: string, value: BNode, how: Via["how"]) => {
+      const ws = words(name);
+      if (!any(ws, NORM_NAME) || any(ws, TIME) || any(ws, COUNT)) return;
+      if (!fileCoord && !any(ws, COORD)) return;
+      const f = this.fold(value);
+      if (!f || !isThousand(f.value)) return;
+      out.push({
+        rule: "norm-param-1000",
+        offset: f.literalOffset,
+        message: `1000 as ${
+          how === "default" ? "default parameter" : how
+        } \`${name}\` sets the coordinate normalizer`,
+      });
+    };
+    for (const scope of this.defs.values()) {
+      for (const [name, defs] of scope) {
+        for (const d of defs) if (d.how !== "loop") consider(name, d.value, d.how);
+      }
+    }
+    for (const { node } of this.props) {
+      const key = node.key?.type === "Identifier" ? node.key.name : node.key?.value;
+      // `{ scale = 1000 }` patterns were bound as defaults already.
+      if (typeof key === "string" && node.value?.type !== "AssignmentPattern") {
+        consider(key, node.value, "argument");
+      }
+    }
+    return out;
+  }
+}
+
+function commentBlocks(text: string, comments: BNode[]): OffsetMap[] {
+  const blocks: OffsetMap[] = [];
+  let cur: OffsetMap | null = null;
+  let lastLine = -2;
+  for (const c of comments) {
+    const line = c.loc.start.line;
+    if (!cur || c.type !== "CommentLine" || line !== lastLine + 1) {
+      cur = new OffsetMap();
+      blocks.push(cur);
+    } else {
+      cur.push("\n", c.start);
+    }
+    cur.push(text.slice(c.start, c.end), c.start);
+    lastLine = c.loc.end.line;
+  }
+  return blocks;
+}
+
+/** Babel plugins by file extension. */
+function pluginsFor(ext: string): string[] {
+  if (ext === "tsx") return ["typescript", "jsx"];
+  if (ext === "ts" || ext === "mts" || ext === "cts") return ["typescript"];
+  return ["jsx"];
+}
+
+/** Analyze TypeScript or JavaScript source text; `ext` picks the syntax. */
+export async function analyzeTypeScript(text: string, ext = "ts"): Promise<RawFinding[]> {
+  const parse = await babelParse();
+  const opts = {
+    sourceType: "module",
+    plugins: pluginsFor(ext),
+    errorRecovery: true,
+    allowReturnOutsideFunction: true,
+    allowAwaitOutsideFunction: true,
+  };
+  let ast: BNode;
+  try {
+    ast = parse(text, opts);
+  } catch {
+    ast = parse(text, { ...opts, sourceType: "script" });
+  }
+  const a = new TsAnalysis(text, ast);
+  a.collect();
+  const fileCoord = fileHasCoordContext(text);
+  const verdicts: Verdict[] = [];
+  for (const v of a.candidates) {
+    const c = a.candidate(v);
+    const verdict = c && judge(c, fileCoord);
+    if (verdict) verdicts.push(verdict);
+  }
+  verdicts.push(...a.namedNormalizers(fileCoord));
+  const out = verdictsToFindings(verdicts);
+  for (const b of commentBlocks(text, ast.comments ?? [])) {
+    out.push(...analyzeProse({ text: b.text, map: b.map }));
+  }
+  return out;
+}

@@ -1,0 +1,105 @@
+/**
+ * The official OpenSpec CLI (npm `@fission-ai/openspec@1.13.2`) for
+ * differential tests and the benchmark.
+ *
+ * Installed once with npm into a cache folder and then run with `node`
+ * directly: `npx -y` costs ~1.7 s per call even when warm, `node bin` ~0.7 s.
+ * The install goes to a temporary folder that is renamed into place, so
+ * concurrent runs never see a half-installed package.
+ */
+
+export const OFFICIAL_VERSION = "1.13.2";
+
+function cacheDir(): string {
+  const explicit = Deno.env.get("STAGE2_OPENSPEC_CACHE");
+  if (explicit) return explicit;
+  const base = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
+  return `${base}/stage2/openspec-${OFFICIAL_VERSION}`;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let binPromise: Promise<string> | undefined;
+
+/** Path of the official CLI entry script, installing it on first use. */
+export function officialBin(): Promise<string> {
+  binPromise ??= install();
+  return binPromise;
+}
+
+async function install(): Promise<string> {
+  const dir = cacheDir();
+  const bin = `${dir}/node_modules/@fission-ai/openspec/bin/openspec.js`;
+  if (exists(bin)) return bin;
+  const parent = dir.replace(/\/[^/]*$/, "");
+  await Deno.mkdir(parent, { recursive: true });
+  const tmp = await Deno.makeTempDir({ dir: parent, prefix: ".openspec-install-" });
+  const npm = new Deno.Command("npm", {
+    args: ["install", "--prefix", tmp, "--no-audit", "--no-fund", "--loglevel=error", `@fission-ai/openspec@${OFFICIAL_VERSION}`],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  let res: Deno.CommandOutput;
+  try {
+    res = await npm.output();
+  } catch (e) {
+    throw new Error(`cannot run npm to install @fission-ai/openspec@${OFFICIAL_VERSION}: ${(e as Error).message}`);
+  }
+  if (!res.success) {
+    throw new Error(`npm install @fission-ai/openspec@${OFFICIAL_VERSION} failed: ${new TextDecoder().decode(res.stderr).trim()}`);
+  }
+  try {
+    await Deno.rename(tmp, dir);
+  } catch {
+    // Another run installed it first; ours is redundant.
+    await Deno.remove(tmp, { recursive: true });
+  }
+  return bin;
+}
+
+export interface OfficialRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Parsed stdout when it is JSON. */
+  json?: unknown;
+}
+
+let isolated: string | undefined;
+
+/** Run `openspec <args>` in `cwd` with telemetry off and no user config. */
+export async function runOfficial(args: string[], cwd: string): Promise<OfficialRun> {
+  const bin = await officialBin();
+  // Empty config/data homes: a developer's global OpenSpec config or store
+  // registry must not change the verdicts under test.
+  isolated ??= await Deno.makeTempDir({ prefix: "openspec-home-" });
+  const res = await new Deno.Command("node", {
+    args: [bin, ...args],
+    cwd,
+    env: {
+      OPENSPEC_TELEMETRY: "0",
+      DO_NOT_TRACK: "1",
+      NO_COLOR: "1",
+      CI: "1",
+      XDG_CONFIG_HOME: `${isolated}/config`,
+      XDG_DATA_HOME: `${isolated}/data`,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(res.stdout);
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code: res.code, stdout, stderr: new TextDecoder().decode(res.stderr), json };
+}

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { main } from "../../../cli/main.ts";
+import type { ForwardRecord } from "../../../trainer/trace/schema.ts";
+import { buildCleanTrace, find, isForward, toText } from "./synthetic.ts";
+
+/** Runs `stage2 ...args`, capturing stdout/stderr lines and the exit code. */
+async function run(args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = console.log;
+  const error = console.error;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await main(args);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+    Deno.exitCode = 0;
+  }
+}
+
+async function runDir(text: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "stage2-audit-" });
+  await Deno.writeTextFile(`${dir}/trace.jsonl`, text);
+  return dir;
+}
+
+Deno.test("cli audit: clean run -> PASS lines, exit 0", async () => {
+  const dir = await runDir(toText(buildCleanTrace()));
+  const r = await run(["audit", "--run", dir]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^PASS cache-off +\d+ checked$/m);
+  assert.doesNotMatch(r.out, /FAIL/);
+  assert.match(r.out, /all \d+ invariants hold$/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("cli audit: violations -> FAIL line, trace.jsonl:LINE entries, exit 1", async () => {
+  const recs = buildCleanTrace();
+  const i = find(recs, (r) => isForward(r, { channel: "A", pass: 1 }));
+  (recs[i] as ForwardRecord).useCache = true;
+  const dir = await runDir(toText(recs));
+  const r = await run(["audit", "--run", dir]);
+  assert.equal(r.code, 1);
+  assert.match(r.out, /^FAIL cache-off +1 of \d+ violate$/m);
+  assert.match(
+    r.out,
+    new RegExp(`^trace\\.jsonl:${i + 1} cache-off: .*useCache is true`, "m"),
+  );
+  const j = await run(["audit", "--run", dir, "--json"]);
+  assert.equal(j.code, 1);
+  const report = JSON.parse(j.out);
+  assert.equal(report.ok, false);
+  assert.deepEqual(report.violations.map((v: { line: number }) => v.line), [
+    i + 1,
+  ]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("cli audit: --json on a clean run is machine-readable", async () => {
+  const dir = await runDir(toText(buildCleanTrace({ steps: 2 })));
+  const r = await run(["audit", "--run", dir, "--json"]);
+  assert.equal(r.code, 0);
+  const report = JSON.parse(r.out);
+  assert.equal(report.ok, true);
+  assert.equal(report.records.steps, 2);
+  assert.ok(
+    report.invariants.every((i: { violations: number }) => i.violations === 0),
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("cli audit: missing run, missing trace, malformed trace -> exit 2, one line", async () => {
+  const missing = await run(["audit", "--run", "/nonexistent/run-dir"]);
+  assert.equal(missing.code, 2);
+  assert.match(
+    missing.err,
+    /^stage2: cannot read run \/nonexistent\/run-dir: no such folder$/,
+  );
+  const empty = await Deno.makeTempDir();
+  const noTrace = await run(["audit", "--run", empty]);
+  assert.equal(noTrace.code, 2);
+  assert.match(noTrace.err, /trace\.jsonl does not exist.*training\.trace/);
+  await Deno.remove(empty);
+  const dir = await runDir(
+    '{"kind":"run","version":1,"level":"full","variant":"sft"}\n{oops\n',
+  );
+  const bad = await run(["audit", "--run", dir]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /trace\.jsonl:2: not valid JSON/);
+  assert.equal(bad.err.split("\n").length, 1);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("cli audit: --run is required", async () => {
+  const r = await run(["audit"]);
+  assert.equal(r.code, 2);
+});
+
+Deno.test("cli audit: committed fixtures (summary-level clean, broken)", async () => {
+  const base = new URL("../../fixtures/audit/", import.meta.url).pathname;
+  const clean = await run(["audit", "--run", `${base}clean_summary`]);
+  assert.equal(clean.code, 0, clean.out);
+  const broken = await run(["audit", "--run", `${base}broken_summary`]);
+  assert.equal(broken.code, 1);
+  assert.match(broken.out, /^FAIL attention-segments/m);
+  assert.match(broken.out, /^FAIL placeholder-invariance/m);
+});

@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { parseTrace, TraceFormatError } from "../../../audit/trace/parse.ts";
+import { buildCleanTrace, toText } from "./synthetic.ts";
+
+function lines(): string[] {
+  return toText(buildCleanTrace({ steps: 2 })).split("\n");
+}
+
+Deno.test("parse: a clean trace parses with 1-based line numbers", () => {
+  const parsed = parseTrace(lines().join("\n"));
+  assert.equal(parsed[0].line, 1);
+  assert.equal(parsed[0].rec.kind, "run");
+  assert.equal(parsed.at(-1)!.line, parsed.length);
+});
+
+Deno.test("parse: invalid JSON names the line", () => {
+  const l = lines();
+  l[3] = l[3].slice(0, 20);
+  assert.throws(
+    () => parseTrace(l.join("\n"), "runs/x/trace.jsonl"),
+    (e: unknown) =>
+      e instanceof TraceFormatError &&
+      /^runs\/x\/trace\.jsonl:4: not valid JSON/.test(e.message),
+  );
+});
+
+Deno.test("parse: a torn final line says the run was killed mid-write", () => {
+  const text = lines().join("\n").replace(/\n$/, "").slice(0, -10);
+  assert.throws(
+    () => parseTrace(text),
+    /no newline, so the run was probably killed mid-write/,
+  );
+});
+
+Deno.test("parse: a missing field names line, record kind and field", () => {
+  const l = lines();
+  const rec = JSON.parse(l[2]);
+  delete rec.useCache;
+  l[2] = JSON.stringify(rec);
+  assert.throws(
+    () => parseTrace(l.join("\n")),
+    /^Error: trace\.jsonl:3: malformed trace record \("forward" record\): field useCache:/,
+  );
+});
+
+Deno.test("parse: a misspelled (unknown) field is rejected, not ignored", () => {
+  const l = lines();
+  const rec = JSON.parse(l[2]);
+  rec.use_cache = false;
+  l[2] = JSON.stringify(rec);
+  assert.throws(() => parseTrace(l.join("\n")), /trace\.jsonl:3: .*use_cache/);
+});
+
+Deno.test("parse: wrong value types and unknown kinds are rejected", () => {
+  const l = lines();
+  const rec = JSON.parse(l[2]);
+  rec.positionIdsRows = 5;
+  l[2] = JSON.stringify(rec);
+  assert.throws(() => parseTrace(l.join("\n")), /:3: .*positionIdsRows/);
+  const l2 = lines();
+  l2[1] = JSON.stringify({ kind: "mystery" });
+  assert.throws(() => parseTrace(l2.join("\n")), /:2: malformed/);
+});
+
+Deno.test("parse: header must come first and only once; empty is an error", () => {
+  const l = lines();
+  assert.throws(
+    () => parseTrace(l.slice(1).join("\n")),
+    /first record must be the "run" header/,
+  );
+  assert.throws(
+    () => parseTrace([l[0], ...l].join("\n")),
+    /:2: a second "run" header/,
+  );
+  assert.throws(() => parseTrace("\n\n"), /empty trace/);
+});

@@ -1,0 +1,320 @@
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import {
+  ConfigError,
+  configHash,
+  DEFAULTS,
+  loadConfig,
+  loadConfigDetailed,
+  resolveConfigObject,
+  stage2Schema,
+  writeResolvedConfig,
+} from "../../../trainer/config/mod.ts";
+
+const FIX = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "../../fixtures/config",
+);
+const fx = (name: string) => join(FIX, name);
+
+async function configError(p: Promise<unknown>): Promise<ConfigError> {
+  const e = await p.then(() => undefined, (e) => e);
+  assert.ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
+  assert.ok(!e.message.includes("\n"), `one-line message: ${e.message}`);
+  return e;
+}
+
+Deno.test("defaults validate against the strict schema and an empty config is the defaults", async () => {
+  assert.ok(stage2Schema.safeParse(DEFAULTS).success);
+  const cfg = await resolveConfigObject({}, "mem.yaml");
+  assert.equal(cfg.training.seed, 17);
+  assert.equal(cfg.training.micro_batch_size, 2);
+  assert.equal(cfg.training.gradient_accumulation_steps, 2);
+  assert.equal(cfg.training.packing.max_length, 2048);
+  assert.equal(cfg.custom.trainer_variant, "sft");
+  assert.equal(cfg.data.synth.image_size % 32, 0);
+});
+
+Deno.test("extends chains deep-merge; lists replace; paths resolve against the declaring file", async () => {
+  const { config: c, files } = await loadConfigDetailed(
+    fx("sub/grandchild.yaml"),
+  );
+  assert.deepEqual(files, [
+    fx("base.yaml"),
+    fx("child.yaml"),
+    fx("sub/grandchild.yaml"),
+  ]);
+  assert.equal(c.training.max_steps, 40); // child over base
+  assert.equal(c.training.learning_rate, 0.0005); // from base
+  assert.equal(c.training.packing.max_length, 512); // base, sibling of a child key
+  assert.equal(c.training.packing.enabled, false); // child
+  assert.equal(c.custom.extra.stage2_ab.n_softctx_iter, 3);
+  assert.deepEqual(c.custom.extra.stage2_ab.schedule.pattern, ["B"]); // replaced, not merged
+  assert.equal(c.model.tokenizer, fx("tok/tokenizer.json"));
+  assert.equal(c.data.train_jsonl, fx("data/train.jsonl"));
+  assert.equal(c.data.val_jsonl, fx("sub/val.jsonl"));
+  assert.equal(c.training.seed, DEFAULTS.training.seed);
+});
+
+Deno.test("extends cycles are reported with the chain, not followed forever", async () => {
+  const e = await configError(loadConfig(fx("cycle_a.yaml")));
+  assert.match(
+    e.message,
+    /^extends cycle: .*cycle_a\.yaml -> .*cycle_b\.yaml -> .*cycle_a\.yaml$/,
+  );
+  const s = await configError(loadConfig(fx("self_cycle.yaml")));
+  assert.match(
+    s.message,
+    /^extends cycle: .*self_cycle\.yaml -> .*self_cycle\.yaml$/,
+  );
+});
+
+Deno.test("out-of-range values name the dotted key, the rule and file:line", async () => {
+  const e = await configError(loadConfig(fx("bad_softctx.yaml")));
+  assert.match(
+    e.message,
+    /^custom\.extra\.stage2_ab\.n_softctx_iter must be an integer >= 1, got 0 \(.*bad_softctx\.yaml:5\)$/,
+  );
+  const p = await configError(loadConfig(fx("bad_pattern.yaml")));
+  assert.match(
+    p.message,
+    /^custom\.extra\.stage2_ab\.schedule\.pattern must be a non-empty list whose entries are "A" or "B", got \["A","C"\] \(.*bad_pattern\.yaml:7\)$/,
+  );
+  const em = await configError(loadConfig(fx("empty_pattern.yaml")));
+  assert.match(
+    em.message,
+    /schedule\.pattern must be a non-empty list .* got \[\] \(.*empty_pattern\.yaml:5\)/,
+  );
+});
+
+Deno.test("every problem is collected; wrong types and enums say what is allowed", async () => {
+  const e = await configError(loadConfig(fx("bad_types.yaml")));
+  assert.match(e.message, /\(and 1 more problem\)$/);
+  assert.equal(e.problems.length, 2);
+  assert.match(
+    e.problems[0],
+    /^training\.lr_scheduler must be one of "cosine", "linear", "constant", got "step" \(.*bad_types\.yaml:2\)$/,
+  );
+  assert.match(
+    e.problems[1],
+    /^training\.micro_batch_size must be an integer >= 1, got 1\.5 \(.*bad_types\.yaml:3\)$/,
+  );
+  // cross-key rules run once the keys themselves are valid
+  const x = await configError(
+    loadConfig(fx("bad_types.yaml"), [
+      "training.lr_scheduler=linear",
+      "training.micro_batch_size=1",
+    ]),
+  );
+  assert.match(
+    x.message,
+    /^data\.min_pixels must be <= data\.max_pixels \(4000\), got 5000 \(.*bad_types\.yaml:5\)$/,
+  );
+});
+
+Deno.test("unknown keys name the path, file:line, a suggestion and the allowed keys", async () => {
+  const e = await configError(loadConfig(fx("unknown_key.yaml")));
+  assert.match(
+    e.message,
+    /^unknown key training\.lerning_rate \(.*unknown_key\.yaml:3\) \(did you mean learning_rate\?\); allowed keys under training: output_dir, seed, max_steps, .*learning_rate/,
+  );
+  const top = await configError(
+    resolveConfigObject({ trainer: {} }, "mem.yaml"),
+  );
+  assert.match(
+    top.message,
+    /^unknown key trainer \(mem\.yaml\); allowed keys: model, data, training, custom$/,
+  );
+});
+
+Deno.test("YAML syntax errors and missing files point at the file", async () => {
+  const e = await configError(loadConfig(fx("syntax.yaml")));
+  assert.match(e.message, /syntax\.yaml:[34]: YAML syntax error: /);
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string, RegExp][] = [
+      [
+        "a: 1\ntraining: {}\ntraining: {}\n",
+        /dup\.yaml:3: YAML syntax error: Map keys must be unique/,
+      ],
+      [
+        "training: {}\n---\nmodel: {}\n",
+        /dup\.yaml:\d: YAML syntax error: a config file must hold a single YAML document/,
+      ],
+      ["training: *nope\n", /dup\.yaml: YAML error: .*alias/i],
+      [
+        "- 1\n- 2\n",
+        /dup\.yaml:1: a config file must be a YAML mapping of keys, got \[1,2\]/,
+      ],
+    ];
+    for (const [text, want] of cases) {
+      await Deno.writeTextFile(join(dir, "dup.yaml"), text);
+      assert.match(
+        (await configError(loadConfig(join(dir, "dup.yaml")))).message,
+        want,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const m = await configError(loadConfig(fx("missing_parent.yaml")));
+  assert.match(
+    m.message,
+    /^cannot read config .*does_not_exist\.yaml: file not found \(extended from .*missing_parent\.yaml:1\)$/,
+  );
+});
+
+Deno.test("--set overrides parse YAML scalars, win over files and reject unknown keys", async () => {
+  const c = await loadConfig(fx("child.yaml"), [
+    "training.max_steps=7",
+    "custom.extra.stage2_ab.schedule.pattern=[B, A]",
+    "training.packing.enabled=true",
+    "training.threads=null",
+    "model.tokenizer=rel/tok.json",
+  ]);
+  assert.equal(c.training.max_steps, 7);
+  assert.deepEqual(c.custom.extra.stage2_ab.schedule.pattern, ["B", "A"]);
+  assert.equal(c.training.packing.enabled, true);
+  assert.equal(c.training.threads, null);
+  // a path typed on the command line is relative to where the user stands
+  assert.equal(
+    c.model.tokenizer,
+    join(Deno.env.get("INIT_CWD") ?? Deno.cwd(), "rel/tok.json"),
+  );
+
+  const u = await configError(
+    loadConfig(fx("child.yaml"), ["training.max_stepz=3"]),
+  );
+  assert.match(
+    u.message,
+    /^unknown key training\.max_stepz \(--set training\.max_stepz=3\) \(did you mean max_steps\?\)/,
+  );
+  const deep = await configError(
+    loadConfig(fx("child.yaml"), ["training.seed.x=3"]),
+  );
+  assert.match(deep.message, /^unknown key training\.seed\.x /);
+  const bad = await configError(
+    loadConfig(fx("child.yaml"), [
+      "custom.extra.stage2_ab.n_softctx_iter=zero",
+    ]),
+  );
+  assert.match(
+    bad.message,
+    /n_softctx_iter must be an integer >= 1, got "zero" \(--set custom\.extra\.stage2_ab\.n_softctx_iter=zero\)$/,
+  );
+  const noEq = await configError(
+    loadConfig(fx("child.yaml"), ["training.seed"]),
+  );
+  assert.match(noEq.message, /expected KEY=VALUE/);
+});
+
+Deno.test("settings that do nothing for the chosen variant are warned about", async () => {
+  const { warnings } = await loadConfigDetailed(fx("sft_with_ab.yaml"));
+  assert.equal(warnings.length, 1);
+  assert.match(
+    warnings[0],
+    /custom\.extra\.stage2_ab has no effect with custom\.trainer_variant "sft" \(.*sft_with_ab\.yaml:4\)/,
+  );
+  const none = await loadConfigDetailed(fx("base.yaml"));
+  assert.deepEqual(none.warnings, []);
+});
+
+Deno.test("an empty group keeps the defaults; warm_start_config resolves next to its YAML", async () => {
+  const c = await loadConfig(fx("empty_group.yaml"));
+  assert.deepEqual(c.training.packing, DEFAULTS.training.packing);
+  assert.equal(c.model.warm_start_config, fx("stage1.yaml"));
+});
+
+Deno.test("warmup longer than the run is a warning only when the user set it", async () => {
+  const w = await loadConfigDetailed(fx("base.yaml"), [
+    "training.warmup_steps=30",
+  ]);
+  assert.deepEqual(w.warnings.length, 1);
+  assert.match(
+    w.warnings[0],
+    /^training\.warmup_steps \(30\) exceeds training\.max_steps \(20\).*\(--set training\.warmup_steps=30\)$/,
+  );
+  const quick = await loadConfigDetailed(fx("base.yaml"), [
+    "training.max_steps=3",
+  ]);
+  assert.deepEqual(quick.warnings, []);
+  assert.equal(
+    quick.config.training.warmup_steps,
+    DEFAULTS.training.warmup_steps,
+  );
+});
+
+Deno.test("cross-key rules: sampling needs a temperature, the buffer needs B, m_steps >= 1", async () => {
+  const s = await configError(resolveConfigObject({
+    custom: {
+      trainer_variant: "stage2_ab_training",
+      extra: { rollout_matching: { decode_mode: "sample", temperature: 0 } },
+    },
+  }, "m.yaml"));
+  assert.match(
+    s.message,
+    /rollout_matching\.temperature must be > 0 when decode_mode is "sample"/,
+  );
+  const b = await configError(resolveConfigObject({
+    custom: {
+      trainer_variant: "stage2_ab_training",
+      extra: {
+        stage2_ab: { schedule: { pattern: ["A"] } },
+        rollout_matching: { rollout_buffer: { enabled: true, m_steps: 2 } },
+      },
+    },
+  }, "m.yaml"));
+  assert.match(b.message, /rollout_buffer\.enabled needs at least one "B"/);
+  const m = await configError(
+    resolveConfigObject({
+      custom: {
+        extra: { rollout_matching: { rollout_buffer: { m_steps: 0 } } },
+      },
+    }, "m.yaml"),
+  );
+  assert.match(
+    m.message,
+    /rollout_buffer\.m_steps must be an integer >= 1, got 0/,
+  );
+});
+
+Deno.test("configHash is stable, key-order independent and ignores output location", async () => {
+  const a = await resolveConfigObject(
+    { training: { max_steps: 3, seed: 1 } },
+    "a.yaml",
+  );
+  const b = await resolveConfigObject({
+    training: { seed: 1, max_steps: 3, output_dir: "elsewhere", threads: 1 },
+  }, "b.yaml");
+  const c = await resolveConfigObject(
+    { training: { max_steps: 4, seed: 1 } },
+    "a.yaml",
+  );
+  assert.match(configHash(a), /^[0-9a-f]{64}$/);
+  assert.equal(configHash(a), configHash(b));
+  assert.notEqual(configHash(a), configHash(c));
+});
+
+Deno.test("writeResolvedConfig writes YAML that reloads to the same config", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cfg = await loadConfig(fx("sub/grandchild.yaml"), [
+      "training.max_steps=9",
+    ]);
+    const path = await writeResolvedConfig(join(dir, "run"), cfg);
+    assert.equal(path, join(dir, "run/config.yaml"));
+    const text = await Deno.readTextFile(path);
+    assert.deepEqual(parse(text), cfg);
+    assert.ok(text.includes(configHash(cfg)));
+    const again = await loadConfig(path);
+    assert.deepEqual(again, cfg);
+    assert.deepEqual(
+      [...Deno.readDirSync(join(dir, "run"))].map((e) => e.name),
+      ["config.yaml"],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

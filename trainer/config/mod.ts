@@ -1,0 +1,75 @@
+/** Config system: load/validate YAML configs, hash and persist the result. */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { writeFileAtomic } from "../data/atomic.ts";
+import type { Stage2Config } from "./schema.ts";
+
+export { DEFAULTS } from "./defaults.ts";
+export {
+  type ResolvedConfig,
+  type Stage2Config,
+  stage2Schema,
+} from "./schema.ts";
+export {
+  ConfigError,
+  displayPath,
+  loadConfig,
+  loadConfigDetailed,
+  type LoadedConfig,
+  resolveConfigObject,
+  userCwd,
+} from "./load.ts";
+
+/**
+ * Keys that do not change what a run computes, left out of `configHash` so a
+ * warm-start run is reused whatever folder, thread count, trace level or
+ * resume setting it was started with.
+ */
+export const HASH_EXCLUDED_KEYS = [
+  "training.output_dir",
+  "training.resume",
+  "training.threads",
+  "training.trace",
+];
+
+/** JSON with object keys sorted at every level (arrays keep their order). */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${
+      Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) =>
+        `${JSON.stringify(k)}:${canonicalJson(o[k])}`
+      ).join(",")
+    }}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** Stable sha256 (hex) of the config's canonical JSON, minus `HASH_EXCLUDED_KEYS`. */
+export function configHash(cfg: Stage2Config): string {
+  const c = structuredClone(cfg) as unknown as Record<
+    string,
+    Record<string, unknown>
+  >;
+  for (const k of HASH_EXCLUDED_KEYS) {
+    const [group, key] = k.split(".");
+    if (c[group]) delete c[group][key];
+  }
+  return createHash("sha256").update(canonicalJson(c)).digest("hex");
+}
+
+/** Write `<runDir>/config.yaml` (atomic); returns its path. */
+export async function writeResolvedConfig(
+  runDir: string,
+  cfg: Stage2Config,
+): Promise<string> {
+  const path = join(runDir, "config.yaml");
+  const header =
+    `# Resolved stage2 config (defaults + extends + overrides); hash ${
+      configHash(cfg)
+    }\n`;
+  await writeFileAtomic(path, header + stringify(cfg, { lineWidth: 0 }));
+  return path;
+}

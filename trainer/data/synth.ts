@@ -1,0 +1,325 @@
+/**
+ * Seeded synthetic detection data: coloured shapes ("red circle", "blue
+ * triangle", ...) on flat or gradient backgrounds with optional noise, 1..N
+ * objects per image, varied sizes and partial overlaps. Boxes are the
+ * inclusive pixel extent of each shape's full mask (occlusion by a later
+ * shape does not shrink the box, as in usual detection labels).
+ *
+ * Everything is a pure function of the seed: same seed -> same bytes.
+ */
+import { join } from "node:path";
+import type { Xyxy } from "../coord/pixels.ts";
+import { writeFileAtomic } from "./atomic.ts";
+import { validateRecord } from "./jsonl.ts";
+import { encodePngRgb, type RgbImage } from "./png.ts";
+import type { DetectionRecord } from "./types.ts";
+
+/**
+ * mulberry32: a tiny 32-bit PRNG. Hand-written (6 lines) rather than an npm
+ * dependency because dataset bytes must never change with a library update,
+ * and the algorithm is fully specified here. Returns floats in [0, 1).
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const SHAPES = [
+  "circle",
+  "square",
+  "triangle",
+  "diamond",
+  "ring",
+  "cross",
+] as const;
+export type Shape = typeof SHAPES[number];
+
+/** Saturated object colours; backgrounds stay in a muted mid range. */
+export const COLORS: Readonly<
+  Record<string, readonly [number, number, number]>
+> = {
+  red: [220, 40, 40],
+  green: [40, 170, 60],
+  blue: [40, 80, 220],
+  yellow: [235, 210, 40],
+  purple: [150, 60, 190],
+  orange: [240, 140, 30],
+  cyan: [40, 200, 215],
+  white: [250, 250, 250],
+  black: [15, 15, 15],
+};
+const COLOR_NAMES = Object.keys(COLORS);
+
+export interface SynthOptions {
+  /** Square image side in pixels; a multiple of 32 keeps Qwen3-VL resizing the identity. */
+  imageSize: number;
+  /** Objects per image are drawn uniformly from 1..maxObjects. */
+  maxObjects: number;
+  /** Add per-pixel background noise to about a third of the images. */
+  noise: boolean;
+}
+
+export const SYNTH_DEFAULTS: Readonly<SynthOptions> = {
+  imageSize: 64,
+  maxObjects: 6,
+  noise: true,
+};
+
+/** One synthetic image with its objects in pixel coordinates (inclusive). */
+export interface SynthSample {
+  image: RgbImage;
+  objects: { desc: string; shape: Shape; color: string; bbox: Xyxy }[];
+}
+
+/** One in-memory item: a validated record (bins) plus its decoded image. */
+export interface SynthItem {
+  record: DetectionRecord;
+  image: RgbImage;
+  /** Pixel boxes, parallel to `record.objects`. */
+  pixelBoxes: Xyxy[];
+}
+
+function inside(shape: Shape, dx: number, dy: number, r: number): boolean {
+  const ax = Math.abs(dx), ay = Math.abs(dy);
+  switch (shape) {
+    case "circle":
+      return dx * dx + dy * dy <= r * r;
+    case "square":
+      return ax <= r && ay <= r;
+    case "triangle": {
+      // apex up: half-width grows linearly from 0 at the top to r at the bottom
+      if (dy < -r || dy > r) return false;
+      return ax <= (r * (dy + r)) / (2 * r);
+    }
+    case "diamond":
+      return ax + ay <= r;
+    case "ring": {
+      const d2 = dx * dx + dy * dy;
+      return d2 <= r * r && d2 >= (0.55 * r) ** 2;
+    }
+    case "cross":
+      return (ax <= 0.35 * r && ay <= r) || (ay <= 0.35 * r && ax <= r);
+  }
+}
+
+function randInt(rng: () => number, lo: number, hi: number): number {
+  return lo + Math.floor(rng() * (hi - lo + 1));
+}
+
+function background(
+  rng: () => number,
+  size: number,
+  noise: boolean,
+): Uint8Array {
+  const rgb = new Uint8Array(size * size * 3);
+  const c0 = [0, 1, 2].map(() => randInt(rng, 90, 170));
+  const gradient = rng() < 0.5;
+  const c1 = gradient ? [0, 1, 2].map(() => randInt(rng, 90, 170)) : c0;
+  const horizontal = rng() < 0.5;
+  const amp = noise && rng() < 1 / 3 ? 12 : 0;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const t = (horizontal ? x : y) / Math.max(1, size - 1);
+      for (let c = 0; c < 3; c++) {
+        let v = c0[c] + (c1[c] - c0[c]) * t;
+        if (amp > 0) v += (rng() * 2 - 1) * amp;
+        rgb[(y * size + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v)));
+      }
+    }
+  }
+  return rgb;
+}
+
+function overlapTooMuch(a: Xyxy, boxes: Xyxy[]): boolean {
+  const area = (b: Xyxy) => (b[2] - b[0] + 1) * (b[3] - b[1] + 1);
+  for (const b of boxes) {
+    const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]) + 1;
+    const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]) + 1;
+    if (iw <= 0 || ih <= 0) continue;
+    // partial overlap is wanted; near-total occlusion would make bad labels
+    if ((iw * ih) / Math.min(area(a), area(b)) > 0.4) return true;
+  }
+  return false;
+}
+
+/** Draw one sample from `rng`. */
+export function synthSample(
+  rng: () => number,
+  opts: SynthOptions,
+): SynthSample {
+  const S = opts.imageSize;
+  if (!Number.isInteger(S) || S < 16) {
+    throw new RangeError(
+      `synthetic image size must be an integer >= 16, got ${S}`,
+    );
+  }
+  if (!Number.isInteger(opts.maxObjects) || opts.maxObjects < 1) {
+    throw new RangeError(
+      `synthetic max objects must be an integer >= 1, got ${opts.maxObjects}`,
+    );
+  }
+  const rgb = background(rng, S, opts.noise);
+  const n = randInt(rng, 1, opts.maxObjects);
+  const objects: SynthSample["objects"] = [];
+  const boxes: Xyxy[] = [];
+  const minR = Math.max(3, Math.round(S * 0.06));
+  const maxR = Math.max(minR, Math.round(S * 0.22));
+  for (let i = 0; i < n; i++) {
+    for (let attempt = 0; attempt < 30; attempt++) {
+      const shape = SHAPES[randInt(rng, 0, SHAPES.length - 1)];
+      const color = COLOR_NAMES[randInt(rng, 0, COLOR_NAMES.length - 1)];
+      const r = minR + rng() * (maxR - minR);
+      const cx = r + rng() * (S - 1 - 2 * r);
+      const cy = r + rng() * (S - 1 - 2 * r);
+      const mask: number[] = [];
+      let x1 = S, y1 = S, x2 = -1, y2 = -1;
+      for (
+        let y = Math.max(0, Math.floor(cy - r));
+        y <= Math.min(S - 1, Math.ceil(cy + r));
+        y++
+      ) {
+        for (
+          let x = Math.max(0, Math.floor(cx - r));
+          x <= Math.min(S - 1, Math.ceil(cx + r));
+          x++
+        ) {
+          if (!inside(shape, x - cx, y - cy, r)) continue;
+          mask.push(y * S + x);
+          x1 = Math.min(x1, x), y1 = Math.min(y1, y);
+          x2 = Math.max(x2, x), y2 = Math.max(y2, y);
+        }
+      }
+      if (mask.length < 6) continue;
+      const box: Xyxy = [x1, y1, x2, y2];
+      if (overlapTooMuch(box, boxes)) continue;
+      const col = COLORS[color];
+      for (const p of mask) {
+        rgb[p * 3] = col[0], rgb[p * 3 + 1] = col[1], rgb[p * 3 + 2] = col[2];
+      }
+      boxes.push(box);
+      objects.push({ desc: `${color} ${shape}`, shape, color, bbox: box });
+      break;
+    }
+  }
+  return { image: { width: S, height: S, rgb }, objects };
+}
+
+/** Independent stream per split so train and val never share images. */
+function splitSeed(seed: number, split: "train" | "val"): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^
+    (split === "train" ? 0x1234567 : 0x7654321)) >>> 0;
+}
+
+/** `n` samples of one split, deterministic in (seed, split, opts). */
+export function synthSplit(
+  n: number,
+  seed: number,
+  split: "train" | "val",
+  opts: Partial<SynthOptions> = {},
+): SynthSample[] {
+  const o = { ...SYNTH_DEFAULTS, ...opts };
+  const rng = mulberry32(splitSeed(seed, split));
+  return Array.from({ length: n }, () => synthSample(rng, o));
+}
+
+/** Pixel-coordinate JSONL record for one sample whose PNG lives at `imagePath`. */
+export function synthRecordJson(
+  s: SynthSample,
+  imagePath: string,
+): Record<string, unknown> {
+  return {
+    images: [imagePath],
+    width: s.image.width,
+    height: s.image.height,
+    objects: s.objects.map((o) => ({ desc: o.desc, bbox_2d: o.bbox })),
+  };
+}
+
+/**
+ * In-memory dataset for tests and benchmarks: records go through the same
+ * validation as the JSONL loader; image paths are virtual (`synth://...`).
+ */
+export function synthInMemory(
+  n: number,
+  seed: number,
+  split: "train" | "val" = "train",
+  opts: Partial<SynthOptions> = {},
+): SynthItem[] {
+  return synthSplit(n, seed, split, opts).map((s, i) => {
+    const name = `synth://${split}/${seed}/${i}`;
+    const record = validateRecord(synthRecordJson(s, name), `${name}`, "/");
+    record.images = [name];
+    return { record, image: s.image, pixelBoxes: s.objects.map((o) => o.bbox) };
+  });
+}
+
+export interface WrittenSynth {
+  trainJsonl: string;
+  valJsonl: string;
+  nTrain: number;
+  nVal: number;
+}
+
+/**
+ * Write `<outDir>/images/{train,val}_NNNNN.png`, `train.jsonl`, `val.jsonl`
+ * (pixel boxes, image paths relative to the JSONL) and `synth.json` (the
+ * generator settings). Every file is written atomically.
+ */
+export async function writeSynthDataset(
+  outDir: string,
+  args: { nTrain: number; nVal: number; seed: number } & Partial<SynthOptions>,
+): Promise<WrittenSynth> {
+  const opts: SynthOptions = {
+    imageSize: args.imageSize ?? SYNTH_DEFAULTS.imageSize,
+    maxObjects: args.maxObjects ?? SYNTH_DEFAULTS.maxObjects,
+    noise: args.noise ?? SYNTH_DEFAULTS.noise,
+  };
+  for (
+    const [k, v] of [["nTrain", args.nTrain], ["nVal", args.nVal]] as const
+  ) {
+    if (!Number.isInteger(v) || v < 0) {
+      throw new RangeError(
+        `${k} must be an integer >= 0, got ${v}`,
+      );
+    }
+  }
+  if (!Number.isInteger(args.seed)) {
+    throw new RangeError(`seed must be an integer, got ${args.seed}`);
+  }
+  const paths: Record<"train" | "val", string> = {
+    train: join(outDir, "train.jsonl"),
+    val: join(outDir, "val.jsonl"),
+  };
+  for (const split of ["train", "val"] as const) {
+    const n = split === "train" ? args.nTrain : args.nVal;
+    const lines: string[] = [];
+    const samples = synthSplit(n, args.seed, split, opts);
+    for (let i = 0; i < samples.length; i++) {
+      const rel = `images/${split}_${String(i).padStart(5, "0")}.png`;
+      await writeFileAtomic(join(outDir, rel), encodePngRgb(samples[i].image));
+      lines.push(JSON.stringify(synthRecordJson(samples[i], rel)));
+    }
+    await writeFileAtomic(paths[split], lines.map((l) => l + "\n").join(""));
+  }
+  await writeFileAtomic(
+    join(outDir, "synth.json"),
+    JSON.stringify(
+      { seed: args.seed, n_train: args.nTrain, n_val: args.nVal, ...opts },
+      null,
+      2,
+    ) +
+      "\n",
+  );
+  return {
+    trainJsonl: paths.train,
+    valJsonl: paths.val,
+    nTrain: args.nTrain,
+    nVal: args.nVal,
+  };
+}

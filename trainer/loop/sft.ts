@@ -1,0 +1,199 @@
+/**
+ * Stage 1 (`custom.trainer_variant: sft`): plain teacher forcing with CE on
+ * every assistant-answer token (JSON structure, desc text, coord tokens and
+ * the closing `<|im_end|>`); prompt tokens get no loss.
+ *
+ * Reduction: the micro-batch loss is `sum(nll) / n_supervised` over the
+ * supervised next-token predictions of the micro-batch (per-token mean
+ * within a micro-batch; the loop then averages micro-batches equally).
+ *
+ * Rows: with `training.packing.enabled` the samples of a micro-batch are
+ * packed into one padding-free row with 4-row position ids; otherwise one
+ * sample per row, right-padded.
+ */
+import { tf } from "../runtime.ts";
+import { getRopeIndex } from "../model/rope.ts";
+import type { Qwen3VLConfig } from "../model/config.ts";
+import type { Stage2Config } from "../config/schema.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { TokenRole } from "../tokenizer/answer.ts";
+import {
+  type CollatedBatch,
+  packRow,
+  padRows,
+  type RopeFn,
+} from "./packing.ts";
+import type {
+  RawSample,
+  StepPlan,
+  TrainContext,
+  TrainerVariant,
+  VariantLoss,
+} from "./variant.ts";
+
+/** The part of the model's forward contract the SFT loss uses. */
+export interface ForwardModel {
+  readonly config: Qwen3VLConfig;
+  trainableVariables(): tf.Variable[];
+  forward(args: {
+    inputIds?: tf.Tensor2D;
+    pixelValues?: tf.Tensor2D;
+    imageGridThw?: number[][];
+    positionIds?: tf.Tensor3D;
+  }): { logits: tf.Tensor3D };
+}
+
+/** A collated micro-batch as tensors, ready for a forward + CE. */
+export interface SftBatch {
+  collated: CollatedBatch;
+  /** input_ids [B, L] int32. */
+  inputIds: tf.Tensor2D;
+  /** position_ids [4, B, L] int32. */
+  positionIds: tf.Tensor3D;
+  /** pixel_values [Npatch, D], or null for text-only rows. */
+  pixelValues: tf.Tensor2D | null;
+  /** Next-token target weights [B*L, V]: row (b, p-1) has 1 at id[p] for supervised p. */
+  targets: tf.Tensor2D;
+  /** Number of supervised predictions (the CE denominator). */
+  supervised: number;
+  /** Real (non-pad) tokens in the batch. */
+  tokens: number;
+}
+
+/** The model's `getRopeIndex` for one sample, as three rows. */
+export function ropeFnFor(cfg: Qwen3VLConfig): RopeFn {
+  return (ids, grid) => {
+    const r = getRopeIndex(cfg, [ids], grid);
+    const T = ids.length;
+    return [
+      r.positionIds.slice(0, T),
+      r.positionIds.slice(T, 2 * T),
+      r.positionIds.slice(2 * T, 3 * T),
+    ];
+  };
+}
+
+/** Collates samples and builds the CE targets (outside any gradient tape). */
+export function buildSftBatch(
+  samples: RawSample[],
+  opts: {
+    modelConfig: Qwen3VLConfig;
+    packing: { enabled: boolean; max_length: number };
+    padId: number;
+  },
+): SftBatch {
+  const rope = ropeFnFor(opts.modelConfig);
+  const c = opts.packing.enabled
+    ? packRow(samples, rope, opts.packing.max_length)
+    : padRows(samples, rope, opts.padId);
+  const V = opts.modelConfig.text_config.vocab_size;
+  const B = c.batch, L = c.length;
+  const w = new Float32Array(B * L * V);
+  let supervised = 0;
+  let tokens = 0;
+  for (let b = 0; b < B; b++) {
+    c.samples[b].forEach((s, k) => {
+      const start = c.segmentStarts[b][k];
+      tokens += s.inputIds.length;
+      for (let p = 1; p < s.inputIds.length; p++) {
+        if (s.roles[p] === TokenRole.prompt) continue;
+        const id = s.inputIds[p];
+        if (id < 0 || id >= V) {
+          throw new Error(
+            `token id ${id} in ${s.record.source} is outside the model vocabulary (${V}); the tokenizer does not belong to this model`,
+          );
+        }
+        w[(b * L + start + p - 1) * V + id] = 1;
+        supervised++;
+      }
+    });
+  }
+  return {
+    collated: c,
+    inputIds: tf.tensor2d(c.inputIds, [B, L], "int32"),
+    positionIds: tf.tensor3d(c.positionIds, [4, B, L], "int32"),
+    pixelValues: c.pixelShape[0] > 0
+      ? tf.tensor2d(c.pixelValues, c.pixelShape, "float32")
+      : null,
+    targets: tf.tensor2d(w, [B * L, V], "float32"),
+    supervised,
+    tokens,
+  };
+}
+
+export function disposeSftBatch(b: SftBatch): void {
+  for (const t of [b.inputIds, b.positionIds, b.pixelValues, b.targets]) {
+    t?.dispose();
+  }
+}
+
+/** One teacher-forced forward and the CE over the supervised predictions. */
+export function sftForwardLoss(model: ForwardModel, b: SftBatch): tf.Scalar {
+  const c = b.collated;
+  const out = model.forward({
+    inputIds: b.inputIds,
+    positionIds: b.positionIds,
+    ...(b.pixelValues
+      ? { pixelValues: b.pixelValues, imageGridThw: c.imageGridThw }
+      : {}),
+  });
+  const V = out.logits.shape[2];
+  // logits [B, L, V] -> log-probs [B*L, V]; targets select the next token.
+  const logp = tf.logSoftmax(out.logits.reshape([c.batch * c.length, V]));
+  const nll = tf.neg(tf.sum(tf.mul(logp, b.targets)));
+  return tf.div(nll, Math.max(b.supervised, 1)) as tf.Scalar;
+}
+
+/** Trace context of a collated batch. */
+export function packingTrace(
+  c: CollatedBatch,
+): { packed: boolean; packedLengths: number[][] | null } {
+  return {
+    packed: c.packed,
+    packedLengths: c.packed ? c.segmentLengths : null,
+  };
+}
+
+/** The Stage-1 variant. */
+export function createSftVariant(
+  init: { model: ForwardModel; tokenizer: Tokenizer; config: Stage2Config },
+): TrainerVariant<SftBatch, ForwardModel> {
+  const cfg = init.config;
+  return {
+    name: "sft",
+    datasetPacking: cfg.training.packing.enabled,
+    planStep(): StepPlan {
+      return {
+        channel: "sft",
+        nPasses: 1,
+        pattern: null,
+        rolloutSeedBase: null,
+        freshRollouts: false,
+        bufferReuse: false,
+      };
+    },
+    prepare(
+      ctx: TrainContext<ForwardModel>,
+      samples: RawSample[],
+    ): Promise<SftBatch> {
+      return Promise.resolve(buildSftBatch(samples, {
+        modelConfig: ctx.model.config,
+        packing: cfg.training.packing,
+        padId: init.tokenizer.specialIds.pad,
+      }));
+    },
+    loss(ctx: TrainContext<ForwardModel>, b: SftBatch): VariantLoss {
+      ctx.setPass({
+        pass: 0,
+        nPasses: 1,
+        gradRecorded: true,
+        ...packingTrace(b.collated),
+      });
+      const loss = sftForwardLoss(ctx.model, b);
+      ctx.metrics.sum("train/tokens", b.tokens);
+      ctx.metrics.sum("train/supervised_tokens", b.supervised);
+      return { loss, metrics: { "loss/ce": loss } };
+    },
+    dispose: disposeSftBatch,
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * Differentiable building blocks whose forward AND backward run fast on the
+ * TF.js wasm backend.
+ *
+ * Why custom gradients: the wasm `BatchMatMul` kernel takes its XNNPACK fast
+ * path only for rank-2 (batch 1) products without transpose flags; with
+ * `transposeA`/`transposeB` or a batch > 1 it falls back to a naive loop that
+ * is 10-20x slower (measured: 20 vs 1.7 GFLOP/s). TF.js's own matMul gradient
+ * uses the transpose flags, so `mm` below transposes explicitly instead.
+ * The wasm backend also lacks `UnsortedSegmentSum`, the gradient of
+ * `tf.gather`; the row gathers here are injective, so their gradients are
+ * plain gathers/masks (or a one-hot matmul for the embedding table).
+ */
+import { tf } from "../runtime.ts";
+
+/** a [M, K] @ b [K, N] -> [M, N], with a backward that stays on the fast path. */
+export function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return mmGrad(a, b) as tf.Tensor2D;
+}
+
+// tf.customGrad's typing passes inputs and the save function as one rest array
+type GradArg = tf.Tensor | tf.GradSaveFunc;
+
+const mmGrad = tf.customGrad((...args: GradArg[]) => {
+  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as tf.Tensor2D[];
+      const dy2 = dy as tf.Tensor2D;
+      return [tf.matMul(dy2, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy2)];
+    },
+  };
+});
+
+/** x [..., K] @ w [K, N] (+ bias [N]) over the flattened leading axes. */
+export function linear(x: tf.Tensor, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
+  const k = x.shape[x.shape.length - 1];
+  const lead = x.shape.slice(0, -1);
+  let y: tf.Tensor = mm(tf.reshape(x, [-1, k]) as tf.Tensor2D, w);
+  if (bias) y = tf.add(y, bias);
+  return tf.reshape(y, [...lead, w.shape[1]]);
+}
+
+/** RMSNorm over the last axis (HF `Qwen3VLTextRMSNorm`, float32 throughout). */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+  const variance = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
+}
+
+/** LayerNorm over the last axis (torch `nn.LayerNorm`, biased variance). */
+export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** Activation by HF name: `silu`, `gelu_pytorch_tanh`, `gelu` (exact, erf). */
+export function activation(name: string, x: tf.Tensor): tf.Tensor {
+  switch (name) {
+    case "silu":
+      return tf.mul(x, tf.sigmoid(x));
+    case "gelu_pytorch_tanh": {
+      const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+    }
+    case "gelu":
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+    default:
+      throw new Error(`unsupported activation "${name}"`);
+  }
+}
+
+/**
+ * Embedding lookup table [V, H], ids [N] -> [N, H]. Forward is an exact row
+ * gather; the table gradient is onehot(ids)^T @ dy, a matmul the wasm
+ * backend can run (it has no scatter-add kernel).
+ */
+export function embeddingLookup(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
+  const vocab = table.shape[0];
+  for (let i = 0; i < ids.length; i++) {
+    if (!(ids[i] >= 0 && ids[i] < vocab)) {
+      throw new RangeError(`token id ${ids[i]} at flat position ${i} is outside the vocabulary [0, ${vocab})`);
+    }
+  }
+  // ids travel as a JS array so the backward does not depend on a tensor
+  // that a surrounding tf.tidy may already have released
+  const f = tf.customGrad((...args: GradArg[]) => ({
+    value: tf.tidy(() => tf.gather(args[0] as tf.Tensor, tf.tensor1d(ids, "int32"))),
+    gradFunc: (dy: tf.Tensor) => {
+      const oneHot = tf.oneHot(tf.tensor1d(ids, "int32"), vocab, 1, 0, "float32");
+      return tf.matMul(tf.transpose(oneHot) as tf.Tensor2D, dy as tf.Tensor2D); // [V, H]
+    },
+  }));
+  return f(table) as tf.Tensor2D;
+}
+
+/**
+ * Rows of `base` [R, H] at `rows` (distinct indices, in order) replaced by
+ * (mode "replace") or increased by (mode "add") the rows of `src` [N, H].
+ * Replaced rows are exact copies of `src` (bitwise). Because every index is
+ * used once, both gradients are gathers: no scatter-add is needed.
+ */
+export function scatterRows(
+  base: tf.Tensor2D,
+  src: tf.Tensor2D,
+  rows: Int32Array,
+  mode: "replace" | "add",
+): tf.Tensor2D {
+  const r = base.shape[0];
+  if (src.shape[0] !== rows.length) {
+    throw new Error(`scatterRows: ${src.shape[0]} source rows for ${rows.length} target rows`);
+  }
+  const idx = new Int32Array(r);
+  const keep = new Float32Array(r).fill(1);
+  for (let i = 0; i < r; i++) idx[i] = mode === "replace" ? i : 0;
+  rows.forEach((row, k) => {
+    idx[row] = mode === "replace" ? r + k : k + 1;
+    keep[row] = 0;
+  });
+  const f = tf.customGrad((...args: GradArg[]) => {
+    const [b, s] = args as [tf.Tensor, tf.Tensor];
+    const value = tf.tidy(() => {
+      const idxT = tf.tensor1d(idx, "int32");
+      if (mode === "replace") return tf.gather(tf.concat([b, s], 0), idxT);
+      const padded = tf.concat([tf.zeros([1, b.shape[1]!]), s], 0);
+      return tf.add(b, tf.gather(padded, idxT));
+    });
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor) => {
+        const rowsT = tf.tensor1d(rows, "int32");
+        const dSrc = tf.gather(dy, rowsT);
+        const dBase = mode === "replace" ? tf.mul(dy, tf.tensor2d(keep, [r, 1])) : tf.clone(dy);
+        return [dBase, dSrc];
+      },
+    };
+  });
+  return f(base, src) as tf.Tensor2D;
+}
+
+/**
+ * Scaled-dot-product attention over independent chunks (one per batch row
+ * and key/value head, or per image and head), each a rank-2 problem so every
+ * matmul stays on the fast wasm path:
+ * q [rep*Tq, d] (already scaled), kT [d, Tk], v [Tk, d], additive mask
+ * [Tq, Tk] (0 / -1e9) or null -> out [rep*Tq, d].
+ */
+export function attendChunk(
+  q: tf.Tensor2D,
+  kT: tf.Tensor2D,
+  v: tf.Tensor2D,
+  mask: tf.Tensor2D | null,
+  rep: number,
+): tf.Tensor2D {
+  let s: tf.Tensor = mm(q, kT); // [rep*Tq, Tk]
+  if (mask) {
+    const [tq, tk] = mask.shape;
+    s = rep === 1 ? tf.add(s, mask) : tf.reshape(tf.add(tf.reshape(s, [rep, tq, tk]), mask), [rep * tq, tk]);
+  }
+  return mm(tf.softmax(s) as tf.Tensor2D, v);
+}
+
+/** Large negative additive mask value; finite so fully masked rows stay finite. */
+export const MASK_NEG = -1e9;

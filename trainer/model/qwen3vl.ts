@@ -1,0 +1,514 @@
+/**
+ * `Qwen3VLForConditionalGeneration` on TF.js with Hugging Face semantics and
+ * parameter names: vision tower + text decoder (RMSNorm, q/k norm, GQA,
+ * SwiGLU, interleaved mRoPE) + tied or untied LM head.
+ *
+ * Forward contract (design §2): exactly one of `inputIds` / `inputsEmbeds`;
+ * visual features replace the `<|image_pad|>` rows (found by id, or by
+ * bitwise equality with the placeholder embedding); 3-row mRoPE or 4-row
+ * `[text; t; h; w]` position ids, where row 0 restarting at 0 is the only
+ * source of packed-segment boundaries (block-causal attention); a KV cache
+ * only when asked for; unknown arguments are an error.
+ */
+import { tf } from "../runtime.ts";
+import type { ForwardTraceInfo } from "../trace/schema.ts";
+import { parseConfig, type Qwen3VLConfig } from "./config.ts";
+import { KVCache } from "./kv_cache.ts";
+import { activation, attendChunk, embeddingLookup, MASK_NEG, mm, rmsNorm, scatterRows } from "./ops.ts";
+import { internalShape, type ParamSpec, paramSpecs } from "./params.ts";
+import { getRopeIndex, segmentsFromRow0, textRopeTables } from "./rope.ts";
+import { visionForward } from "./vision.ts";
+import { Rng } from "../loop/rng.ts";
+
+export type { ForwardTraceInfo };
+
+export interface ForwardArgs {
+  /** [B, T] int32 token ids. */
+  inputIds?: tf.Tensor2D;
+  /** [B, T, H] input embeddings (e.g. from `embedTokens`, coord rows replaced). */
+  inputsEmbeds?: tf.Tensor3D;
+  /** [Npatch, C*tps*ps*ps] for all images of the batch, in row order. */
+  pixelValues?: tf.Tensor2D;
+  /** [[t, h, w] per image] in patches. */
+  imageGridThw?: number[][];
+  /** [3, B, T] mRoPE or [4, B, T] `[text; t; h; w]` (packed rows), int32. */
+  positionIds?: tf.Tensor3D;
+  /** [B, T] 1 = token, 0 = padding. With a cache: [B, Tpast + T]. */
+  attentionMask?: tf.Tensor2D;
+  /** Return a KV cache (generation only). */
+  useCache?: boolean;
+  /** Cache from a previous forward of the same sequences; updated in place. */
+  pastKeyValues?: KVCache;
+  /** Inference only: return logits for the last N positions (0 = all). */
+  logitsToKeep?: number;
+}
+
+export interface ForwardOutput {
+  /** [B, T, V], or [B, logitsToKeep, V]. */
+  logits: tf.Tensor3D;
+  pastKeyValues: KVCache | null;
+}
+
+const FORWARD_KEYS = new Set([
+  "inputIds",
+  "inputsEmbeds",
+  "pixelValues",
+  "imageGridThw",
+  "positionIds",
+  "attentionMask",
+  "useCache",
+  "pastKeyValues",
+  "logitsToKeep",
+]);
+
+/**
+ * Below this many multiply-adds per attention product the batched (rank-3)
+ * matmul is used despite its slow wasm kernel: one kernel call beats
+ * B*nKV small ones (decode steps). Above it, per-chunk rank-2 products.
+ */
+const BATCHED_ATTENTION_MAX_MACS = 1 << 20;
+
+export class Qwen3VLForConditionalGeneration {
+  readonly config: Qwen3VLConfig;
+  readonly specs: ParamSpec[];
+  private readonly params = new Map<string, tf.Variable>();
+  private tracer: ((rec: ForwardTraceInfo) => void) | undefined;
+
+  private constructor(config: Qwen3VLConfig, values: Map<string, Float32Array>) {
+    this.config = config;
+    this.specs = paramSpecs(config);
+    for (const s of this.specs) {
+      const v = values.get(s.name);
+      if (!v) throw new Error(`internal: no value for parameter ${s.name}`);
+      this.params.set(s.name, tf.variable(tf.tensor(v, internalShape(s)), true, `${s.name}`));
+    }
+  }
+
+  /** Fresh weights, initialised like HF `_init_weights` from a seeded stream. */
+  static create(config: Qwen3VLConfig, seed: number): Qwen3VLForConditionalGeneration {
+    const cfg = parseConfig(config, "model config");
+    const rng = Rng.fromSeed(seed);
+    const values = new Map<string, Float32Array>();
+    for (const s of paramSpecs(cfg)) {
+      const n = s.hfShape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n);
+      if (s.init === "ones") data.fill(1);
+      else if (s.init === "normal") {
+        // Box-Muller on the seeded stream: identical weights for identical seeds
+        for (let i = 0; i < n; i += 2) {
+          const u1 = 1 - rng.float(), u2 = rng.float();
+          const r = Math.sqrt(-2 * Math.log(u1)) * s.std;
+          data[i] = r * Math.cos(2 * Math.PI * u2);
+          if (i + 1 < n) data[i + 1] = r * Math.sin(2 * Math.PI * u2);
+        }
+      }
+      values.set(s.name, data);
+    }
+    return new Qwen3VLForConditionalGeneration(cfg, values);
+  }
+
+  /** Build from in-memory-layout values keyed by HF name (used by checkpoint loading). */
+  static fromValues(config: Qwen3VLConfig, values: Map<string, Float32Array>): Qwen3VLForConditionalGeneration {
+    return new Qwen3VLForConditionalGeneration(parseConfig(config, "model config"), values);
+  }
+
+  /** Load `config.json` + `model.safetensors` (or a sharded index) from `dir`. */
+  static async load(dir: string): Promise<Qwen3VLForConditionalGeneration> {
+    const { loadCheckpoint } = await import("./checkpoint.ts");
+    return await loadCheckpoint(dir);
+  }
+
+  /** Atomically write `config.json` + `model.safetensors` into `dir`. */
+  async save(dir: string): Promise<void> {
+    const { saveCheckpoint } = await import("./checkpoint.ts");
+    await saveCheckpoint(this, dir);
+  }
+
+  /** Every parameter, in `specs` order. */
+  trainableVariables(): tf.Variable[] {
+    return this.specs.map((s) => this.params.get(s.name)!);
+  }
+
+  /** Parameter by HF name (in-memory layout; see params.ts). */
+  param(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`no parameter named ${name}`);
+    return v;
+  }
+
+  /** Release all weights. */
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+
+  setTracer(t: ((rec: ForwardTraceInfo) => void) | undefined): void {
+    this.tracer = t;
+  }
+
+  /** The embedding module: [B, T] int32 ids -> [B, T, H] (differentiable). */
+  embedTokens(inputIds: tf.Tensor2D): tf.Tensor3D {
+    if (inputIds.rank !== 2) throw new Error(`embedTokens: inputIds must be [B, T], got [${inputIds.shape}]`);
+    const [b, t] = inputIds.shape;
+    const ids = Int32Array.from(inputIds.dataSync());
+    return tf.tidy(() =>
+      tf.reshape(
+        embeddingLookup(this.param("model.language_model.embed_tokens.weight") as tf.Tensor2D, ids),
+        [b, t, this.config.text_config.hidden_size],
+      )
+    );
+  }
+
+  /** HF `get_rope_index`: 3-row mRoPE positions for token rows. */
+  getRopeIndex(inputIds: Int32Array[], imageGridThw: number[][] = [], attentionMask?: Int32Array[]) {
+    return getRopeIndex(this.config, inputIds, imageGridThw, attentionMask);
+  }
+
+  /** Generation: see generate.ts. */
+  async generate(req: import("./generate.ts").GenerateRequest): Promise<import("./generate.ts").GenerateResult> {
+    const { generate } = await import("./generate.ts");
+    return generate(this, req);
+  }
+
+  forward(args: ForwardArgs): ForwardOutput {
+    const unknown = Object.keys(args).filter((k) => !FORWARD_KEYS.has(k));
+    if (unknown.length) {
+      throw new Error(
+        `forward: unknown argument(s) ${unknown.join(", ")}; accepted: ${[...FORWARD_KEYS].join(", ")}`,
+      );
+    }
+    const argKeys = Object.keys(args).filter((k) => (args as Record<string, unknown>)[k] !== undefined);
+    const cfg = this.config, tc = cfg.text_config;
+    const H = tc.hidden_size;
+    const hasIds = args.inputIds !== undefined, hasEmb = args.inputsEmbeds !== undefined;
+    const cache = args.pastKeyValues ?? null;
+    const useCache = args.useCache ?? (cache !== null);
+    if (cache && args.useCache === false) {
+      throw new Error("forward: pastKeyValues was passed with useCache: false");
+    }
+    if (hasIds === hasEmb) {
+      this.tracer?.({
+        inputKind: hasIds ? "both" : "none",
+        argKeys,
+        useCache,
+        cacheIn: cache !== null,
+        returnedPast: false,
+        batch: 1,
+        seqLen: 1,
+        logitsLen: 0,
+        positionIdsRows: null,
+        row0: null,
+        mrope: null,
+        attentionSegments: [],
+        placeholderRows: 0,
+        visualFeatures: 0,
+        placeholderBitwiseEqual: null,
+      });
+      throw new Error("forward: pass exactly one of inputIds or inputsEmbeds");
+    }
+    const [B, T] = hasIds ? args.inputIds!.shape : args.inputsEmbeds!.shape;
+    if (hasIds && args.inputIds!.rank !== 2) throw new Error(`forward: inputIds must be [B, T], got [${args.inputIds!.shape}]`);
+    if (hasEmb && (args.inputsEmbeds!.rank !== 3 || args.inputsEmbeds!.shape[2] !== H)) {
+      throw new Error(`forward: inputsEmbeds must be [B, T, ${H}], got [${args.inputsEmbeds!.shape}]`);
+    }
+    if (cache && cache.batch !== B) throw new Error(`forward: cache holds ${cache.batch} rows, input has ${B}`);
+    const past = cache ? cache.length : 0;
+
+    // --- placeholder rows (flat index b*T + t) ------------------------------
+    const ids = hasIds ? Int32Array.from(args.inputIds!.dataSync()) : null;
+    const rows: number[] = [];
+    let bitwiseEqual: boolean | null = null;
+    if (ids) {
+      for (let i = 0; i < ids.length; i++) if (ids[i] === cfg.image_token_id) rows.push(i);
+    } else {
+      const table = this.param("model.language_model.embed_tokens.weight");
+      const ph = new Uint32Array(
+        tf.tidy(() => tf.slice(table, [cfg.image_token_id, 0], [1, H])).dataSync().slice().buffer,
+      );
+      const emb = new Uint32Array(args.inputsEmbeds!.dataSync().slice().buffer);
+      for (let i = 0; i < B * T; i++) {
+        let eq = true;
+        for (let j = 0; j < H && eq; j++) eq = emb[i * H + j] === ph[j];
+        if (eq) rows.push(i);
+      }
+    }
+
+    // --- vision ------------------------------------------------------------
+    const grids = args.imageGridThw ?? [];
+    if (args.pixelValues && !args.imageGridThw) throw new Error("forward: pixelValues needs imageGridThw");
+    const m2 = cfg.vision_config.spatial_merge_size ** 2;
+    const nVisual = args.pixelValues ? grids.reduce((n, [t, h, w]) => n + (t * h * w) / m2, 0) : 0;
+    if (hasEmb && args.pixelValues) bitwiseEqual = rows.length === nVisual;
+
+    if (rows.length !== nVisual) {
+      this.tracer?.({
+        inputKind: hasIds ? "input_ids" : "inputs_embeds",
+        argKeys,
+        useCache,
+        cacheIn: cache !== null,
+        returnedPast: false,
+        batch: B,
+        seqLen: T,
+        logitsLen: 0,
+        positionIdsRows: args.positionIds ? (args.positionIds.shape[0] === 4 ? 4 : 3) : null,
+        row0: null,
+        mrope: null,
+        attentionSegments: [],
+        placeholderRows: rows.length,
+        visualFeatures: nVisual,
+        placeholderBitwiseEqual: bitwiseEqual,
+      });
+      throw new Error(
+        `forward: ${rows.length} image placeholder row(s) (<|image_pad|> id ${cfg.image_token_id}${
+          hasEmb ? ", found by bitwise equality with its embedding" : ""
+        }) but ${nVisual} visual feature(s) from imageGridThw ${JSON.stringify(args.pixelValues ? grids : [])}`,
+      );
+    }
+
+    // --- positions -----------------------------------------------------------
+    let pos3: Int32Array;
+    let row0: Int32Array[] | null = null;
+    let posRows: 3 | 4 | null = null;
+    if (args.positionIds) {
+      const ps = args.positionIds.shape;
+      if (args.positionIds.rank !== 3 || (ps[0] !== 3 && ps[0] !== 4) || ps[1] !== B || ps[2] !== T) {
+        throw new Error(`forward: positionIds must be [3|4, ${B}, ${T}], got [${ps}]`);
+      }
+      posRows = ps[0] as 3 | 4;
+      const all = Int32Array.from(args.positionIds.dataSync());
+      if (posRows === 4) {
+        if (cache) throw new Error("forward: 4-row (packed) positionIds cannot be combined with pastKeyValues");
+        row0 = Array.from({ length: B }, (_, b) => all.slice(b * T, (b + 1) * T));
+        pos3 = all.slice(B * T);
+      } else pos3 = all;
+    } else if (cache && past > 0) {
+      pos3 = new Int32Array(3 * B * T);
+      for (let a = 0; a < 3; a++) {
+        for (let b = 0; b < B; b++) {
+          for (let t = 0; t < T; t++) pos3[(a * B + b) * T + t] = cache.nextPosition[b] + t;
+        }
+      }
+    } else {
+      // ids, or a synthetic id row marking the placeholder rows found by equality
+      let idRows: Int32Array[];
+      if (ids) idRows = Array.from({ length: B }, (_, b) => ids.slice(b * T, (b + 1) * T));
+      else {
+        const synth = new Int32Array(B * T).fill(cfg.image_token_id === 0 ? 1 : 0);
+        for (const r of rows) synth[r] = cfg.image_token_id;
+        idRows = Array.from({ length: B }, (_, b) => synth.slice(b * T, (b + 1) * T));
+      }
+      const am = args.attentionMask ? this.maskRows(args.attentionMask, B, T) : undefined;
+      pos3 = getRopeIndex(cfg, idRows, args.pixelValues ? grids : [], am).positionIds;
+    }
+
+    // --- attention masks: causal, key padding, packed segments ------------
+    const Tk = past + T;
+    let keyValid: Uint8Array[] | null = null;
+    if (args.attentionMask) {
+      const am = this.maskRows(args.attentionMask, B, args.attentionMask.shape[1]);
+      const w = args.attentionMask.shape[1];
+      if (w !== T && w !== Tk) throw new Error(`forward: attentionMask is [${B}, ${w}], expected [${B}, ${T}] or [${B}, ${Tk}]`);
+      keyValid = am.map((r, b) => {
+        const full = new Uint8Array(Tk);
+        if (w === Tk) full.set(r.map((v) => (v ? 1 : 0)));
+        else {
+          if (cache) full.set(cache.keyValid[b]);
+          full.set(r.map((v) => (v ? 1 : 0)), past);
+        }
+        return full;
+      });
+    } else if (cache) {
+      keyValid = cache.keyValid.map((kv) => {
+        const full = new Uint8Array(Tk).fill(1);
+        full.set(kv);
+        return full;
+      });
+    }
+    const segs = row0 ? row0.map(segmentsFromRow0) : null;
+    const segments: [number, number][][] = [];
+    for (let b = 0; b < B; b++) {
+      const list: [number, number][] = [];
+      if (segs) {
+        let start = 0;
+        for (let t = 1; t <= T; t++) {
+          if (t === T || segs[b][t] !== segs[b][t - 1]) {
+            list.push([start, t - start]);
+            start = t;
+          }
+        }
+      } else list.push([0, T]);
+      segments.push(list);
+    }
+    const needMask = T > 1 || keyValid !== null;
+    const masks: Float32Array[] | null = needMask
+      ? Array.from({ length: B }, (_, b) => {
+        const mk = new Float32Array(T * Tk);
+        for (let i = 0; i < T; i++) {
+          for (let j = 0; j < Tk; j++) {
+            let ok = j <= past + i;
+            if (ok && keyValid) ok = keyValid[b][j] === 1 || j === past + i;
+            if (ok && segs) ok = segs[b][j] === segs[b][i];
+            if (!ok) mk[i * Tk + j] = MASK_NEG;
+          }
+        }
+        return mk;
+      })
+      : null;
+
+    const emitTrace = (logitsLen: number, returnedPast: boolean) =>
+      this.tracer?.({
+        inputKind: hasIds ? "input_ids" : "inputs_embeds",
+        argKeys,
+        useCache,
+        cacheIn: cache !== null,
+        returnedPast,
+        batch: B,
+        seqLen: T,
+        logitsLen,
+        positionIdsRows: posRows,
+        row0: row0 ? row0.map((r) => Array.from(r)) : null,
+        mrope: Array.from(
+          { length: B },
+          (_, b) => [0, 1, 2].map((a) => Array.from(pos3.subarray((a * B + b) * T, (a * B + b + 1) * T))),
+        ),
+        attentionSegments: segments,
+        placeholderRows: rows.length,
+        visualFeatures: nVisual,
+        placeholderBitwiseEqual: bitwiseEqual,
+      });
+
+    const keep = args.logitsToKeep ?? 0;
+    if (!Number.isInteger(keep) || keep < 0 || keep > T) {
+      throw new Error(`forward: logitsToKeep must be an integer in [0, ${T}], got ${keep}`);
+    }
+    const { cos, sin } = textRopeTables(cfg, pos3, B, T);
+    const rowIdx = Int32Array.from(rows);
+
+    const out = tf.tidy(() => {
+      let x = hasIds
+        ? this.embedTokens(args.inputIds!).reshape([B * T, H]) as tf.Tensor2D
+        : args.inputsEmbeds!.reshape([B * T, H]) as tf.Tensor2D;
+      let deep: tf.Tensor2D[] = [];
+      if (args.pixelValues && nVisual > 0) {
+        const vis = visionForward(cfg, (n) => this.param(n), args.pixelValues, grids);
+        x = scatterRows(x, vis.embeds, rowIdx, "replace");
+        deep = vis.deepstack;
+      }
+      const maskT = masks ? masks.map((mk) => tf.tensor2d(mk, [T, Tk])) : null;
+      const cosT = tf.tensor4d(cos, [B, T, 1, tc.head_dim]), sinT = tf.tensor4d(sin, [B, T, 1, tc.head_dim]);
+      const newKV: { kT: tf.Tensor4D; v: tf.Tensor4D }[] = [];
+      for (let l = 0; l < tc.num_hidden_layers; l++) {
+        const { out: y, kT, v } = this.decoderLayer(l, x, B, T, cosT, sinT, maskT, cache, past);
+        x = y;
+        if (useCache) newKV.push({ kT, v });
+        if (l < deep.length) x = scatterRows(x, deep[l], rowIdx, "add");
+      }
+      let h: tf.Tensor = rmsNorm(x, this.param("model.language_model.norm.weight") as tf.Tensor1D, tc.rms_norm_eps);
+      let tOut = T;
+      if (keep > 0 && keep < T) {
+        h = tf.slice(tf.reshape(h, [B, T, H]), [0, T - keep, 0], [B, keep, H]);
+        tOut = keep;
+      }
+      const head = cfg.tie_word_embeddings
+        ? tf.transpose(this.param("model.language_model.embed_tokens.weight")) as tf.Tensor2D
+        : this.param("lm_head.weight") as tf.Tensor2D;
+      const logits = tf.reshape(mm(tf.reshape(h, [B * tOut, H]) as tf.Tensor2D, head), [B, tOut, tc.vocab_size]);
+      return { logits: logits as tf.Tensor3D, newKV };
+    });
+
+    let outCache: KVCache | null = null;
+    if (useCache) {
+      outCache = cache ?? new KVCache(B);
+      for (const l of outCache.layers) {
+        l.kT.dispose();
+        l.v.dispose();
+      }
+      outCache.layers = out.newKV;
+      outCache.keyValid = keyValid ?? Array.from({ length: B }, () => new Uint8Array(Tk).fill(1));
+      for (let b = 0; b < B; b++) {
+        let mx = -Infinity;
+        for (let a = 0; a < 3; a++) {
+          for (let t = 0; t < T; t++) mx = Math.max(mx, pos3[(a * B + b) * T + t]);
+        }
+        outCache.nextPosition[b] = mx + 1;
+      }
+    }
+    emitTrace(out.logits.shape[1], outCache !== null);
+    return { logits: out.logits, pastKeyValues: outCache };
+  }
+
+  private maskRows(mask: tf.Tensor2D, B: number, w: number): Int32Array[] {
+    if (mask.rank !== 2 || mask.shape[0] !== B) {
+      throw new Error(`forward: attentionMask must be [${B}, T], got [${mask.shape}]`);
+    }
+    const d = mask.dataSync();
+    return Array.from({ length: B }, (_, b) => Int32Array.from(d.subarray(b * w, (b + 1) * w)));
+  }
+
+  /** One decoder layer on x [B*T, H]; returns the layer output and this layer's full K/V. */
+  private decoderLayer(
+    l: number,
+    x: tf.Tensor2D,
+    B: number,
+    T: number,
+    cos: tf.Tensor4D,
+    sin: tf.Tensor4D,
+    masks: tf.Tensor2D[] | null,
+    cache: KVCache | null,
+    past: number,
+  ): { out: tf.Tensor2D; kT: tf.Tensor4D; v: tf.Tensor4D } {
+    const tc = this.config.text_config;
+    const p = (n: string) => this.param(`model.language_model.layers.${l}.${n}`);
+    const nH = tc.num_attention_heads, nKV = tc.num_key_value_heads, hd = tc.head_dim, rep = nH / nKV;
+    const eps = tc.rms_norm_eps;
+    const xn = rmsNorm(x, p("input_layernorm.weight") as tf.Tensor1D, eps) as tf.Tensor2D;
+    // fused q/k/v projection: one [H, (nH + 2 nKV) hd] product
+    let qkv: tf.Tensor = mm(
+      xn,
+      tf.concat([p("self_attn.q_proj.weight"), p("self_attn.k_proj.weight"), p("self_attn.v_proj.weight")], 1) as tf.Tensor2D,
+    );
+    if (tc.attention_bias) {
+      qkv = tf.add(qkv, tf.concat([p("self_attn.q_proj.bias"), p("self_attn.k_proj.bias"), p("self_attn.v_proj.bias")]));
+    }
+    const [q0, k0, v0] = tf.split(qkv, [nH * hd, nKV * hd, nKV * hd], 1);
+    const rope = (t: tf.Tensor, heads: number, norm: string) => {
+      const n = rmsNorm(tf.reshape(t, [B, T, heads, hd]), p(norm) as tf.Tensor1D, eps);
+      const [a, b] = tf.split(n, 2, -1);
+      return tf.add(tf.mul(n, cos), tf.mul(tf.concat([tf.neg(b), a], -1), sin)); // [B, T, heads, hd]
+    };
+    const q = tf.mul(rope(q0, nH, "self_attn.q_norm.weight"), 1 / Math.sqrt(hd));
+    const k = rope(k0, nKV, "self_attn.k_norm.weight");
+    let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, nKV, hd, T]
+    let v = tf.transpose(tf.reshape(v0, [B, T, nKV, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, nKV, T, hd]
+    if (cache && past > 0) {
+      kT = tf.concat([cache.layers[l].kT, kT], 3);
+      v = tf.concat([cache.layers[l].v, v], 2);
+    }
+    const Tk = past + T;
+    // query heads grouped under their kv head: [B*nKV, rep*T, hd]
+    const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * nKV, rep * T, hd]);
+    let attn: tf.Tensor;
+    if (rep * T * Tk * hd <= BATCHED_ATTENTION_MAX_MACS / (B * nKV)) {
+      let s: tf.Tensor = tf.matMul(qg, tf.reshape(kT, [B * nKV, hd, Tk]));
+      if (masks) s = tf.add(tf.reshape(s, [B, nKV * rep, T, Tk]), tf.expandDims(tf.stack(masks), 1));
+      const pr = tf.reshape(tf.softmax(s), [B * nKV, rep * T, Tk]);
+      attn = tf.matMul(pr, tf.reshape(v, [B * nKV, Tk, hd]));
+    } else {
+      const qs = tf.unstack(qg) as tf.Tensor2D[];
+      const ks = tf.unstack(tf.reshape(kT, [B * nKV, hd, Tk])) as tf.Tensor2D[];
+      const vs = tf.unstack(tf.reshape(v, [B * nKV, Tk, hd])) as tf.Tensor2D[];
+      attn = tf.stack(qs.map((qc, i) => attendChunk(qc, ks[i], vs[i], masks ? masks[Math.floor(i / nKV)] : null, rep)));
+    }
+    const a2 = tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
+    let o: tf.Tensor = mm(a2, p("self_attn.o_proj.weight") as tf.Tensor2D);
+    if (tc.attention_bias) o = tf.add(o, p("self_attn.o_proj.bias"));
+    const h = tf.add(x, o) as tf.Tensor2D;
+    const hn = rmsNorm(h, p("post_attention_layernorm.weight") as tf.Tensor1D, eps) as tf.Tensor2D;
+    const I = tc.intermediate_size;
+    const gu = mm(hn, tf.concat([p("mlp.gate_proj.weight"), p("mlp.up_proj.weight")], 1) as tf.Tensor2D);
+    const [g, u] = tf.split(gu, [I, I], 1);
+    const act = tf.mul(activation(tc.hidden_act, g), u) as tf.Tensor2D;
+    const out = tf.add(h, mm(act, p("mlp.down_proj.weight") as tf.Tensor2D)) as tf.Tensor2D;
+    return { out, kT, v };
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Stage-2 channel schedule. Everything is a pure function of the optimizer
+ * step (`global_step`, counted after gradient accumulation) and the YAML
+ * config, so a resumed run continues the schedule from its restored step
+ * without any saved scheduler state.
+ */
+
+export type Channel = "A" | "B";
+
+export interface RolloutBufferOptions {
+  enabled: boolean;
+  /** How many optimizer steps one batch of fresh rollouts serves (>= 1). */
+  mSteps: number;
+}
+
+/** The per-window decisions of one optimizer step. */
+export interface StepPlan {
+  globalStep: number;
+  /** Channel used by every micro-batch of the accumulation window. */
+  channel: Channel;
+  /** What the pattern alone says for this step. */
+  patternChannel: Channel;
+  /** Channel B with rollouts generated at this step. */
+  freshRollouts: boolean;
+  /** Channel B replaying the rollouts buffered at `bufferSourceStep`. */
+  bufferReuse: boolean;
+  /** Step whose rollouts are used (this step when fresh), else null. */
+  bufferSourceStep: number | null;
+  windowSize: number;
+  isPartialWindow: boolean;
+}
+
+function checkPattern(
+  pattern: readonly string[],
+): asserts pattern is Channel[] {
+  if (!Array.isArray(pattern) || pattern.length === 0) {
+    throw new Error(
+      'custom.extra.stage2_ab.schedule.pattern must be a non-empty list of "A"/"B"',
+    );
+  }
+  pattern.forEach((c, i) => {
+    if (c !== "A" && c !== "B") {
+      throw new Error(
+        `custom.extra.stage2_ab.schedule.pattern[${i}] is ${
+          JSON.stringify(c)
+        }; expected "A" or "B"`,
+      );
+    }
+  });
+}
+
+function checkStep(globalStep: number): void {
+  if (!Number.isSafeInteger(globalStep) || globalStep < 0) {
+    throw new RangeError(
+      `global step must be a non-negative integer, got ${globalStep}`,
+    );
+  }
+}
+
+/**
+ * Channel of optimizer step `globalStep`: `pattern[globalStep % pattern.length]`.
+ *
+ * @example
+ * channelForStep(["A", "A", "B"], 5); // "B"
+ */
+export function channelForStep(
+  pattern: readonly Channel[],
+  globalStep: number,
+): Channel {
+  checkPattern(pattern);
+  checkStep(globalStep);
+  return pattern[globalStep % pattern.length];
+}
+
+/**
+ * Step whose buffered rollouts step `globalStep` replays, or null when the
+ * step is not a reuse step. A Channel-B step of the pattern that is not itself
+ * a reuse step generates fresh rollouts and its next `mSteps - 1` steps replay
+ * them as Channel B; the pattern resumes afterwards at its own index. The walk
+ * from step 0 keeps this a pure function of the step (resume-safe); it costs
+ * O(globalStep) integer work, negligible next to one training step.
+ */
+export function bufferSourceFor(
+  pattern: readonly Channel[],
+  buffer: RolloutBufferOptions,
+  globalStep: number,
+): number | null {
+  checkPattern(pattern);
+  checkStep(globalStep);
+  const m = buffer.mSteps;
+  if (!Number.isSafeInteger(m) || m < 1) {
+    throw new RangeError(
+      `custom.extra.rollout_matching.rollout_buffer.m_steps must be an integer >= 1, got ${m}`,
+    );
+  }
+  if (!buffer.enabled || m === 1) return null;
+  let s = 0;
+  while (s <= globalStep) {
+    if (pattern[s % pattern.length] === "B") {
+      // s is fresh; s+1 .. s+m-1 replay it.
+      if (globalStep > s && globalStep < s + m) return s;
+      s += m;
+    } else s += 1;
+  }
+  return null;
+}
+
+/**
+ * Plans one optimizer step (one accumulation window). The channel is fixed
+ * for every micro-batch of the window. Reuse steps are Channel B whatever the
+ * pattern says, except on a partial final window, where reuse is switched off
+ * (the buffered window has a different number of micro-batches) and the
+ * pattern's channel applies with fresh rollouts when it is B.
+ *
+ * @example
+ * planStep({ pattern: ["A", "B"], globalStep: 3, windowSize: 2,
+ *   isPartialWindow: false }).channel; // "B"
+ */
+export function planStep(opts: {
+  pattern: readonly Channel[];
+  globalStep: number;
+  windowSize: number;
+  isPartialWindow: boolean;
+  rolloutBuffer?: RolloutBufferOptions;
+}): StepPlan {
+  const { pattern, globalStep, windowSize, isPartialWindow } = opts;
+  if (!Number.isSafeInteger(windowSize) || windowSize < 1) {
+    throw new RangeError(
+      `accumulation window size must be an integer >= 1, got ${windowSize}`,
+    );
+  }
+  const patternChannel = channelForStep(pattern, globalStep);
+  const source = opts.rolloutBuffer && !isPartialWindow
+    ? bufferSourceFor(pattern, opts.rolloutBuffer, globalStep)
+    : null;
+  const bufferReuse = source !== null;
+  const channel: Channel = bufferReuse ? "B" : patternChannel;
+  return {
+    globalStep,
+    channel,
+    patternChannel,
+    freshRollouts: channel === "B" && !bufferReuse,
+    bufferReuse,
+    bufferSourceStep: bufferReuse
+      ? source
+      : channel === "B"
+      ? globalStep
+      : null,
+    windowSize,
+    isPartialWindow,
+  };
+}

@@ -1,0 +1,276 @@
+/**
+ * Per-forward checks that need the per-token arrays (row 0, mRoPE rows,
+ * soft-context slots). The recorder stores their results in every forward
+ * line (`checks`), so summary traces that drop the arrays stay auditable;
+ * the audit recomputes them from the arrays of full traces.
+ *
+ * Each function returns null when fine, else a one-line problem description.
+ */
+import { segmentsFromRow0 } from "./helpers.ts";
+import type {
+  ForwardChecks,
+  ForwardContext,
+  ForwardTraceInfo,
+  Segment,
+} from "./schema.ts";
+
+type Fwd = ForwardContext & ForwardTraceInfo;
+
+const fmt = (xs: readonly unknown[], max = 8): string =>
+  xs.length <= max
+    ? JSON.stringify(xs)
+    : `${JSON.stringify(xs.slice(0, max)).slice(0, -1)},... (${xs.length})]`;
+
+function sum(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+
+/** Row 0 well-formed: starts at 0, each next value is 0 (new segment) or +1; matches what was packed. */
+export function row0Problem(f: Fwd): string | null {
+  if (f.row0 === null) {
+    if (f.packed) {
+      return "packed forward did not report row 0 (text positions) of its position ids";
+    }
+    if (f.positionIdsRows === 4) {
+      return "4-row position ids but row 0 was not reported";
+    }
+    return null;
+  }
+  if (f.row0.length !== f.batch) {
+    return `row 0 has ${f.row0.length} batch rows, the input has ${f.batch}`;
+  }
+  for (let b = 0; b < f.row0.length; b++) {
+    const r = f.row0[b];
+    if (r.length !== f.seqLen) {
+      return `batch row ${b}: row 0 has ${r.length} positions, the input has ${f.seqLen}`;
+    }
+    if (r[0] !== 0) {
+      return `batch row ${b}: row 0 starts at ${r[0]}, must start at 0`;
+    }
+    for (let t = 1; t < r.length; t++) {
+      if (r[t] !== 0 && r[t] !== r[t - 1] + 1) {
+        return `batch row ${b}, position ${t}: text position ${r[t]} after ${
+          r[t - 1]
+        } (must restart at 0 or continue at ${r[t - 1] + 1})`;
+      }
+    }
+    const packed = f.segmentLengths?.[b];
+    if (packed !== undefined) {
+      const total = sum(packed);
+      if (total > r.length) {
+        return `batch row ${b}: packed lengths ${
+          fmt(packed)
+        } sum to ${total} > ${r.length} positions`;
+      }
+      const got = segmentsFromRow0(r.slice(0, total)).map((s) => s[1]);
+      if (JSON.stringify(got) !== JSON.stringify(packed)) {
+        return `batch row ${b}: row 0 gives segment lengths ${
+          fmt(got)
+        } but samples of lengths ${
+          fmt(packed)
+        } were packed (row 0 must restart at 0 at each packed sample)`;
+      }
+    }
+  }
+  if (f.segmentLengths !== null && f.segmentLengths.length !== f.batch) {
+    return `segmentLengths has ${f.segmentLengths.length} rows, the input has ${f.batch}`;
+  }
+  return null;
+}
+
+/** The t/h/w rows: shaped like the input, non-negative, 0 at each segment start, never ahead of row 0. */
+export function mropeProblem(f: Fwd): string | null {
+  if (f.mrope === null) return null;
+  if (f.mrope.length !== f.batch) {
+    return `mRoPE rows have ${f.mrope.length} batch rows, the input has ${f.batch}`;
+  }
+  const axes = ["t", "h", "w"];
+  for (let b = 0; b < f.batch; b++) {
+    const rows = f.mrope[b];
+    if (rows.length !== 3 || rows.some((r) => r.length !== f.seqLen)) {
+      return `batch row ${b}: mRoPE rows must be [3][${f.seqLen}]`;
+    }
+    for (let a = 0; a < 3; a++) {
+      const neg = rows[a].findIndex((v) => v < 0);
+      if (neg >= 0) {
+        return `batch row ${b}: ${axes[a]} position ${
+          rows[a][neg]
+        } < 0 at ${neg}`;
+      }
+    }
+    const r0 = f.row0?.[b];
+    if (r0 === undefined || r0.length !== f.seqLen) continue;
+    for (const [start] of segmentsFromRow0(r0)) {
+      for (let a = 0; a < 3; a++) {
+        if (rows[a][start] !== 0) {
+          return `batch row ${b}: segment at ${start} starts with ${axes[a]}=${
+            rows[a][start]
+          } (each packed sample's mRoPE must restart at 0)`;
+        }
+      }
+    }
+    for (let t = 0; t < f.seqLen; t++) {
+      for (let a = 0; a < 3; a++) {
+        if (rows[a][t] > r0[t]) {
+          return `batch row ${b}, position ${t}: ${axes[a]}=${
+            rows[a][t]
+          } runs ahead of text position ${
+            r0[t]
+          } (mRoPE must be computed per packed sample)`;
+        }
+      }
+    }
+  }
+  return null;
+}
+
+function segmentsValid(segs: Segment[], seqLen: number): string | null {
+  let end = 0;
+  for (const [s, l] of segs) {
+    if (s < end) return `segment [${s},${l}] overlaps the previous one`;
+    if (s + l > seqLen) {
+      return `segment [${s},${l}] runs past the ${seqLen} positions`;
+    }
+    end = s + l;
+  }
+  return null;
+}
+
+/** The attention mask's segments are exactly those of row 0 (one per row when unpacked). */
+export function attentionProblem(f: Fwd): string | null {
+  if (f.attentionSegments.length !== f.batch) {
+    return `attention segments reported for ${f.attentionSegments.length} batch rows, the input has ${f.batch}`;
+  }
+  for (let b = 0; b < f.batch; b++) {
+    const got = f.attentionSegments[b];
+    const bad = segmentsValid(got, f.seqLen);
+    if (bad) return `batch row ${b}: ${bad}`;
+    const r0 = f.row0?.[b];
+    if (r0 === undefined) {
+      if (f.packed) continue; // row0Problem reports the missing row 0
+      if (got.length !== 1 || got[0][0] !== 0) {
+        return `batch row ${b}: unpacked row attends over segments ${
+          fmt(got)
+        }, expected one causal segment starting at 0`;
+      }
+      continue;
+    }
+    const want = segmentsFromRow0(r0);
+    // Trailing padding after the packed samples may be masked out entirely.
+    const padFrom = f.segmentLengths?.[b] ? sum(f.segmentLengths[b]) : f.seqLen;
+    const core = want.filter(([s]) => s < padFrom);
+    const gotCore = got.filter(([s]) => s < padFrom);
+    if (JSON.stringify(core) !== JSON.stringify(gotCore)) {
+      const i = core.findIndex((s, k) =>
+        JSON.stringify(s) !== JSON.stringify(gotCore[k])
+      );
+      return `batch row ${b}: attention used segments ${
+        fmt(got)
+      } but row 0 gives ${fmt(want)} (first difference at segment ${
+        i < 0 ? core.length : i
+      }; attention must never cross a packed segment)`;
+    }
+    const extra = got.find(([s]) => s >= padFrom);
+    if (extra && !want.some((w) => w[0] === extra[0] && w[1] === extra[1])) {
+      return `batch row ${b}: padding segment ${
+        fmt(extra)
+      } does not follow row 0 (${fmt(want)})`;
+    }
+  }
+  return null;
+}
+
+/** Soft embeddings for slot p read logits at p-1 (causal shift). */
+export function shiftProblem(f: Fwd): string | null {
+  const s = f.softctx;
+  if (!s || s.coordSlots === null || s.sourcePositions === null) return null;
+  if (s.coordSlots.length !== f.batch || s.sourcePositions.length !== f.batch) {
+    return `coordSlots/sourcePositions must have ${f.batch} batch rows`;
+  }
+  for (let b = 0; b < f.batch; b++) {
+    const slots = s.coordSlots[b];
+    const src = s.sourcePositions[b];
+    if (slots.length !== src.length) {
+      return `batch row ${b}: ${slots.length} coord slots but ${src.length} source positions`;
+    }
+    for (let i = 0; i < slots.length; i++) {
+      if (slots[i] < 1 || slots[i] >= f.seqLen) {
+        return `batch row ${b}: coord slot ${slots[i]} outside 1..${
+          f.seqLen - 1
+        }`;
+      }
+      if (src[i] !== slots[i] - 1) {
+        return `batch row ${b}: coord slot at ${slots[i]} read logits at ${
+          src[i]
+        }, must read ${
+          slots[i] - 1
+        } (p-1: logits at p-1 predict the token at p)`;
+      }
+    }
+  }
+  return null;
+}
+
+/** Only coord-slot rows may differ from the fresh base embedding. */
+export function changedRowsProblem(f: Fwd): string | null {
+  const s = f.softctx;
+  if (!s || s.changedRows === null || s.coordSlots === null) return null;
+  if (s.changedRows.length !== f.batch) {
+    return `changedRows must have ${f.batch} batch rows`;
+  }
+  for (let b = 0; b < f.batch; b++) {
+    const slots = new Set(s.coordSlots[b] ?? []);
+    const stray = s.changedRows[b].filter((p) => !slots.has(p));
+    if (stray.length > 0) {
+      return `batch row ${b}: embedding rows ${
+        fmt(stray)
+      } differ from the fresh base embedding but are not coord slots (image placeholders and all other rows must stay bitwise identical)`;
+    }
+  }
+  return null;
+}
+
+/** Pass 0 is the plain teacher-forced forward; later passes replace every coord slot. */
+export function softctxAppliedProblem(f: Fwd): string | null {
+  if (f.channel !== "A" || f.purpose !== "train") return null;
+  const s = f.softctx;
+  if (!s) {
+    return "Channel-A training forward carries no soft-context facts (softctx)";
+  }
+  if (s.changedRows === null || s.coordSlots === null) return null;
+  for (let b = 0; b < f.batch; b++) {
+    const changed = s.changedRows[b] ?? [];
+    if (f.pass === 0) {
+      if (changed.length > 0) {
+        return `batch row ${b}: pass 0 changed rows ${
+          fmt(changed)
+        }; the first pass must be the plain teacher-forced forward`;
+      }
+      continue;
+    }
+    const set = new Set(changed);
+    const missing = (s.coordSlots[b] ?? []).filter((p) => !set.has(p));
+    if (missing.length > 0) {
+      return `batch row ${b}: pass ${f.pass} left coord slots ${
+        fmt(missing)
+      } at the base embedding (soft context not applied)`;
+    }
+  }
+  return null;
+}
+
+/** All array-dependent checks of one forward. */
+export function deriveChecks(f: Fwd): ForwardChecks {
+  const rowProblem = row0Problem(f);
+  return {
+    segments: f.row0 === null || rowProblem?.includes("batch rows")
+      ? null
+      : f.row0.map((r) => segmentsFromRow0(r)),
+    row0: rowProblem,
+    mrope: mropeProblem(f),
+    attention: attentionProblem(f),
+    shift: shiftProblem(f),
+    changedRows: changedRowsProblem(f),
+    softctxApplied: softctxAppliedProblem(f),
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * Appends trace lines to `<run>/trace.jsonl` (format: `./schema.ts`).
+ *
+ * One synchronous write per line on a file opened for append, so a crash
+ * leaves at most one torn final line, which resume drops. Synchronous because
+ * the model's tracer callback is synchronous and lines must keep call order.
+ *
+ * Wiring (loop, variants, model):
+ *   const rec = TraceRecorder.open(runDir, { level, variant, resumeFromStep });
+ *   model.setTracer(rec.tracer);          // forwards outside a context are ignored
+ *   rec.setContext({ globalStep, channel, purpose: "train", microBatch, pass: 0,
+ *                    nPasses: 1, gradRecorded: false, training: true,
+ *                    packed, segmentLengths, softctx: null });
+ *   rec.updateContext({ pass, nPasses, gradRecorded, softctx });  // per pass
+ *   rec.setContext(null);                 // around generation you do not trace
+ *   rec.step({ globalStep, pattern, channel, trainingSeed, rolloutSeedBase, ... });
+ *   rec.checkpoint(completedSteps);       // right after a checkpoint is saved
+ */
+import { deriveChecks } from "./derive.ts";
+import {
+  type ForwardContext,
+  ForwardContextSchema,
+  type ForwardRecord,
+  type ForwardTraceInfo,
+  ForwardTraceInfoSchema,
+  type StepRecord,
+  StepRecordSchema,
+  TRACE_FILE,
+  TRACE_VERSION,
+  type TraceLevel,
+  type TraceLine,
+} from "./schema.ts";
+import type { z } from "zod";
+
+export interface TraceRecorderOptions {
+  /** `training.trace`; "off" writes nothing and creates no file. */
+  level: TraceLevel;
+  /** `custom.trainer_variant`, stored in the header line. */
+  variant: string;
+  /**
+   * Completed optimizer updates restored from a checkpoint. The existing trace
+   * is cut right after that checkpoint's line (or, lacking one, before the
+   * first line of step >= this), then a `resume` line is appended. Null or
+   * undefined: a fresh run; an existing trace is replaced.
+   */
+  resumeFromStep?: number | null;
+  /**
+   * Reports whether a gradient tape is recording right now (for TF.js:
+   * `() => tf.engine().state.gradientDepth > 0`). When given, it overrides
+   * the context's `gradRecorded`, so the trace holds the fact, not the intent.
+   */
+  tapeProbe?: () => boolean;
+}
+
+function describeZod(err: z.ZodError): string {
+  const i = err.issues[0];
+  const path = i.path.length ? i.path.join(".") : "(root)";
+  return `${path}: ${i.message}`;
+}
+
+const encoder = new TextEncoder();
+
+export class TraceRecorder {
+  readonly path: string;
+  readonly level: TraceLevel;
+  #file: Deno.FsFile | null;
+  #context: ForwardContext | null = null;
+  #tapeProbe?: () => boolean;
+
+  private constructor(
+    path: string,
+    level: TraceLevel,
+    file: Deno.FsFile | null,
+    tapeProbe?: () => boolean,
+  ) {
+    this.path = path;
+    this.level = level;
+    this.#file = file;
+    this.#tapeProbe = tapeProbe;
+  }
+
+  /** Opens (creates, replaces or resumes) the trace of a run folder. */
+  static open(runDir: string, opts: TraceRecorderOptions): TraceRecorder {
+    const path = `${runDir.replace(/\/$/, "")}/${TRACE_FILE}`;
+    if (opts.level === "off") {
+      return new TraceRecorder(path, "off", null, opts.tapeProbe);
+    }
+    const resume = opts.resumeFromStep ?? null;
+    const header: TraceLine = {
+      kind: "run",
+      version: TRACE_VERSION,
+      level: opts.level,
+      variant: opts.variant,
+    };
+    let kept: string[] = [JSON.stringify(header)];
+    if (resume !== null) {
+      const existing = readLines(path);
+      // An unusable old trace (no header) restarts with just this header.
+      kept = linesBeforeResume(existing, resume) ?? kept;
+      kept.push(JSON.stringify({ kind: "resume", globalStep: resume }));
+    }
+    // Atomic replace so a crash here leaves either the old or the new trace.
+    const tmp = `${path}.tmp-${Deno.pid}`;
+    Deno.writeTextFileSync(tmp, kept.map((l) => l + "\n").join(""));
+    Deno.renameSync(tmp, path);
+    const file = Deno.openSync(path, { append: true });
+    return new TraceRecorder(path, opts.level, file, opts.tapeProbe);
+  }
+
+  /** False when the level is "off" (callers can skip building trace data). */
+  get enabled(): boolean {
+    return this.#file !== null;
+  }
+
+  /** Sets (or clears, with null) the context attached to model forwards. */
+  setContext(ctx: ForwardContext | null): void {
+    this.#context = ctx === null ? null : { ...ctx };
+  }
+
+  /** Changes part of the current context (e.g. the pass fields); no-op without one. */
+  updateContext(patch: Partial<ForwardContext>): void {
+    if (this.#context !== null) this.#context = { ...this.#context, ...patch };
+  }
+
+  /** The current context (a copy), or null. */
+  get context(): ForwardContext | null {
+    return this.#context === null ? null : { ...this.#context };
+  }
+
+  /** Pass to `model.setTracer`: records each forward under the current context. */
+  readonly tracer = (info: ForwardTraceInfo): void => {
+    if (this.#context !== null) this.forward(this.#context, info);
+  };
+
+  /** Runs `fn` with forward recording paused (e.g. untraced generation). */
+  suspended<T>(fn: () => T): T {
+    const saved = this.#context;
+    this.#context = null;
+    try {
+      return fn();
+    } finally {
+      if (this.#context === null) this.#context = saved;
+    }
+  }
+
+  /** Appends one forward line. Invalid fields throw, naming the field. */
+  forward(ctx: ForwardContext, info: ForwardTraceInfo): void {
+    if (this.#file === null) return;
+    const c = ForwardContextSchema.safeParse(ctx);
+    if (!c.success) {
+      throw new Error(`trace: bad forward context ${describeZod(c.error)}`);
+    }
+    const i = ForwardTraceInfoSchema.safeParse(info);
+    if (!i.success) {
+      throw new Error(`trace: bad ForwardTraceInfo ${describeZod(i.error)}`);
+    }
+    const context = { ...c.data };
+    if (this.#tapeProbe) context.gradRecorded = this.#tapeProbe();
+    const full = { ...context, ...i.data };
+    const checks = deriveChecks(full);
+    const summary = this.level === "summary";
+    const rec: ForwardRecord = {
+      kind: "forward",
+      detail: summary ? "summary" : "full",
+      ...full,
+      ...(summary
+        ? {
+          row0: null,
+          mrope: null,
+          softctx: full.softctx === null ? null : {
+            ...full.softctx,
+            coordSlots: null,
+            sourcePositions: null,
+            changedRows: null,
+          },
+        }
+        : {}),
+      checks,
+    };
+    this.#write(rec);
+  }
+
+  /** Appends the step line for one optimizer update. */
+  step(rec: Omit<StepRecord, "kind">): void {
+    if (this.#file === null) return;
+    const r = StepRecordSchema.safeParse({ kind: "step", ...rec });
+    if (!r.success) {
+      throw new Error(`trace: bad step record ${describeZod(r.error)}`);
+    }
+    this.#write(r.data);
+  }
+
+  /** Marks that a checkpoint holding `globalStep` completed updates was saved. */
+  checkpoint(globalStep: number): void {
+    if (this.#file === null) return;
+    this.#write({ kind: "checkpoint", globalStep });
+    this.#file.syncDataSync();
+  }
+
+  /** Flushes and closes the file; later calls are no-ops. */
+  close(): void {
+    if (this.#file === null) return;
+    this.#file.syncDataSync();
+    this.#file.close();
+    this.#file = null;
+  }
+
+  #write(line: TraceLine): void {
+    const bytes = encoder.encode(JSON.stringify(line) + "\n");
+    let off = 0;
+    // writeSync may write fewer bytes than asked; finish the line.
+    while (off < bytes.length) {
+      off += this.#file!.writeSync(bytes.subarray(off));
+    }
+  }
+}
+
+function readLines(path: string): string[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const lines = text.split("\n");
+  // A torn final line (crash mid-write) has no newline: drop it.
+  lines.pop();
+  return lines;
+}
+
+/**
+ * The lines to keep when resuming with `step` completed updates: everything
+ * up to and including the last `checkpoint` line for `step`; without one,
+ * everything before the first line that belongs to a step >= `step`.
+ * Unparseable lines end the kept prefix. Null when nothing usable is left
+ * (no file, or no `run` header first).
+ */
+export function linesBeforeResume(
+  lines: string[],
+  step: number,
+): string[] | null {
+  const parsed: (Record<string, unknown> | null)[] = lines.map((l) => {
+    try {
+      const v = JSON.parse(l);
+      return v !== null && typeof v === "object" ? v : null;
+    } catch {
+      return null;
+    }
+  });
+  const bad = parsed.findIndex((p) => p === null);
+  const usable = bad < 0 ? parsed.length : bad;
+  let cut = -1;
+  for (let i = 0; i < usable; i++) {
+    const p = parsed[i]!;
+    if (p.kind === "checkpoint" && p.globalStep === step) cut = i + 1;
+  }
+  if (cut < 0) {
+    cut = usable;
+    for (let i = 0; i < usable; i++) {
+      const p = parsed[i]!;
+      const s = typeof p.globalStep === "number" ? p.globalStep : -1;
+      const belongs = p.kind === "checkpoint" ? s > step : s >= step;
+      if (
+        (p.kind === "forward" || p.kind === "step" ||
+          p.kind === "checkpoint") && belongs
+      ) {
+        cut = i;
+        break;
+      }
+    }
+  }
+  const kept = lines.slice(0, cut);
+  return kept.length === 0 || parsed[0]?.kind !== "run" ? null : kept;
+}
