@@ -2,29 +2,15 @@
  * `stage2 audit --run DIR [--json]`: re-checks a run's trace. Exit 0 when
  * every invariant holds, 1 on any violation, 2 when the run or its trace is
  * missing, unreadable or malformed. Imports no TF.js.
- *
- * Deliberately no import from ./main.ts: main.ts awaits at top level while
- * it loads this module, so a static import back into it deadlocks module
- * evaluation when main.ts is the entry point. Errors are therefore printed
- * here in main's one-line format.
  */
 import type { Command } from "commander";
+import { EXIT_FINDINGS, UsageError, userPath } from "./main.ts";
 import {
   auditRun,
   RunNotFoundError,
   TraceFormatError,
 } from "../audit/trace/mod.ts";
 import { formatHuman, formatJson } from "../audit/trace/report.ts";
-
-const EXIT_FINDINGS = 1;
-const EXIT_USAGE = 2;
-
-/** A user path resolved against where `deno task` was started (INIT_CWD). */
-function fromUserCwd(p: string): string {
-  if (p.startsWith("/")) return p;
-  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
-  return `${base.replace(/\/$/, "")}/${p}`;
-}
 
 export function register(program: Command): void {
   program
@@ -37,12 +23,10 @@ export function register(program: Command): void {
     .action(async (opts: { run: string; json?: boolean }) => {
       let report;
       try {
-        report = await auditRun(fromUserCwd(opts.run));
+        report = await auditRun(userPath(opts.run));
       } catch (e) {
         if (e instanceof RunNotFoundError || e instanceof TraceFormatError) {
-          console.error(`stage2: ${e.message}`);
-          Deno.exitCode = EXIT_USAGE;
-          return;
+          throw new UsageError(e.message);
         }
         throw e;
       }

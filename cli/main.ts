@@ -71,5 +71,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  // No top-level await: command modules import this file for `UsageError`,
+  // and a pending top-level await here would deadlock their evaluation.
+  main(Deno.args).then((code) => Deno.exit(code));
 }

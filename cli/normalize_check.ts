@@ -48,8 +48,10 @@ async function run(paths: string[], opts: Opts): Promise<number> {
     config: opts.config === undefined ? undefined : userPath(opts.config),
   });
   const out = formatFindings(report.findings, format);
-  if (format === "json" || out) await Deno.stdout.write(new TextEncoder().encode(out));
-  if (opts.verbose) for (const l of verboseLines(report)) console.error(l);
+  if (format === "json" || out) {
+    await Deno.stdout.write(new TextEncoder().encode(out));
+  }
+  if (opts.verbose) { for (const l of verboseLines(report)) console.error(l); }
   if (format !== "json") console.error(summary(report));
   return report.findings.length ? EXIT_FINDINGS : EXIT_OK;
 }
@@ -61,14 +63,23 @@ export function register(program: Command): void {
       "Find leftover 1000-based coordinate-bin normalization (bins decode as k/999) " +
         "in Python, TS/JS, Markdown, YAML and JSON. Exit 0 clean, 1 findings, 2 usage or read error.",
     )
-    .argument("[paths...]", "files or folders to check (default: .); folders honour .gitignore")
+    .argument(
+      "[paths...]",
+      "files or folders to check (default: .); folders honour .gitignore",
+    )
     .option("--format <format>", `output format: ${FORMATS.join("|")}`, "text")
-    .option("--root <dir>", "reported paths are relative to this folder (default: .)")
+    .option(
+      "--root <dir>",
+      "reported paths are relative to this folder (default: .)",
+    )
     .option(
       "--config <file>",
       `config with "exclude" patterns (default: <root>/${CONFIG_NAME} if present)`,
     )
-    .option("-v, --verbose", "also list the config, excluded paths and suppressed findings")
+    .option(
+      "-v, --verbose",
+      "also list the config, excluded paths and suppressed findings",
+    )
     .action(async (paths: string[], opts: Opts) => {
       try {
         Deno.exitCode = await run(paths, opts);

@@ -5,19 +5,7 @@
  */
 import type { Command } from "commander";
 import { runValidate } from "../audit/openspec/mod.ts";
-
-// Not imported from ./main.ts: main.ts awaits at top level while it loads this
-// module, so a static import back into it deadlocks module evaluation
-// ("Top-level await promise never resolved"). Bad input is reported the way
-// main.ts reports a UsageError: one `stage2: ...` line, exit 2.
-class UsageError extends Error {}
-const EXIT_USAGE = 2;
-
-function userPath(p: string): string {
-  if (p.startsWith("/")) return p;
-  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
-  return `${base.replace(/\/$/, "")}/${p}`;
-}
+import { UsageError, userPath } from "./main.ts";
 
 interface Flags {
   all?: boolean;
@@ -56,18 +44,10 @@ export function register(program: Command): void {
       "--archive-check",
       "also fail on what `openspec archive` would refuse (MODIFIED/RENAMED of a missing requirement, ADDED of an existing one)",
     )
-    .action((item: string | undefined, flags: Flags) => {
-      try {
-        run(item, flags);
-      } catch (e) {
-        if (!(e instanceof UsageError)) throw e;
-        console.error(`stage2: ${e.message}`);
-        Deno.exitCode = EXIT_USAGE;
-      }
-    });
+    .action(run);
 }
 
-function run(item: string | undefined, flags: Flags): void {
+async function run(item: string | undefined, flags: Flags): Promise<void> {
   if (
     flags.type !== undefined && flags.type !== "change" && flags.type !== "spec"
   ) {
@@ -91,7 +71,7 @@ function run(item: string | undefined, flags: Flags): void {
       throw new UsageError(`--root ${flags.root}: no such directory`);
     }
   }
-  const result = runValidate({
+  const result = await runValidate({
     item,
     all: flags.all,
     changes: flags.changes,

@@ -1,3 +1,4 @@
+// normalize-check: ignore-file -- this checker's own sources quote the forms it looks for
 /**
  * Language-neutral judgement of one arithmetic operation with 1000. The
  * Python and TS/JS analyzers walk their ASTs, resolve names through
@@ -5,7 +6,7 @@
  * `* 1000` over as an `ArithCandidate`; this module decides whether it is a
  * coordinate normalization and which form it is.
  */
-import { any, COORD, COUNT, EXPECT, hits, TIME, TOLERANCE } from "./context.ts";
+import { any, COORD, COUNT, EXPECT, hits, INDEX, TIME, TOLERANCE } from "./context.ts";
 import type { RawFinding, RuleId } from "./types.ts";
 
 /** Where a 1000 reached the operation from, when it was not a literal. */
@@ -25,8 +26,10 @@ export interface ArithCandidate {
   offset: number;
   /** Source text of the operation, for the message. */
   text: string;
-  /** Words of the other operand, including what its names were bound to. */
+  /** Words of the other operand's own text. */
   operandWords: string[];
+  /** Words of what the operand's names were bound to (defaults, loops). */
+  boundWords: string[];
   /** Words of the assignment target, enclosing call and function. */
   contextWords: string[];
   /** The other operand folds to a number (`2 / 1000`); its value. */
@@ -50,28 +53,25 @@ export interface Verdict {
  * coordinates at all; it settles operands that carry no cue either way.
  */
 export function judge(c: ArithCandidate, fileCoord: boolean): Verdict | null {
-  const ctx = [...c.operandWords, ...c.contextWords];
+  const own = c.operandWords;
+  const bound = c.boundWords;
+  const ctx = c.contextWords;
   // Time conversions are the most common legitimate 1000 in code.
-  if (any(ctx, TIME)) return null;
+  if (any(own, TIME) || any(ctx, TIME)) return null;
   if (c.inIndex) return null;
-  const inTest = c.inTest || any(c.contextWords, EXPECT);
+  const inTest = c.inTest || any(ctx, EXPECT);
   if (c.operandValue !== null) {
     // `3 * 1000` is a count; `0.5 * 1000` in a test is an encoded expectation.
     if (c.kind === "mul") {
       if (!(inTest && c.operandValue >= 0 && c.operandValue <= 1)) return null;
     }
-    if (any(c.contextWords, COUNT) && !inTest) return null;
+    if (any(ctx, COUNT) && !inTest) return null;
     if (!fileCoord && !any(ctx, COORD) && !any(ctx, TOLERANCE)) return null;
-  } else {
-    // A count or index operand makes 1000 a stride or a unit (`n / 1000` k).
-    if (any(c.operandWords, COUNT)) return null;
-    if (!any(ctx, COORD)) {
-      if (any(c.contextWords, COUNT)) return null;
-      if (!fileCoord) return null;
-    }
+  } else if (!isCoordinate(own, bound, ctx, fileCoord)) {
+    return null;
   }
   const shown = c.text.length > 60 ? c.text.slice(0, 57) + "..." : c.text;
-  const cue = hits(ctx, COORD).slice(0, 3);
+  const cue = [...new Set(hits([...own, ...bound, ...ctx], COORD))].slice(0, 3);
   const about = cue.length ? ` (${cue.join(", ")})` : "";
   if (c.via) {
     const from = c.via.how === "default"
@@ -82,17 +82,21 @@ export function judge(c: ArithCandidate, fileCoord: boolean): Verdict | null {
     return {
       rule: "norm-param-1000",
       offset: c.via.literalOffset,
-      message: `1000 as ${from} \`${c.via.name}\` normalizes coordinates in \`${shown}\``,
+      message:
+        `1000 as ${from} \`${c.via.name}\` normalizes coordinates in \`${shown}\``,
     };
   }
-  if (inTest) {
+  // `abs(a - b) <= 3 / 1000` is a tolerance even inside an assertion.
+  const tolerance = c.kind === "div" && c.operandValue !== null &&
+    (!inTest || any(c.contextWords, TOLERANCE));
+  if (inTest && !tolerance) {
     return {
       rule: "test-expect-1000",
       offset: c.offset,
       message: `test expectation computed with 1000: \`${shown}\``,
     };
   }
-  if (c.kind === "div" && c.operandValue !== null) {
+  if (tolerance) {
     return {
       rule: "tolerance-1000",
       offset: c.offset,
@@ -111,6 +115,25 @@ export function judge(c: ArithCandidate, fileCoord: boolean): Verdict | null {
     offset: c.offset,
     message: `coordinate multiplied by 1000${about}: \`${shown}\``,
   };
+}
+
+/**
+ * Whether the operand of a 1000 is a coordinate. The operand's own words
+ * weigh most (`ks[0] * w` is a coordinate even though `ks` came from
+ * "tokens"), then what its names were bound to, then the assignment target
+ * and enclosing call or function; a file about boxes settles the rest.
+ */
+function isCoordinate(own: string[], bound: string[], ctx: string[], fileCoord: boolean): boolean {
+  if (any(own, COUNT)) return false;
+  // A value computed from a clock is a time whatever its name.
+  if (any(bound, TIME)) return false;
+  if (any(own, COORD)) return true;
+  if (any(own, INDEX)) return false;
+  if (any(bound, COORD)) return true;
+  if (any(bound, COUNT)) return false;
+  if (any(ctx, COORD)) return true;
+  if (any(ctx, COUNT)) return false;
+  return fileCoord;
 }
 
 /** Turn verdicts into raw findings, one per reported offset. */

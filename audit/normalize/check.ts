@@ -9,17 +9,50 @@ import { lineIndex, lineStarts } from "./lines.ts";
 import { analyzeMarkdown } from "./markdown.ts";
 import { analyzePython } from "./python.ts";
 import { findSuppressions } from "./suppress.ts";
-import { analyzeTypeScript } from "./typescript.ts";
-import { type Finding, RULES, type RawFinding, type Suppressed } from "./types.ts";
-import { collectFiles, type Excluded, extOf, LANGUAGE_OF, normalizePath, relTo } from "./walk.ts";
+import { analyzeTypeScript, ParseError } from "./typescript.ts";
+import {
+  type Finding,
+  type RawFinding,
+  RULES,
+  type Suppressed,
+} from "./types.ts";
+import {
+  collectFiles,
+  type Excluded,
+  extOf,
+  LANGUAGE_OF,
+  normalizePath,
+  relTo,
+} from "./walk.ts";
 import { analyzeYaml } from "./yaml.ts";
 import { CheckError } from "./errors.ts";
 
 /** Files without this never need a parse. */
-const PREFILTER = /(?<![\d_.])1_?000(?![\d_])|thousandths|(?<![\w.])1(?:\.0*)?e\+?3(?!\d)/i;
+const PREFILTER =
+  /(?<![\d_.])1_?000(?![\d_])|thousandths|(?<![\w.])1(?:\.0*)?e\+?3(?!\d)/gi;
+const OPERAND_BEFORE =
+  /(?:[*\/×=:]\s*\(?|[*\/×][^;\n]{0,30}\(|\b(?:float|int|Number)\()\s*$|\b(?:by|to|with|into|over|in|of)\s+`?$/i;
+const OPERAND_AFTER = /^(?:\.0*)?\s*[*\/×]|^ths\b/i;
+
+/**
+ * The cheap prefilter: a file needs a parse only if some 1000 in it is an
+ * operand of `*` or `/`, a value (`= 1000`, `: 1000`, `float(1000)`) or
+ * follows "by"/"to"/"in"; `range(1000)` or "every 1000 steps" alone never
+ * make a finding. The parsers still decide everything about the rest.
+ */
+export function needsParse(text: string): boolean {
+  for (const m of text.matchAll(PREFILTER)) {
+    if (m[0].toLowerCase() === "thousandths") return true;
+    const before = text.slice(Math.max(0, m.index - 40), m.index);
+    const after = text.slice(m.index + m[0].length, m.index + m[0].length + 8);
+    if (OPERAND_BEFORE.test(before) || OPERAND_AFTER.test(after)) return true;
+  }
+  return false;
+}
 
 /** Changelogs quote old conventions; they never state them. */
-const EXPLAINING_FILE = /^(?:changelog|changes|history|news|releases?)(?:\.|$)/i;
+const EXPLAINING_FILE =
+  /^(?:changelog|changes|history|news|releases?)(?:\.|$)/i;
 
 export interface CheckOptions {
   /** Absolute root: findings are reported relative to it. */
@@ -74,7 +107,10 @@ const CODE_LANG: Record<string, "python" | "typescript" | "yaml"> = {
 };
 
 /** Analyze one file's text; `path` picks the language by extension. */
-export async function analyzeText(path: string, text: string): Promise<RawFinding[]> {
+export async function analyzeText(
+  path: string,
+  text: string,
+): Promise<RawFinding[]> {
   const ext = extOf(path);
   switch (LANGUAGE_OF[ext]) {
     case "python":
@@ -88,7 +124,9 @@ export async function analyzeText(path: string, text: string): Promise<RawFindin
       return await analyzeMarkdown(text, async (code, lang) => {
         const l = CODE_LANG[lang];
         if (l === "python") return await analyzePython(code);
-        if (l === "typescript") return await analyzeTypeScript(code, lang === "tsx" ? "tsx" : "ts");
+        if (l === "typescript") {
+          return await analyzeTypeScript(code, lang === "tsx" ? "tsx" : "ts");
+        }
         if (l === "yaml") return await analyzeYaml(code);
         return null;
       }, EXPLAINING_FILE.test(base));
@@ -97,12 +135,32 @@ export async function analyzeText(path: string, text: string): Promise<RawFindin
   return [];
 }
 
+export interface FileResult {
+  findings: Finding[];
+  suppressed: Suppressed[];
+  ignoredFile: IgnoredFile | null;
+  /** Whether the prefilter sent the file to a parser. */
+  parsed: boolean;
+}
+
 /** Findings of one file's text, with suppressions applied. */
 export async function checkText(
   relPath: string,
   text: string,
-): Promise<{ findings: Finding[]; suppressed: Suppressed[]; ignoredFile: IgnoredFile | null }> {
-  const raw = PREFILTER.test(text) ? await analyzeText(relPath, text) : [];
+): Promise<FileResult> {
+  const parsed = needsParse(text);
+  let raw: RawFinding[] = [];
+  try {
+    if (parsed) raw = await analyzeText(relPath, text);
+  } catch (e) {
+    const where = e instanceof ParseError && e.where
+      ? `${relPath}:${e.where}`
+      : relPath;
+    throw new CheckError(
+      `cannot parse ${where}: ${(e as Error).message} ` +
+        `(fix it, or exclude it in ${CONFIG_NAME} if it is invalid on purpose)`,
+    );
+  }
   const starts = lineStarts(text);
   const lines = text.split("\n");
   const findings: Finding[] = raw.map((r) => {
@@ -118,13 +176,16 @@ export async function checkText(
     };
   });
   findings.sort((a, b) => a.line - b.line || a.column - b.column);
-  if (findings.length === 0) return { findings, suppressed: [], ignoredFile: null };
+  if (findings.length === 0) {
+    return { findings, suppressed: [], ignoredFile: null, parsed };
+  }
   const sup = findSuppressions(text);
   if (sup.file) {
     return {
       findings: [],
       suppressed: findings.map((f) => ({ finding: f, ...sup.file! })),
       ignoredFile: { path: relPath, ...sup.file },
+      parsed,
     };
   }
   const kept: Finding[] = [];
@@ -134,15 +195,19 @@ export async function checkText(
     if (s) suppressed.push({ finding: f, ...s });
     else kept.push(f);
   }
-  return { findings: kept, suppressed, ignoredFile: null };
+  return { findings: kept, suppressed, ignoredFile: null, parsed };
 }
 
 /** Run the checker over files and folders. */
 export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
   const root = normalizePath(opts.root);
   const paths = (opts.paths?.length ? opts.paths : [root]).map(normalizePath);
-  const configPath = opts.config === undefined ? `${root}/${CONFIG_NAME}` : opts.config;
-  const config = configPath ? await loadConfig(configPath, opts.config !== undefined) : null;
+  const configPath = opts.config === undefined
+    ? `${root}/${CONFIG_NAME}`
+    : opts.config;
+  const config = configPath
+    ? await loadConfig(configPath, opts.config !== undefined)
+    : null;
   const walked = await collectFiles(root, paths, config?.exclude ?? []);
   const report: CheckReport = {
     findings: [],
@@ -155,7 +220,7 @@ export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
     configPath: config ? configPath : null,
   };
   // Reads overlap; parsing is synchronous per file, so a small pool suffices.
-  const results: Array<Awaited<ReturnType<typeof checkText>>> = new Array(walked.files.length);
+  const results: FileResult[] = new Array(walked.files.length);
   let next = 0;
   const worker = async () => {
     while (next < walked.files.length) {
@@ -169,17 +234,13 @@ export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
       }
       if (text.includes("\0")) continue; // binary despite its extension
       const rel = relTo(root, abs) ?? abs;
-      if (PREFILTER.test(text)) report.filesParsed++;
-      try {
-        results[i] = await checkText(rel, text);
-      } catch (e) {
-        throw new CheckError(`cannot analyze ${rel}: ${(e as Error).message}`);
-      }
+      results[i] = await checkText(rel, text);
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
   for (const r of results) {
     if (!r) continue;
+    if (r.parsed) report.filesParsed++;
     report.findings.push(...r.findings);
     report.suppressed.push(...r.suppressed);
     if (r.ignoredFile) report.ignoredFiles.push(r.ignoredFile);

@@ -19,7 +19,10 @@ export type NormalizeConfig = z.infer<typeof ConfigSchema>;
  * Load a config file. `required` is false for the implicit
  * `<root>/.normalize-check.json`, which may be absent.
  */
-export async function loadConfig(path: string, required: boolean): Promise<NormalizeConfig | null> {
+export async function loadConfig(
+  path: string,
+  required: boolean,
+): Promise<NormalizeConfig | null> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -31,12 +34,16 @@ export async function loadConfig(path: string, required: boolean): Promise<Norma
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new CheckError(`config ${path} is not valid JSON: ${(e as Error).message}`);
+    throw new CheckError(
+      `config ${path} is not valid JSON: ${(e as Error).message}`,
+    );
   }
   const r = ConfigSchema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0];
-    const where = issue.path.length ? `key '${issue.path.join(".")}'` : "top level";
+    const where = issue.path.length
+      ? `key '${issue.path.join(".")}'`
+      : "top level";
     throw new CheckError(`config ${path}: ${where}: ${issue.message}`);
   }
   return r.data;

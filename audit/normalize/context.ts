@@ -1,3 +1,4 @@
+// normalize-check: ignore-file -- this checker's own sources quote the forms it looks for
 /**
  * Word cues that tell a coordinate normalization apart from the many other
  * reasons code and text divide or multiply by 1000 (milliseconds, kilobytes,
@@ -32,15 +33,22 @@ export const TIME = set(`
   deadline ttl age expires expiry
 `);
 
-/** Counts, indices, sizes and units: 1000 is a multiplier or count there. */
+/**
+ * Counts, sizes, units and non-coordinate quantities: 1000 is a multiplier,
+ * a unit or a count there (`n / 1000` thousands, `bytes / 1000` kB).
+ */
 export const COUNT = set(`
-  length len size sizes count counts num n total i j idx index indices
-  stride strides row rows shape batch steps step samples sample tokens
-  vocab bytes byte kb kib mb mib gb gib bit bits memory mem rss heap
-  params parameters flops gflops tflops meters meter metres metre mm cm km
-  kg gram grams price cost cents dollars usd loss lr epochs iters
-  iterations seed seeds percent pct id ids port
+  length len count counts num n total numel stride strides shape batch
+  steps step samples sample tokens vocab bytes byte kb kib mb mib gb gib bit
+  bits memory mem rss heap params parameters flops gflops tflops meters
+  meter metres metre mm cm km um nm micron microns kg gram grams price cost
+  cents dollars usd loss lr epochs iters iterations seed seeds percent pct
+  id ids port score scores conf confidence prob probs probability logit
+  logits weight weights
 `);
+
+/** Loop indices: `i * 1000 + k` is a row stride unless coordinates join. */
+export const INDEX = set(`i j idx index indices row rows col cols`);
 
 /** Words that make an operand or sentence about coordinates and bins. */
 export const COORD = set(`
@@ -62,7 +70,7 @@ export const NORM_NAME = set(`
 /** Names of tolerances and distances: `tol = 2 / 1000`. */
 export const TOLERANCE = set(`
   tol tols tolerance atol rtol eps epsilon margin shift dist distance delta
-  err error diff thresh threshold slack jitter
+  err error diff thresh threshold slack jitter abs
 `);
 
 /** Names of expected values in tests: `expected = k / 1000`. */

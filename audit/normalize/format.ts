@@ -47,7 +47,10 @@ export function formatGithub(findings: Finding[]): string {
   ).join("");
 }
 
-export function formatFindings(findings: Finding[], format: OutputFormat): string {
+export function formatFindings(
+  findings: Finding[],
+  format: OutputFormat,
+): string {
   return format === "json"
     ? formatJson(findings)
     : format === "github"
@@ -68,8 +71,12 @@ export function summary(r: CheckReport): string {
 export function verboseLines(r: CheckReport): string[] {
   const out: string[] = [];
   out.push(`config: ${r.configPath ?? "(none)"}`);
-  for (const e of r.excluded) out.push(`excluded: ${e.path} (config pattern '${e.pattern}')`);
-  for (const u of r.unsupported) out.push(`skipped: ${u} (no analyzer for this file type)`);
+  for (const e of r.excluded) {
+    out.push(`excluded: ${e.path} (config pattern '${e.pattern}')`);
+  }
+  for (const u of r.unsupported) {
+    out.push(`skipped: ${u} (no analyzer for this file type)`);
+  }
   for (const f of r.ignoredFiles) {
     out.push(
       `ignored file: ${f.path} (normalize-check: ignore-file at line ${f.commentLine}${

@@ -3,10 +3,16 @@
  * coordinate-bin normalization in Python, TS/JS, Markdown, YAML and JSON.
  */
 export { analyzeText, checkPaths, checkText } from "./check.ts";
-export type { CheckOptions, CheckReport, IgnoredFile } from "./check.ts";
+export type {
+  CheckOptions,
+  CheckReport,
+  FileResult,
+  IgnoredFile,
+} from "./check.ts";
 export { formatFindings, FORMATS, summary, verboseLines } from "./format.ts";
 export type { OutputFormat } from "./format.ts";
 export { CONFIG_NAME } from "./config.ts";
 export { RULES } from "./types.ts";
 export type { Finding, RawFinding, RuleId, Suppressed } from "./types.ts";
 export { CheckError } from "./errors.ts";
+export { needsParse } from "./check.ts";

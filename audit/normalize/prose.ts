@@ -1,3 +1,4 @@
+// normalize-check: ignore-file -- this checker's own sources quote the forms it looks for
 /**
  * Prose judgement: Markdown paragraphs, comments, docstrings and YAML
  * strings. The structural parsers have already separated prose from code;
@@ -36,11 +37,14 @@ const STRONG_CUE = new RegExp(
   String.raw`\b(?:must\s+not|mustn't|shall\s+not|should\s+not|never|` +
     String.raw`forbid\w*|prohibit\w*|wrong|incorrect\w*|bugs?|buggy|legacy|` +
     String.raw`deprecat\w*|obsolete|leftovers?|reintroduc\w*|regress\w*|` +
-    String.raw`pitfalls?|mistakes?|mistaken\w*|erroneous\w*|banned|disallow\w*|` +
-    String.raw`reject\w*|flags?|flagged|flagging|detects?|detected|catch(?:es)?|` +
+    String
+      .raw`pitfalls?|mistakes?|mistaken\w*|erroneous\w*|banned|disallow\w*|` +
+    String
+      .raw`reject\w*|flags?|flagged|flagging|detects?|detected|catch(?:es)?|` +
     String.raw`caught|no\s+longer|used\s+to|why|avoid\w*|don't|do\s+not|` +
     String.raw`does\s+not|doesn't|instead\s+of|rather\s+than|fix|fixes|fixed|` +
-    String.raw`old|older|previous\w*|formerly|anti-?patterns?|stale|off-by-one)\b`,
+    String
+      .raw`old|older|previous\w*|formerly|anti-?patterns?|stale|off-by-one)\b`,
   "i",
 );
 
@@ -80,6 +84,8 @@ interface Mention {
   form: string;
   /** Operand text before a `/` (to spot `elapsed/1000`). */
   lhs: string;
+  /** Where the operator or verb starts: cues are read before it. */
+  op: number;
 }
 
 function findMentions(text: string): Mention[] {
@@ -89,7 +95,13 @@ function findMentions(text: string): Mention[] {
     const end = slash + m[0].length;
     if (text[end] === "/" || text[slash - 1] === "/") continue; // a path or `//`
     const before = text.slice(Math.max(0, slash - 40), slash);
-    const lhsM = /([A-Za-z_][\w.]*|\d+(?:\.\d+)?|\))\s*$/.exec(before);
+    // `x / 1000` and `x/1000` have an operand; in "normalized by /1000"
+    // the word before an unbalanced slash is not one.
+    const spacedAfter = /^\/\s/.test(m[0]);
+    const lhsM = (spacedAfter
+      ? /([A-Za-z_][\w.]*|\d+(?:\.\d+)?|\))\s*$/
+      : /([A-Za-z_][\w.]*|\d+(?:\.\d+)?|\))$/)
+      .exec(before);
     const lhs = lhsM ? lhsM[1] : "";
     const start = lhsM ? slash - lhsM[0].length : slash;
     // `runs/step_1000` style paths: a slash-separated token with no operator.
@@ -98,22 +110,30 @@ function findMentions(text: string): Mention[] {
     if ((token.match(/\//g) ?? []).length > 1 && !/[*+()=-]/.test(token)) {
       continue;
     }
-    if (/:\/\//.test(text.slice(tokStart, end))) continue;
-    out.push({ start, end, form: text.slice(start, end), lhs });
+    if (/:\/\//.test(text.slice(tokStart, end))) {
+      continue;
+    }
+    out.push({ start, end, form: text.slice(start, end), lhs, op: slash });
   }
   for (const m of text.matchAll(MUL)) {
+    // `1000 * 28 * 28` and `3 * 1000` are counts; `0.5 * 1000` encodes.
+    const other = m[0].trimStart().startsWith("1")
+      ? /^\s*(\d+(?:\.\d+)?)(?![\w.])/.exec(text.slice(m.index + m[0].length))
+      : /(?<![\w.])(\d+(?:\.\d+)?)\s*$/.exec(text.slice(0, m.index));
+    if (other && Number(other[1]) > 1) continue;
     out.push({
       start: m.index,
       end: m.index + m[0].length,
       form: m[0],
       lhs: "",
+      op: m.index,
     });
   }
   for (const re of [VERB, THS]) {
     for (const m of text.matchAll(re)) {
       const end = m.index + m[0].length;
       if (re === VERB && COUNT_NOUN.test(text.slice(end))) continue;
-      out.push({ start: m.index, end, form: m[0], lhs: "" });
+      out.push({ start: m.index, end, form: m[0], lhs: "", op: m.index });
     }
   }
   out.sort((a, b) => a.start - b.start);
@@ -160,6 +180,16 @@ function wordsAfter(text: string, n: number): string {
   return text.split(/\s+/).filter(Boolean).slice(0, n).join(" ");
 }
 
+/**
+ * Whether a section heading makes its section quote the old convention:
+ * "Why 999", "Migration", or a heading that names the 1000 form itself as
+ * leftover, forbidden or wrong ("Leftover /1000 normalization is found").
+ */
+export function explainingHeading(text: string): boolean {
+  if (EXPLAINING_HEADING.test(text)) return true;
+  return STRONG_CUE.test(text) && findMentions(text).length > 0;
+}
+
 /** Findings for one prose block. */
 export function analyzeProse(b: ProseBlock): RawFinding[] {
   if (b.explaining) return [];
@@ -173,7 +203,7 @@ export function analyzeProse(b: ProseBlock): RawFinding[] {
       [0, b.text.length];
     const sentence = b.text.slice(span[0], span[1]);
     if (STRONG_CUE.test(sentence)) continue;
-    const before = wordsBefore(b.text.slice(span[0], m.start), 6);
+    const before = wordsBefore(b.text.slice(span[0], m.op), 6);
     const after = wordsAfter(b.text.slice(m.end, span[1]), 3);
     if (WEAK_CUE.test(before) || WEAK_CUE.test(after)) continue;
     if (any(words(m.lhs), TIME)) continue;

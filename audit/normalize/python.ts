@@ -15,7 +15,15 @@ import {
   verdictsToFindings,
   type Via,
 } from "./arith.ts";
-import { any, COORD, COUNT, fileHasCoordContext, NORM_NAME, TIME, words } from "./context.ts";
+import {
+  any,
+  COORD,
+  COUNT,
+  fileHasCoordContext,
+  NORM_NAME,
+  TIME,
+  words,
+} from "./context.ts";
 import { analyzeProse, OffsetMap } from "./prose.ts";
 import type { RawFinding } from "./types.ts";
 
@@ -101,10 +109,26 @@ class PyAnalysis {
     return this.defs.get(0)?.get(name) ?? [];
   }
 
+  /**
+   * Gather the nodes of interest in one call into the wasm side
+   * (`descendantsOfType`): walking every node from JS costs more than the
+   * parse itself.
+   */
   collect(root: Node): void {
-    const stack: Node[] = [root];
-    while (stack.length) {
-      const n = stack.pop()!;
+    const nodes = root.descendantsOfType([
+      "binary_operator",
+      "augmented_assignment",
+      "assignment",
+      "default_parameter",
+      "typed_default_parameter",
+      "for_in_clause",
+      "for_statement",
+      "keyword_argument",
+      "comment",
+      "expression_statement",
+    ]);
+    for (const n of nodes) {
+      if (!n) continue;
       switch (n.type) {
         case "binary_operator": {
           const op = n.childForFieldName("operator")?.type;
@@ -121,8 +145,14 @@ class PyAnalysis {
         case "assignment": {
           const left = n.childForFieldName("left");
           const right = n.childForFieldName("right");
-          if (left && right && (left.type === "identifier" || left.type === "attribute")) {
-            this.addDef(left.text, this.scopeOf(n), { value: right, how: "constant" });
+          if (
+            left && right &&
+            (left.type === "identifier" || left.type === "attribute")
+          ) {
+            this.addDef(left.text, this.scopeOf(n), {
+              value: right,
+              how: "constant",
+            });
           }
           break;
         }
@@ -147,9 +177,14 @@ class PyAnalysis {
           if (left && right) {
             const names = left.type === "identifier"
               ? [left]
-              : left.namedChildren.filter((c): c is Node => c?.type === "identifier");
+              : left.namedChildren.filter((c): c is Node =>
+                c?.type === "identifier"
+              );
             for (const id of names) {
-              this.addDef(id.text, this.scopeOf(n), { value: right, how: "loop" });
+              this.addDef(id.text, this.scopeOf(n), {
+                value: right,
+                how: "loop",
+              });
             }
           }
           break;
@@ -166,10 +201,6 @@ class PyAnalysis {
           }
           break;
       }
-      for (let i = n.childCount - 1; i >= 0; i--) {
-        const c = n.child(i);
-        if (c) stack.push(c);
-      }
     }
   }
 
@@ -179,7 +210,9 @@ class PyAnalysis {
       case "integer":
       case "float": {
         const v = Number(n.text.replace(/_/g, "").replace(/[jJlL]$/, ""));
-        return Number.isFinite(v) ? { value: v, literalOffset: n.startIndex } : null;
+        return Number.isFinite(v)
+          ? { value: v, literalOffset: n.startIndex }
+          : null;
       }
       case "parenthesized_expression":
         return this.fold(n.namedChild(0), depth + 1);
@@ -205,7 +238,9 @@ class PyAnalysis {
           : op === "**"
           ? a.value ** b.value
           : NaN;
-        return Number.isFinite(v) ? { value: v, literalOffset: a.literalOffset } : null;
+        return Number.isFinite(v)
+          ? { value: v, literalOffset: a.literalOffset }
+          : null;
       }
       case "call": {
         // float(1000), int(1e3)
@@ -222,12 +257,17 @@ class PyAnalysis {
         if (defs.length === 0) return null;
         const folds = defs.map((d) => this.fold(d.value, depth + 1));
         const first = folds[0];
-        if (!first || folds.some((f) => !f || f.value !== first.value)) return null;
-        const how = defs.some((d) => d.how === "default") ? "default" : "constant";
+        if (!first || folds.some((f) => !f || f.value !== first.value)) {
+          return null;
+        }
+        const how = defs.some((d) => d.how === "default")
+          ? "default"
+          : "constant";
         return {
           value: first.value,
           literalOffset: first.literalOffset,
-          via: first.via ?? { name: n.text, literalOffset: first.literalOffset, how },
+          via: first.via ??
+            { name: n.text, literalOffset: first.literalOffset, how },
         };
       }
     }
@@ -235,8 +275,12 @@ class PyAnalysis {
   }
 
   /** Words of an operand and of what its names were bound to. */
-  operandWords(n: Node): string[] {
-    const out = words(n.text);
+  textOf(n: Node): string {
+    return n.text;
+  }
+
+  boundWords(n: Node): string[] {
+    const out: string[] = [];
     const stack: Node[] = [n];
     let budget = 50;
     while (stack.length && budget-- > 0) {
@@ -289,10 +333,14 @@ class PyAnalysis {
           case "assert_statement":
             inTest = true;
             break;
+          case "comparison_operator":
+            ctx.push(...words(p.text.slice(0, 200)));
+            break;
         }
         if (STATEMENT_END.has(p.type)) statementDone = true;
       }
-      if (p.type === "function_definition") {
+      if (p.type === "lambda" && p.parent?.type === "argument_list") continue;
+      if (p.type === "function_definition" || p.type === "lambda") {
         const name = p.childForFieldName("name")?.text ?? "";
         ctx.push(...words(name));
         break;
@@ -328,7 +376,8 @@ class PyAnalysis {
       kind,
       offset: n.startIndex,
       text: n.text.replace(/\s+/g, " "),
-      operandWords: this.operandWords(operand),
+      operandWords: words(this.textOf(operand)),
+      boundWords: this.boundWords(operand),
       contextWords: ctx,
       operandValue: ov ? ov.value : null,
       inTest,
@@ -356,7 +405,9 @@ class PyAnalysis {
     };
     for (const scope of this.defs.values()) {
       for (const [name, defs] of scope) {
-        for (const d of defs) if (d.how !== "loop") consider(name, d.value, d.how);
+        for (const d of defs) {
+          if (d.how !== "loop") consider(name, d.value, d.how);
+        }
       }
     }
     for (const k of this.keywordArgs) {
@@ -368,21 +419,24 @@ class PyAnalysis {
   }
 }
 
-/** Merge comments on consecutive lines into one prose block. */
-function commentBlocks(comments: Node[]): OffsetMap[] {
+/** Merge full-line comments on consecutive lines into one prose block. */
+function commentBlocks(text: string, comments: Node[]): OffsetMap[] {
   const blocks: OffsetMap[] = [];
   let cur: OffsetMap | null = null;
   let lastRow = -2;
   for (const c of comments) {
     const row = c.startPosition.row;
-    if (!cur || row !== lastRow + 1) {
+    const lineStart = text.lastIndexOf("\n", c.startIndex - 1) + 1;
+    const alone = text.slice(lineStart, c.startIndex).trim() === "";
+    if (!cur || row !== lastRow + 1 || !alone) {
       cur = new OffsetMap();
       blocks.push(cur);
     } else {
       cur.push("\n", c.startIndex);
     }
     cur.push(c.text, c.startIndex);
-    lastRow = row;
+    // A trailing comment never joins the next line's comment.
+    lastRow = alone ? row : -2;
   }
   return blocks;
 }
@@ -404,7 +458,7 @@ export async function analyzePython(text: string): Promise<RawFinding[]> {
     }
     verdicts.push(...a.namedNormalizers(fileCoord));
     const out = verdictsToFindings(verdicts);
-    for (const b of commentBlocks(a.comments)) {
+    for (const b of commentBlocks(text, a.comments)) {
       out.push(...analyzeProse({ text: b.text, map: b.map }));
     }
     for (const s of a.docstrings) {

@@ -17,7 +17,8 @@ export interface Suppressions {
 }
 
 function cleanReason(s: string): string {
-  return s.replace(/(?:-->|\*\/)\s*$/, "").replace(/^[\s:—–(-]+|[\s)]+$/g, "").trim();
+  return s.replace(/(?:-->|\*\/)\s*$/, "").replace(/^[\s:—–(-]+|[\s)]+$/g, "")
+    .trim();
 }
 
 /** Scan a file's lines for suppression comments. */

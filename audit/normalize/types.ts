@@ -42,7 +42,8 @@ export const RULES: Record<RuleId, RuleInfo> = {
   },
   "prose-1000": {
     summary: "text stating that bins decode or encode with 1000",
-    fix: "state the rule as k / 999 (encode round(999 * c)), or mark it as forbidden",
+    fix:
+      "state the rule as k / 999 (encode round(999 * c)), or mark it as forbidden",
   },
 };
 

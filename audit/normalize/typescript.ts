@@ -1,3 +1,4 @@
+// normalize-check: ignore-file -- this checker's own sources quote the forms it looks for
 /**
  * TypeScript/JavaScript analyzer: a Babel AST (`@babel/parser`, loaded on
  * first use, with error recovery) walked for arithmetic with 1000. Names are
@@ -13,9 +14,24 @@ import {
   verdictsToFindings,
   type Via,
 } from "./arith.ts";
-import { any, COORD, COUNT, fileHasCoordContext, NORM_NAME, TIME, words } from "./context.ts";
+import {
+  any,
+  COORD,
+  COUNT,
+  fileHasCoordContext,
+  NORM_NAME,
+  TIME,
+  words,
+} from "./context.ts";
 import { analyzeProse, OffsetMap } from "./prose.ts";
 import type { RawFinding } from "./types.ts";
+
+/** A file the parser cannot read; `where` is `line:col` when known. */
+export class ParseError extends Error {
+  constructor(readonly where: string, message: string) {
+    super(message);
+  }
+}
 
 // deno-lint-ignore no-explicit-any
 type BNode = any;
@@ -55,7 +71,15 @@ const SKIP_KEYS = new Set([
   "range",
   "errors",
 ]);
-const ITERATORS = new Set(["map", "forEach", "flatMap", "filter", "every", "some", "find"]);
+const ITERATORS = new Set([
+  "map",
+  "forEach",
+  "flatMap",
+  "filter",
+  "every",
+  "some",
+  "find",
+]);
 const TEST_CALLEE =
   /^(?:assert\w*|expect|equal|strictEqual|deepEqual|deepStrictEqual|notEqual|ok|to\w+|closeTo|approximately)$/;
 const STATEMENT_END = /Statement$|Declaration$|^Program$|^ClassBody$/;
@@ -91,8 +115,12 @@ class TsAnalysis {
     if (!n) return null;
     if (n.type === "Identifier") return n.name;
     if (n.type === "MemberExpression" && !n.computed) {
-      const obj = n.object.type === "ThisExpression" ? "this" : this.nameOf(n.object);
-      return obj && n.property.type === "Identifier" ? `${obj}.${n.property.name}` : null;
+      const obj = n.object.type === "ThisExpression"
+        ? "this"
+        : this.nameOf(n.object);
+      return obj && n.property.type === "Identifier"
+        ? `${obj}.${n.property.name}`
+        : null;
     }
     return null;
   }
@@ -134,7 +162,9 @@ class TsAnalysis {
       this.bindPattern(p.left, scope, p.right, "default");
     } else if (p.type === "ObjectPattern") {
       for (const prop of p.properties) {
-        if (prop.type === "ObjectProperty") this.bindPattern(prop.value, scope, null, how);
+        if (prop.type === "ObjectProperty") {
+          this.bindPattern(prop.value, scope, null, how);
+        }
       }
     } else if (p.type === "TSParameterProperty") {
       this.bindPattern(p.parameter, scope, value, how);
@@ -155,34 +185,52 @@ class TsAnalysis {
             this.candidates.push({ node: n, parents: [...parents] });
           } else if (n.operator === "=") {
             const name = this.nameOf(n.left);
-            if (name) this.addDef(name, this.scopeOf(parents), { value: n.right, how: "constant" });
+            if (name) {
+              this.addDef(name, this.scopeOf(parents), {
+                value: n.right,
+                how: "constant",
+              });
+            }
           }
           break;
         case "VariableDeclarator":
           if (n.init) {
             if (n.id.type === "Identifier") {
-              this.addDef(n.id.name, this.scopeOf(parents), { value: n.init, how: "constant" });
+              this.addDef(n.id.name, this.scopeOf(parents), {
+                value: n.init,
+                how: "constant",
+              });
             }
           }
           break;
         case "ClassProperty":
           if (n.value && n.key?.type === "Identifier") {
-            this.addDef(`this.${n.key.name}`, this.program, { value: n.value, how: "constant" });
+            this.addDef(`this.${n.key.name}`, this.program, {
+              value: n.value,
+              how: "constant",
+            });
           }
           break;
         case "ObjectProperty":
           this.props.push({ node: n, parents: [...parents] });
           break;
         case "ForOfStatement": {
-          const decl = n.left.type === "VariableDeclaration" ? n.left.declarations[0]?.id : n.left;
+          const decl = n.left.type === "VariableDeclaration"
+            ? n.left.declarations[0]?.id
+            : n.left;
           if (decl?.type === "Identifier") {
-            this.addDef(decl.name, this.scopeOf(parents), { value: n.right, how: "loop" });
+            this.addDef(decl.name, this.scopeOf(parents), {
+              value: n.right,
+              how: "loop",
+            });
           }
           break;
         }
         default:
           if (SCOPES.has(n.type)) {
-            for (const p of n.params ?? []) this.bindPattern(p, n, null, "default");
+            for (const p of n.params ?? []) {
+              this.bindPattern(p, n, null, "default");
+            }
             // `box.map((v) => ...)`: v runs over box.
             const call = parents[parents.length - 1];
             if (
@@ -191,7 +239,10 @@ class TsAnalysis {
               ITERATORS.has(call.callee.property?.name) &&
               n.params[0]?.type === "Identifier"
             ) {
-              this.addDef(n.params[0].name, n, { value: call.callee.object, how: "loop" });
+              this.addDef(n.params[0].name, n, {
+                value: call.callee.object,
+                how: "loop",
+              });
             }
           }
       }
@@ -200,7 +251,9 @@ class TsAnalysis {
         if (SKIP_KEYS.has(key)) continue;
         const v = n[key];
         if (Array.isArray(v)) {
-          for (const c of v) if (c && typeof c.type === "string") walk(c, parents);
+          for (const c of v) {
+            if (c && typeof c.type === "string") walk(c, parents);
+          }
         } else if (v && typeof v === "object" && typeof v.type === "string") {
           walk(v, parents);
         }
@@ -223,7 +276,11 @@ class TsAnalysis {
       case "UnaryExpression": {
         const f = this.fold(n.argument, depth + 1);
         if (!f) return null;
-        return n.operator === "-" ? { ...f, value: -f.value } : n.operator === "+" ? f : null;
+        return n.operator === "-"
+          ? { ...f, value: -f.value }
+          : n.operator === "+"
+          ? f
+          : null;
       }
       case "BinaryExpression": {
         const a = this.fold(n.left, depth + 1);
@@ -240,11 +297,16 @@ class TsAnalysis {
           : n.operator === "**"
           ? a.value ** b.value
           : NaN;
-        return Number.isFinite(v) ? { value: v, literalOffset: a.literalOffset } : null;
+        return Number.isFinite(v)
+          ? { value: v, literalOffset: a.literalOffset }
+          : null;
       }
       case "CallExpression":
         // Number(1000)
-        if (n.callee.type === "Identifier" && n.callee.name === "Number" && n.arguments.length === 1) {
+        if (
+          n.callee.type === "Identifier" && n.callee.name === "Number" &&
+          n.arguments.length === 1
+        ) {
           return this.fold(n.arguments[0], depth + 1);
         }
         return null;
@@ -256,8 +318,12 @@ class TsAnalysis {
         if (defs.length === 0) return null;
         const folds = defs.map((d) => this.fold(d.value, depth + 1));
         const first = folds[0];
-        if (!first || folds.some((f) => !f || f.value !== first.value)) return null;
-        const how = defs.some((d) => d.how === "default") ? "default" : "constant";
+        if (!first || folds.some((f) => !f || f.value !== first.value)) {
+          return null;
+        }
+        const how = defs.some((d) => d.how === "default")
+          ? "default"
+          : "constant";
         return {
           value: first.value,
           literalOffset: first.literalOffset,
@@ -268,8 +334,12 @@ class TsAnalysis {
     return null;
   }
 
-  operandWords(n: BNode): string[] {
-    const out = words(this.src(n));
+  textOf(n: BNode): string {
+    return this.src(n);
+  }
+
+  boundWords(n: BNode): string[] {
+    const out: string[] = [];
     const stack: BNode[] = [n];
     let budget = 50;
     while (stack.length && budget-- > 0) {
@@ -287,7 +357,17 @@ class TsAnalysis {
         }
         if (c.type !== "Identifier") continue;
       }
-      for (const key of ["left", "right", "argument", "object", "expression", "arguments", "callee"]) {
+      for (
+        const key of [
+          "left",
+          "right",
+          "argument",
+          "object",
+          "expression",
+          "arguments",
+          "callee",
+        ]
+      ) {
         const v = c[key];
         if (Array.isArray(v)) stack.push(...v.filter(Boolean));
         else if (v && typeof v.type === "string") stack.push(v);
@@ -326,18 +406,34 @@ class TsAnalysis {
             // `expect(decode(k)).toBe(k / 1000)`: the matcher is on a parent.
             break;
           }
+          case "BinaryExpression":
+            if (/^[<>]=?$|^[!=]==?$/.test(p.operator)) {
+              ctx.push(...words(this.src(p).slice(0, 200)));
+            }
+            break;
           case "MemberExpression":
             if (p.computed && p.property === child) inIndex = true;
-            if (p.property?.name && TEST_CALLEE.test(p.property.name)) inTest = true;
+            if (p.property?.name && TEST_CALLEE.test(p.property.name)) {
+              inTest = true;
+            }
             break;
         }
         if (STATEMENT_END.test(p.type)) done = true;
       }
       if (SCOPES.has(p.type)) {
+        // An inline callback (`xs.map((k) => k / 1000)`) belongs to the
+        // statement around the call: keep climbing.
+        const up = v.parents[i - 1];
+        if (
+          (up?.type === "CallExpression" || up?.type === "NewExpression") &&
+          up.arguments.includes(p)
+        ) continue;
         const id = p.id ?? p.key;
         if (id) ctx.push(...words(this.src(id)));
         const owner = v.parents[i - 1];
-        if (owner?.type === "VariableDeclarator") ctx.push(...words(this.src(owner.id)));
+        if (owner?.type === "VariableDeclarator") {
+          ctx.push(...words(this.src(owner.id)));
+        }
         break;
       }
     }
@@ -366,7 +462,8 @@ class TsAnalysis {
       kind,
       offset: n.start,
       text: this.src(n).replace(/\s+/g, " "),
-      operandWords: this.operandWords(operand),
+      operandWords: words(this.textOf(operand)),
+      boundWords: this.boundWords(operand),
       contextWords: ctx,
       operandValue: ov ? ov.value : null,
       inTest,
@@ -393,11 +490,15 @@ class TsAnalysis {
     };
     for (const scope of this.defs.values()) {
       for (const [name, defs] of scope) {
-        for (const d of defs) if (d.how !== "loop") consider(name, d.value, d.how);
+        for (const d of defs) {
+          if (d.how !== "loop") consider(name, d.value, d.how);
+        }
       }
     }
     for (const { node } of this.props) {
-      const key = node.key?.type === "Identifier" ? node.key.name : node.key?.value;
+      const key = node.key?.type === "Identifier"
+        ? node.key.name
+        : node.key?.value;
       // `{ scale = 1000 }` patterns were bound as defaults already.
       if (typeof key === "string" && node.value?.type !== "AssignmentPattern") {
         consider(key, node.value, "argument");
@@ -413,14 +514,16 @@ function commentBlocks(text: string, comments: BNode[]): OffsetMap[] {
   let lastLine = -2;
   for (const c of comments) {
     const line = c.loc.start.line;
-    if (!cur || c.type !== "CommentLine" || line !== lastLine + 1) {
+    const lineStart = text.lastIndexOf("\n", c.start - 1) + 1;
+    const alone = text.slice(lineStart, c.start).trim() === "";
+    if (!cur || c.type !== "CommentLine" || line !== lastLine + 1 || !alone) {
       cur = new OffsetMap();
       blocks.push(cur);
     } else {
       cur.push("\n", c.start);
     }
     cur.push(text.slice(c.start, c.end), c.start);
-    lastLine = c.loc.end.line;
+    lastLine = alone && c.type === "CommentLine" ? c.loc.end.line : -2;
   }
   return blocks;
 }
@@ -433,7 +536,10 @@ function pluginsFor(ext: string): string[] {
 }
 
 /** Analyze TypeScript or JavaScript source text; `ext` picks the syntax. */
-export async function analyzeTypeScript(text: string, ext = "ts"): Promise<RawFinding[]> {
+export async function analyzeTypeScript(
+  text: string,
+  ext = "ts",
+): Promise<RawFinding[]> {
   const parse = await babelParse();
   const opts = {
     sourceType: "module",
@@ -446,7 +552,14 @@ export async function analyzeTypeScript(text: string, ext = "ts"): Promise<RawFi
   try {
     ast = parse(text, opts);
   } catch {
-    ast = parse(text, { ...opts, sourceType: "script" });
+    try {
+      ast = parse(text, { ...opts, sourceType: "script" });
+    } catch (e) {
+      // Past what error recovery repairs: say where, as `line:col`.
+      const loc = (e as { loc?: { line: number; column: number } }).loc;
+      const msg = (e as Error).message.replace(/\s*\(\d+:\d+\)$/, "");
+      throw new ParseError(loc ? `${loc.line}:${loc.column + 1}` : "", msg);
+    }
   }
   const a = new TsAnalysis(text, ast);
   a.collect();

@@ -9,7 +9,10 @@ import ignore, { type Ignore } from "ignore";
 import { CheckError } from "./errors.ts";
 
 /** Extensions the checker understands, by analyzer. */
-export const LANGUAGE_OF: Record<string, "python" | "typescript" | "markdown" | "yaml"> = {
+export const LANGUAGE_OF: Record<
+  string,
+  "python" | "typescript" | "markdown" | "yaml"
+> = {
   py: "python",
   pyi: "python",
   ts: "typescript",
@@ -72,7 +75,11 @@ export function normalizePath(p: string): string {
 }
 
 /** Which config pattern excludes `rel` (`dir` when a folder), if any. */
-function excludedBy(patterns: Array<[string, Ignore]>, rel: string, dir: boolean): string | null {
+function excludedBy(
+  patterns: Array<[string, Ignore]>,
+  rel: string,
+  dir: boolean,
+): string | null {
   if (!rel) return null;
   const p = dir ? rel + "/" : rel;
   for (const [pattern, ig] of patterns) if (ig.ignores(p)) return pattern;
@@ -84,7 +91,9 @@ async function readGitignore(dir: string): Promise<Ignore | null> {
     return ignore().add(await Deno.readTextFile(`${dir}/.gitignore`));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
-    throw new CheckError(`cannot read ${dir}/.gitignore: ${(e as Error).message}`);
+    throw new CheckError(
+      `cannot read ${dir}/.gitignore: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -106,7 +115,9 @@ export async function collectFiles(
   paths: string[],
   exclude: string[],
 ): Promise<WalkResult> {
-  const patterns: Array<[string, Ignore]> = exclude.map((p) => [p, ignore().add(p)]);
+  const patterns: Array<[string, Ignore]> = exclude.map((
+    p,
+  ) => [p, ignore().add(p)]);
   const files = new Set<string>();
   const excluded: Excluded[] = [];
   const unsupported: string[] = [];
@@ -114,12 +125,16 @@ export async function collectFiles(
   const walkDir = async (abs: string, frames: Frame[]) => {
     const rel = relTo(root, abs);
     const gi = await readGitignore(abs);
-    const here = gi ? [...frames, { base: rel ? rel + "/" : "", ig: gi }] : frames;
+    const here = gi
+      ? [...frames, { base: rel ? rel + "/" : "", ig: gi }]
+      : frames;
     const entries: Deno.DirEntry[] = [];
     try {
       for await (const e of Deno.readDir(abs)) entries.push(e);
     } catch (e) {
-      throw new CheckError(`cannot read folder ${abs}: ${(e as Error).message}`);
+      throw new CheckError(
+        `cannot read folder ${abs}: ${(e as Error).message}`,
+      );
     }
     const subdirs: Promise<void>[] = [];
     for (const e of entries) {

@@ -1,3 +1,4 @@
+// normalize-check: ignore-file -- this checker's own sources quote the forms it looks for
 /**
  * YAML and JSON analyzer: the `yaml` package's CST keeps every comment and
  * scalar with its offset. Comments (consecutive lines merged) and string
@@ -28,7 +29,6 @@ const SCALARS = new Set([
   "double-quoted-scalar",
   "block-scalar",
 ]);
-
 
 /** Analyze YAML or JSON text. */
 export async function analyzeYaml(src: string): Promise<RawFinding[]> {
@@ -69,7 +69,9 @@ export async function analyzeYaml(src: string): Promise<RawFinding[]> {
     cur.push(c.source, c.offset);
     lastLine = line;
   }
-  for (const b of blocks) out.push(...analyzeProse({ text: b.text, map: b.map }));
+  for (const b of blocks) {
+    out.push(...analyzeProse({ text: b.text, map: b.map }));
+  }
 
   for (const { tok, key } of values) {
     const text = scalarText(tok);

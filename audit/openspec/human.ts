@@ -160,6 +160,11 @@ export function formatHuman(
       }`
       : `${r.valid ? "✓" : "✗"} ${r.type}/${r.id}`;
     (r.valid ? out : err).push(label);
+    for (const note of r.notes ?? []) {
+      const indent = single ? "" : "  ";
+      err.push(`${indent}${note.file}:${note.line}: note: ${note.message}`);
+      err.push(`${indent}  fix: ${note.fix}`);
+    }
     for (const issue of mergeDuplicates(r.issues)) {
       err.push(formatIssue(issue, single ? "" : "  "));
     }

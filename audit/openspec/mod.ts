@@ -12,9 +12,12 @@ import {
   resolveRoot,
   type Root,
 } from "./discovery.ts";
+import { commonmarkNotes } from "./commonmark.ts";
+import { discoverSpecFiles } from "./fs.ts";
 import { formatHuman } from "./human.ts";
+import { loadYamlSupport, needsYaml } from "./schema.ts";
 import { validateSpecFile } from "./spec_rules.ts";
-import type { Issue, ItemResult, ItemType, Report } from "./types.ts";
+import type { FileNote, Issue, ItemResult, ItemType, Report } from "./types.ts";
 
 export type { Issue, ItemResult, ItemType, Level, Report } from "./types.ts";
 
@@ -128,6 +131,26 @@ function validateItem(
   };
 }
 
+/** CommonMark-vs-OpenSpec heading notes for the Markdown files of an item. */
+async function addNotes(root: Root, r: ItemResult): Promise<void> {
+  const files = r.type === "spec"
+    ? [`openspec/specs/${r.id}/spec.md`]
+    : discoverSpecFiles(`${root.path}/openspec/changes/${r.id}/specs`).map((
+      s,
+    ) => s.file.slice(root.path.length + 1));
+  const notes: FileNote[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`${root.path}/${file}`);
+    } catch {
+      continue;
+    }
+    for (const n of await commonmarkNotes(text)) notes.push({ file, ...n });
+  }
+  if (notes.length > 0) r.notes = notes;
+}
+
 const out = (
   exitCode: number,
   stdout: string[],
@@ -138,7 +161,9 @@ const out = (
   stderr: stderr.length ? stderr.join("\n") + "\n" : "",
 });
 
-export function runValidate(opts: ValidateOptions): ValidateOutput {
+export async function runValidate(
+  opts: ValidateOptions,
+): Promise<ValidateOutput> {
   const bulk = !!(opts.all || opts.changes || opts.specs);
   const start = opts.root ?? Deno.cwd();
   const root = resolveRoot(start, !bulk);
@@ -156,8 +181,10 @@ export function runValidate(opts: ValidateOptions): ValidateOutput {
     const wantSpecs = !!(opts.all || opts.specs);
     const results: ItemResult[] = [];
     const mainSpecs = new Map<string, string | null>();
+    const changeIds = wantChanges ? listChangeIds(root.path) : [];
+    if (needsYaml(root.path, changeIds)) await loadYamlSupport();
     if (wantChanges) {
-      for (const id of listChangeIds(root.path)) {
+      for (const id of changeIds) {
         results.push(validateItem(root, "change", id, opts, mainSpecs));
       }
     }
@@ -175,6 +202,7 @@ export function runValidate(opts: ValidateOptions): ValidateOutput {
     const code = results.some((r) => !r.valid) ? 1 : 0;
     if (opts.json) return out(code, [jsonReport(results, byType, root)]);
     if (results.length === 0) return out(0, ["No items found to validate."]);
+    for (const r of results) await addNotes(root, r);
     const h = formatHuman(results, false);
     return out(code, h.out, h.err);
   }
@@ -216,9 +244,11 @@ export function runValidate(opts: ValidateOptions): ValidateOutput {
       ? out(1, [status("invalid_item", problem)])
       : out(1, [], [problem]);
   }
+  if (type === "change" && needsYaml(root.path, [id])) await loadYamlSupport();
   const result = validateItem(root, type, id, opts);
   const code = result.valid ? 0 : 1;
   if (opts.json) return out(code, [jsonReport([result], [type], root)]);
+  await addNotes(root, result);
   const h = formatHuman([result], true);
   return out(code, h.out, h.err);
 }

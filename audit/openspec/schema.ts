@@ -6,9 +6,56 @@
  * the user data dir, then the built-in `spec-driven` (embedded below: only its
  * artifact outputs matter to validation).
  */
-import { parse as parseYaml } from "yaml";
-import { z } from "zod";
+import type * as Yaml from "yaml";
+import type * as Zod from "zod";
 import { globToRegExp, walkFiles } from "./fs.ts";
+
+// yaml and zod cost ~100 ms to load, a third of a single-item run; most
+// changes have no metadata file, so they load only when a YAML file exists.
+let yaml: typeof Yaml | undefined;
+let zod: typeof Zod | undefined;
+
+/** Load the YAML/schema support; idempotent. */
+export async function loadYamlSupport(): Promise<void> {
+  yaml ??= await import("yaml");
+  zod ??= await import("zod");
+}
+
+function parseYaml(text: string): unknown {
+  if (!yaml) {
+    throw new Error(
+      "internal: loadYamlSupport() was not awaited before reading YAML",
+    );
+  }
+  return yaml.parse(text);
+}
+
+function z(): typeof Zod.z {
+  if (!zod) {
+    throw new Error(
+      "internal: loadYamlSupport() was not awaited before reading YAML",
+    );
+  }
+  return zod.z;
+}
+
+/** Whether validating `changeIds` under `root` can read any YAML file. */
+export function needsYaml(root: string, changeIds: string[]): boolean {
+  const exists = (p: string) => {
+    try {
+      Deno.statSync(p);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return exists(`${root}/openspec/config.yaml`) ||
+    exists(`${root}/openspec/config.yml`) ||
+    schemaDirs(root).some(exists) ||
+    changeIds.some((id) =>
+      exists(`${root}/openspec/changes/${id}/${METADATA_FILENAME}`)
+    );
+}
 
 export const METADATA_FILENAME = ".openspec.yaml";
 
@@ -30,7 +77,7 @@ const SPEC_DRIVEN: SchemaInfo = {
 };
 
 const kebab = (label: string) =>
-  z.string().superRefine((v, ctx) => {
+  z().string().superRefine((v, ctx) => {
     if (!/^[a-z0-9]+(?:-[a-z0-9]+)*$/u.test(v)) {
       ctx.addIssue({
         code: "custom",
@@ -41,19 +88,25 @@ const kebab = (label: string) =>
   });
 
 /** Same shape and messages as the official change-metadata schema. */
-const ChangeMetadataSchema = z.object({
-  schema: z.string().min(1, { message: "schema is required" }),
-  created: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, {
-    message: "created must be YYYY-MM-DD format",
-  }).optional(),
-  goal: z.string().min(1).optional(),
-  affected_areas: z.array(z.string().min(1)).optional(),
-  initiative: z.object({ store: kebab("Store id"), id: kebab("Initiative id") })
-    .strict()
-    .optional(),
-  skip_specs: z.boolean().optional(),
-  retire_capabilities: z.boolean().optional(),
-});
+let metadataSchema: ReturnType<typeof buildMetadataSchema> | undefined;
+const ChangeMetadataSchema = () => (metadataSchema ??= buildMetadataSchema());
+const buildMetadataSchema = () =>
+  z().object({
+    schema: z().string().min(1, { message: "schema is required" }),
+    created: z().string().regex(/^\d{4}-\d{2}-\d{2}$/, {
+      message: "created must be YYYY-MM-DD format",
+    }).optional(),
+    goal: z().string().min(1).optional(),
+    affected_areas: z().array(z().string().min(1)).optional(),
+    initiative: z().object({
+      store: kebab("Store id"),
+      id: kebab("Initiative id"),
+    })
+      .strict()
+      .optional(),
+    skip_specs: z().boolean().optional(),
+    retire_capabilities: z().boolean().optional(),
+  });
 
 function readText(path: string): string | null {
   try {
@@ -123,10 +176,13 @@ export function resolveSchema(name: string, projectRoot: string): SchemaInfo {
         `Failed to parse schema at '${path}': ${(e as Error).message}`,
       );
     }
-    const parsed = z.object({
-      artifacts: z.array(z.object({ id: z.string(), generates: z.string() }))
+    const parsed = z().object({
+      artifacts: z().array(
+        z().object({ id: z().string(), generates: z().string() }),
+      )
         .min(1),
-      apply: z.object({ tracks: z.string().nullish() }).passthrough().nullish(),
+      apply: z().object({ tracks: z().string().nullish() }).passthrough()
+        .nullish(),
     }).passthrough().safeParse(raw);
     if (!parsed.success) {
       throw new Error(
@@ -164,7 +220,7 @@ function projectConfigSchema(projectRoot: string): string | undefined {
 function readChangeMetadata(changeDir: string, projectRoot: string) {
   const text = readText(`${changeDir}/${METADATA_FILENAME}`);
   if (text === null) return null;
-  const parsed = ChangeMetadataSchema.safeParse(parseYaml(text));
+  const parsed = ChangeMetadataSchema().safeParse(parseYaml(text));
   if (!parsed.success) {
     throw new Error(`Invalid metadata: ${parsed.error.message}`);
   }
@@ -190,11 +246,11 @@ export interface Marker {
 }
 
 function unhonorable(reason: string): Marker {
+  // The reason quotes user text and is printed to a terminal: control
+  // characters (CR, ESC) must not reach it.
   // deno-lint-ignore no-control-regex
-  return {
-    declared: false,
-    invalidReason: reason.replace(/[\u0000-\u001f\u007f]/g, "?"),
-  };
+  const control = /[\u0000-\u001f\u007f]/g;
+  return { declared: false, invalidReason: reason.replace(control, "?") };
 }
 
 /** The `skip_specs` marker, honoured only when the metadata would load. */
@@ -221,7 +277,7 @@ export function readSkipSpecsMarker(
       ? unhonorable("the file is not valid YAML")
       : { declared: false };
   }
-  const result = ChangeMetadataSchema.safeParse(parsed);
+  const result = ChangeMetadataSchema().safeParse(parsed);
   if (result.success) {
     if (result.data.skip_specs !== true) return { declared: false };
     try {

@@ -27,6 +27,16 @@ export interface ItemResult {
   valid: boolean;
   issues: Issue[];
   durationMs: number;
+  /** Human-only remarks (CommonMark disagreements); never in JSON. */
+  notes?: FileNote[];
+}
+
+export interface FileNote {
+  /** Root-relative file. */
+  file: string;
+  line: number;
+  message: string;
+  fix: string;
 }
 
 export function makeReport(issues: Issue[], strict: boolean): Report {

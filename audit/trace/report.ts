@@ -18,6 +18,8 @@ export function formatHuman(r: AuditReport): string {
     const verdict = i.violations > 0 ? "FAIL" : "PASS";
     const counts = i.violations > 0
       ? `${i.violations} of ${i.checked} violate`
+      : i.checked === 0
+      ? "0 checked (not applicable to this run)"
       : `${i.checked} checked`;
     out.push(`${verdict} ${i.name.padEnd(width)}  ${counts}`);
   }

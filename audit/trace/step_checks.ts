@@ -4,6 +4,7 @@
  * (design §2, "Scheduling and seeding" and "Channel A").
  */
 import { expectedRolloutSeedBase } from "../../trainer/trace/helpers.ts";
+import { checksOf } from "./forward_checks.ts";
 import type { ParsedLine } from "./parse.ts";
 import {
   type Checker,
@@ -274,6 +275,58 @@ const passSequence: Checker = {
   },
 };
 
+/** What every pass of one micro-batch must share (the same packed rows). */
+function passLayout(f: ForwardLine): string {
+  const r = f.rec;
+  return JSON.stringify([
+    r.batch,
+    r.seqLen,
+    r.packed,
+    r.positionIdsRows,
+    r.segmentLengths,
+    r.attentionSegments,
+    r.detail === "full" ? r.row0 : checksOf(r).segments,
+    r.detail === "full" ? r.mrope : null,
+    r.placeholderRows,
+    r.softctx?.coordSlots ?? null,
+  ]);
+}
+
+const passConsistency: Checker = {
+  name: "pass-consistency",
+  description:
+    "all soft-context passes of a micro-batch see the same rows: shape, position ids, segments, placeholders, coord slots",
+  check(lines) {
+    const violations: Violation[] = [];
+    const groups = new Map<string, ForwardLine[]>();
+    for (const f of forwards(lines)) {
+      if (f.rec.purpose !== "train") continue;
+      const key = `${f.rec.globalStep}/${f.rec.microBatch}`;
+      const g = groups.get(key) ?? [];
+      g.push(f);
+      groups.set(key, g);
+    }
+    let checked = 0;
+    for (const g of groups.values()) {
+      if (g.length < 2) continue;
+      checked++;
+      const first = passLayout(g[0]);
+      const diff = g.find((f) => passLayout(f) !== first);
+      if (diff) {
+        violations.push({
+          line: diff.line,
+          invariant: "pass-consistency",
+          message:
+            `step ${diff.rec.globalStep} micro-batch ${diff.rec.microBatch}: pass ${diff.rec.pass} differs from pass ${
+              g[0].rec.pass
+            } in shape, position ids, segments, placeholders or coord slots; every pass must re-run the same teacher-forced rows`,
+        });
+      }
+    }
+    return { checked, violations };
+  },
+};
+
 const modeConstant: Checker = {
   name: "mode-constant",
   description: "the train/eval mode flag never changes within a step",
@@ -329,11 +382,71 @@ const seedFormula: Checker = {
   },
 };
 
+const configConsistency: Checker = {
+  name: "config-consistency",
+  description:
+    "steps follow the header's config: same pattern, n_softctx_iter passes on Channel A, full accumulation windows except a partial final one",
+  check(lines) {
+    const header = lines[0]?.rec;
+    const expect = header?.kind === "run" ? header.expect : undefined;
+    if (!expect) return { checked: 0, violations: [] };
+    const violations: Violation[] = [];
+    const v = (line: number, message: string) =>
+      violations.push({ line, invariant: "config-consistency", message });
+    let checked = 0;
+    const all = steps(lines);
+    const lastStep = Math.max(-1, ...all.map((s) => s.rec.globalStep));
+    for (const sl of all) {
+      checked++;
+      const s = sl.rec;
+      const tag = `step ${s.globalStep}`;
+      if (JSON.stringify(s.pattern) !== JSON.stringify(expect.pattern)) {
+        v(
+          sl.line,
+          `${tag}: pattern ${JSON.stringify(s.pattern)} but the config says ${
+            JSON.stringify(expect.pattern)
+          }`,
+        );
+      }
+      const gas = expect.gradientAccumulationSteps;
+      if (!s.partialWindow && s.windowSize !== gas) {
+        v(
+          sl.line,
+          `${tag}: window of ${s.windowSize} micro-batches, gradient_accumulation_steps is ${gas} (and the window is not marked partial)`,
+        );
+      }
+      if (
+        s.partialWindow && !(s.windowSize < gas && s.globalStep === lastStep)
+      ) {
+        v(
+          sl.line,
+          `${tag}: marked as a partial window (size ${s.windowSize} of ${gas}) but only the final step's window may be partial and smaller`,
+        );
+      }
+    }
+    if (expect.nSoftctxIter !== null) {
+      for (const f of forwards(lines)) {
+        if (f.rec.channel !== "A" || f.rec.purpose !== "train") continue;
+        checked++;
+        if (f.rec.nPasses !== expect.nSoftctxIter) {
+          v(
+            f.line,
+            `step ${f.rec.globalStep} micro-batch ${f.rec.microBatch}: Channel A ran ${f.rec.nPasses} pass(es), n_softctx_iter is ${expect.nSoftctxIter}`,
+          );
+        }
+      }
+    }
+    return { checked, violations };
+  },
+};
+
 export const STEP_CHECKERS: Checker[] = [
   stepSequence,
   schedule,
   window,
   passSequence,
+  passConsistency,
   modeConstant,
   seedFormula,
+  configConsistency,
 ];

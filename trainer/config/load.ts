@@ -537,6 +537,18 @@ export async function loadConfigDetailed(
   await loadChain(path, layers, []);
   for (const o of overrides) applyOverride(layers, o);
   const config = validate(layers);
+  const ws = config.model.warm_start_config;
+  if (
+    ws !== null && config.model.checkpoint === null && layers.files.includes(ws)
+  ) {
+    throw new ConfigError([
+      `model.warm_start_config points at ${
+        displayPath(ws)
+      }, which is this config or one it extends: a run cannot warm-start from itself (${
+        layers.locate(["model", "warm_start_config"])
+      })`,
+    ]);
+  }
   return {
     config,
     files: layers.files,

@@ -5,8 +5,9 @@
  *    "objects": [{"desc": "red circle", "bbox_2d": [10, 20, 40, 50]}]}
  *
  * Geometry units. A record may say `"coord_mode": "pixel"` or
- * `"coord_mode": "bins"`. Without it, a record whose boxes contain any
- * `<|coord_k|>` string is in bins and every other record is in pixels.
+ * `"coord_mode": "bins"`. Without it, a record whose boxes are written as
+ * `<|coord_k|>` strings is in bins and every other record is in pixels; a
+ * record mixing tokens and plain numbers must say which it means.
  * - pixel: numbers in [0, W-1] / [0, H-1] (pixel centres, inclusive edges),
  *   converted with `pixelBoxToBins` (x1/y1 round down, x2/y2 round up).
  * - bins: `<|coord_k|>` strings or numbers, coerced with `coerceGtBin`
@@ -146,13 +147,25 @@ export function validateRecord(
     fail(`"objects" must be a list, got ${kindOf(objects)}`);
   }
   const objs = objects as unknown[];
-  const usesTokens = objs.some((o) =>
+  // Which objects write coord tokens and which plain numbers decides the
+  // units when `coord_mode` is absent; a record mixing both is ambiguous.
+  const boxValues = objs.map((o) =>
     o !== null && typeof o === "object" &&
-    Array.isArray((o as Record<string, unknown>).bbox_2d) &&
-    ((o as Record<string, unknown>).bbox_2d as unknown[]).some((v) =>
-      typeof v === "string"
-    )
+      Array.isArray((o as Record<string, unknown>).bbox_2d)
+      ? (o as Record<string, unknown>).bbox_2d as unknown[]
+      : []
   );
+  const isToken = (v: unknown) =>
+    typeof v === "string" && parseCoordToken(v.trim()) !== undefined;
+  const usesTokens = boxValues.some((b) => b.some(isToken));
+  if (mode === undefined && usesTokens) {
+    const j = boxValues.findIndex((b) => b.some((v) => typeof v === "number"));
+    if (j >= 0) {
+      fail(
+        `objects[${j}]: bbox_2d mixes plain numbers with <|coord_k|> tokens used in this record; add "coord_mode": "bins" or "pixel" to say which the numbers are`,
+      );
+    }
+  }
   const inBins = mode === "bins" || (mode === undefined && usesTokens);
   const gt: GtObject[] = objs.map((o, j) =>
     validateObject(

@@ -1,6 +1,9 @@
 /**
  * PNG <-> interleaved RGB uint8 via npm `pngjs`. Transparent pixels are
  * composited over white, as HF's `convert_rgb` does for RGBA inputs.
+ * Palette and grey images are expanded by pngjs; 16-bit images are scaled
+ * to 8 bits by pngjs (rounded), where Pillow keeps the high byte, so such
+ * files may differ from HF's decode by one level.
  */
 import pngjs from "pngjs";
 import { Buffer } from "node:buffer";

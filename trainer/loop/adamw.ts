@@ -136,7 +136,9 @@ export class AdamW {
     }
     if (problems.length) {
       throw new Error(
-        `optimizer state does not match the model: ${problems.join("; ")}`,
+        `optimizer state does not match the model: ${
+          problems.slice(0, 4).join("; ")
+        }${problems.length > 4 ? `; and ${problems.length - 4} more` : ""}`,
       );
     }
     this.step = step;

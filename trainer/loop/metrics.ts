@@ -14,18 +14,17 @@ export class WindowMetrics implements MetricsSink {
   private acc = new Map<string, { reduce: Reduce; total: number; n: number }>();
 
   private put(name: string, value: number, reduce: Reduce): void {
-    if (!Number.isFinite(value)) {
-      // A NaN/Inf loss must be visible in the log, not silently averaged away.
-      this.acc.set(name, { reduce: "set", total: value, n: 1 });
-      return;
-    }
     const a = this.acc.get(name);
-    if (!a) {
-      this.acc.set(name, { reduce, total: value, n: 1 });
-    } else if (a.reduce !== reduce) {
+    if (a && a.reduce !== reduce) {
       throw new Error(
         `metric ${name} reported as both ${a.reduce} and ${reduce}`,
       );
+    }
+    if (!a) {
+      this.acc.set(name, { reduce, total: value, n: 1 });
+    } else if (!Number.isFinite(value)) {
+      // A NaN/Inf loss must be visible in the log, not averaged away.
+      a.total = value;
     } else if (Number.isFinite(a.total)) {
       a.total = reduce === "set" ? value : a.total + value;
       a.n++;

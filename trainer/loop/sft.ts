@@ -48,7 +48,7 @@ export interface SftBatch {
   collated: CollatedBatch;
   /** input_ids [B, L] int32. */
   inputIds: tf.Tensor2D;
-  /** position_ids [4, B, L] int32. */
+  /** position_ids [4, B, L] int32 when packed, else [3, B, L]. */
   positionIds: tf.Tensor3D;
   /** pixel_values [Npatch, D], or null for text-only rows. */
   pixelValues: tf.Tensor2D | null;
@@ -111,7 +111,11 @@ export function buildSftBatch(
   return {
     collated: c,
     inputIds: tf.tensor2d(c.inputIds, [B, L], "int32"),
-    positionIds: tf.tensor3d(c.positionIds, [4, B, L], "int32"),
+    // Packed rows need row 0 (segment boundaries); padded rows are one
+    // sequence each, so they get the plain 3-row mRoPE ids.
+    positionIds: c.packed
+      ? tf.tensor3d(c.positionIds, [4, B, L], "int32")
+      : tf.tensor3d(c.positionIds.subarray(B * L), [3, B, L], "int32"),
     pixelValues: c.pixelShape[0] > 0
       ? tf.tensor2d(c.pixelValues, c.pixelShape, "float32")
       : null,
@@ -147,11 +151,8 @@ export function sftForwardLoss(model: ForwardModel, b: SftBatch): tf.Scalar {
 /** Trace context of a collated batch. */
 export function packingTrace(
   c: CollatedBatch,
-): { packed: boolean; packedLengths: number[][] | null } {
-  return {
-    packed: c.packed,
-    packedLengths: c.packed ? c.segmentLengths : null,
-  };
+): { packed: boolean; segmentLengths: number[][] } {
+  return { packed: c.packed, segmentLengths: c.segmentLengths };
 }
 
 /** The Stage-1 variant. */
@@ -190,7 +191,6 @@ export function createSftVariant(
         ...packingTrace(b.collated),
       });
       const loss = sftForwardLoss(ctx.model, b);
-      ctx.metrics.sum("train/tokens", b.tokens);
       ctx.metrics.sum("train/supervised_tokens", b.supervised);
       return { loss, metrics: { "loss/ce": loss } };
     },

@@ -9,7 +9,11 @@ import { writeFileAtomic } from "../data/atomic.ts";
 import { parseConfig } from "./config.ts";
 import { fromHf, paramSpecs, toHf } from "./params.ts";
 import { Qwen3VLForConditionalGeneration } from "./qwen3vl.ts";
-import { decodeSafetensors, encodeSafetensors, type SafeTensor } from "./safetensors.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  type SafeTensor,
+} from "./safetensors.ts";
 
 export interface SaveOptions {
   /** Split weights into shards of at most this many bytes (plus an index). */
@@ -23,10 +27,14 @@ export async function saveCheckpoint(
   opts: SaveOptions = {},
 ): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
-  const tensors: [string, { shape: number[]; data: Float32Array }][] = model.specs.map((s) => [
-    s.name,
-    { shape: s.hfShape, data: toHf(s, model.param(s.name).dataSync() as Float32Array) },
-  ]);
+  const tensors: [string, { shape: number[]; data: Float32Array }][] = model
+    .specs.map((s) => [
+      s.name,
+      {
+        shape: s.hfShape,
+        data: toHf(s, model.param(s.name).dataSync() as Float32Array),
+      },
+    ]);
   const meta = { format: "pt" };
   const limit = opts.maxShardBytes ?? Infinity;
   const shards: typeof tensors[] = [[]];
@@ -41,8 +49,13 @@ export async function saveCheckpoint(
     size += bytes;
   }
   if (shards.length === 1) {
-    await writeFileAtomic(join(dir, "model.safetensors"), encodeSafetensors(tensors, meta));
-    await Deno.remove(join(dir, "model.safetensors.index.json")).catch(() => {});
+    await writeFileAtomic(
+      join(dir, "model.safetensors"),
+      encodeSafetensors(tensors, meta),
+    );
+    await Deno.remove(join(dir, "model.safetensors.index.json")).catch(
+      () => {},
+    );
   } else {
     const n = shards.length;
     const pad = (i: number) => String(i).padStart(5, "0");
@@ -57,11 +70,17 @@ export async function saveCheckpoint(
       }
     }
     const index = { metadata: { total_size: total }, weight_map: weightMap };
-    await writeFileAtomic(join(dir, "model.safetensors.index.json"), JSON.stringify(index, null, 2) + "\n");
+    await writeFileAtomic(
+      join(dir, "model.safetensors.index.json"),
+      JSON.stringify(index, null, 2) + "\n",
+    );
     await Deno.remove(join(dir, "model.safetensors")).catch(() => {});
   }
   // config last: a folder with a config.json has its weights complete
-  await writeFileAtomic(join(dir, "config.json"), JSON.stringify(model.config, null, 2) + "\n");
+  await writeFileAtomic(
+    join(dir, "config.json"),
+    JSON.stringify(model.config, null, 2) + "\n",
+  );
 }
 
 async function readJson(path: string): Promise<unknown> {
@@ -69,7 +88,9 @@ async function readJson(path: string): Promise<unknown> {
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Error(`${path}: not found`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`${path}: not found`);
+    }
     throw e;
   }
   try {
@@ -89,22 +110,32 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Every tensor of a checkpoint folder, by HF name (single file or shards). */
-export async function readCheckpointTensors(dir: string): Promise<Map<string, SafeTensor>> {
+export async function readCheckpointTensors(
+  dir: string,
+): Promise<Map<string, SafeTensor>> {
   const indexPath = join(dir, "model.safetensors.index.json");
   const single = join(dir, "model.safetensors");
   const files: string[] = [];
   if (await exists(indexPath)) {
-    const idx = await readJson(indexPath) as { weight_map?: Record<string, string> };
-    if (!idx.weight_map || typeof idx.weight_map !== "object") throw new Error(`${indexPath}: missing "weight_map"`);
+    const idx = await readJson(indexPath) as {
+      weight_map?: Record<string, string>;
+    };
+    if (!idx.weight_map || typeof idx.weight_map !== "object") {
+      throw new Error(`${indexPath}: missing "weight_map"`);
+    }
     files.push(...new Set(Object.values(idx.weight_map)));
   } else if (await exists(single)) files.push("model.safetensors");
-  else throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
+  else {throw new Error(
+      `${dir}: no model.safetensors or model.safetensors.index.json`,
+    );}
   const all = new Map<string, SafeTensor>();
   for (const f of files) {
     const path = join(dir, f);
     const { tensors } = decodeSafetensors(await Deno.readFile(path), path);
     for (const [k, v] of tensors) {
-      if (all.has(k)) throw new Error(`${path}: tensor ${k} appears in more than one shard`);
+      if (all.has(k)) {
+        throw new Error(`${path}: tensor ${k} appears in more than one shard`);
+      }
       all.set(k, v);
     }
   }
@@ -112,7 +143,9 @@ export async function readCheckpointTensors(dir: string): Promise<Map<string, Sa
 }
 
 /** Load a checkpoint folder; tensor mismatches are reported by name, all at once. */
-export async function loadCheckpoint(dir: string): Promise<Qwen3VLForConditionalGeneration> {
+export async function loadCheckpoint(
+  dir: string,
+): Promise<Qwen3VLForConditionalGeneration> {
   const cfgPath = join(dir, "config.json");
   const cfg = parseConfig(await readJson(cfgPath), cfgPath);
   const tensors = await readCheckpointTensors(dir);
@@ -125,7 +158,10 @@ export async function loadCheckpoint(dir: string): Promise<Qwen3VLForConditional
       missing.push(s.name);
       continue;
     }
-    if (t.shape.length !== s.hfShape.length || t.shape.some((d, i) => d !== s.hfShape[i])) {
+    if (
+      t.shape.length !== s.hfShape.length ||
+      t.shape.some((d, i) => d !== s.hfShape[i])
+    ) {
       misShaped.push(`${s.name} [${t.shape}] (expected [${s.hfShape}])`);
       continue;
     }
@@ -142,7 +178,11 @@ export async function loadCheckpoint(dir: string): Promise<Qwen3VLForConditional
     if (missing.length) parts.push(`missing: ${missing.join(", ")}`);
     if (unexpected.length) parts.push(`unexpected: ${unexpected.join(", ")}`);
     if (misShaped.length) parts.push(`mis-shaped: ${misShaped.join(", ")}`);
-    throw new Error(`${dir}: checkpoint tensors do not match config.json; ${parts.join("; ")}`);
+    throw new Error(
+      `${dir}: checkpoint tensors do not match config.json; ${
+        parts.join("; ")
+      }`,
+    );
   }
   return Qwen3VLForConditionalGeneration.fromValues(cfg, values);
 }

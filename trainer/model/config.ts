@@ -81,10 +81,15 @@ export interface TinyConfigIds {
  * merging turns a 64x64 image into an 8x8 patch grid and 16 `<|image_pad|>`
  * tokens (pass `visionPreprocessFor(cfg)` to the image preprocessing).
  */
-export function tinyConfig(vocabSize: number, ids: TinyConfigIds): Qwen3VLConfig {
+export function tinyConfig(
+  vocabSize: number,
+  ids: TinyConfigIds,
+): Qwen3VLConfig {
   for (const [k, v] of Object.entries(ids)) {
     if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v < vocabSize)) {
-      throw new RangeError(`tinyConfig: ${k}=${v} is not a token id below vocab_size ${vocabSize}`);
+      throw new RangeError(
+        `tinyConfig: ${k}=${v} is not a token id below vocab_size ${vocabSize}`,
+      );
     }
   }
   return {
@@ -109,11 +114,15 @@ export function tinyConfig(vocabSize: number, ids: TinyConfigIds): Qwen3VLConfig
       rms_norm_eps: 1e-6,
       rope_theta: 5000000,
       // sums to head_dim/2 = 16, in the proportions of the released 24/20/20
-      rope_scaling: { rope_type: "default", mrope_section: [6, 5, 5], mrope_interleaved: true },
+      rope_scaling: {
+        rope_type: "default",
+        mrope_section: [6, 5, 5],
+        mrope_interleaved: true,
+      },
       attention_bias: false,
       initializer_range: 0.02,
       tie_word_embeddings: true,
-      bos_token_id: ids.bosTokenId,
+      ...(ids.bosTokenId !== undefined ? { bos_token_id: ids.bosTokenId } : {}),
       eos_token_id: ids.imEndTokenId,
       pad_token_id: ids.padTokenId ?? null,
     },
@@ -139,7 +148,10 @@ export function tinyConfig(vocabSize: number, ids: TinyConfigIds): Qwen3VLConfig
 /** The image-preprocessing sizes this model expects (for `preprocessImage`). */
 export function visionPreprocessFor(
   cfg: Qwen3VLConfig,
-): Pick<VisionPreprocessConfig, "patchSize" | "temporalPatchSize" | "mergeSize"> {
+): Pick<
+  VisionPreprocessConfig,
+  "patchSize" | "temporalPatchSize" | "mergeSize"
+> {
   const v = cfg.vision_config;
   return {
     patchSize: v.patch_size,
@@ -148,7 +160,12 @@ export function visionPreprocessFor(
   };
 }
 
-function need(obj: Record<string, unknown>, where: string, key: string, kind: "int" | "num" | "str"): void {
+function need(
+  obj: Record<string, unknown>,
+  where: string,
+  key: string,
+  kind: "int" | "num" | "str",
+): void {
   const v = obj[key];
   const ok = kind === "int"
     ? Number.isInteger(v) && (v as number) >= 0
@@ -156,7 +173,15 @@ function need(obj: Record<string, unknown>, where: string, key: string, kind: "i
     ? typeof v === "number" && Number.isFinite(v)
     : typeof v === "string";
   if (!ok) {
-    throw new Error(`${where}: "${key}" must be ${kind === "int" ? "a non-negative integer" : kind === "num" ? "a number" : "a string"}, got ${JSON.stringify(v)}`);
+    throw new Error(
+      `${where}: "${key}" must be ${
+        kind === "int"
+          ? "a non-negative integer"
+          : kind === "num"
+          ? "a number"
+          : "a string"
+      }, got ${JSON.stringify(v)}`,
+    );
   }
 }
 
@@ -164,19 +189,30 @@ function need(obj: Record<string, unknown>, where: string, key: string, kind: "i
  * Validate a parsed `config.json` and fill HF defaults that released configs
  * may omit. `where` names the file in error messages.
  */
-export function parseConfig(raw: unknown, where = "config.json"): Qwen3VLConfig {
+export function parseConfig(
+  raw: unknown,
+  where = "config.json",
+): Qwen3VLConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new Error(`${where}: expected a JSON object`);
   }
   const top = raw as Record<string, unknown>;
   if (top.model_type !== undefined && top.model_type !== "qwen3_vl") {
-    throw new Error(`${where}: model_type "${top.model_type}" is not "qwen3_vl"`);
+    throw new Error(
+      `${where}: model_type "${top.model_type}" is not "qwen3_vl"`,
+    );
   }
   const tc = top.text_config as Record<string, unknown> | undefined;
   const vc = top.vision_config as Record<string, unknown> | undefined;
-  if (typeof tc !== "object" || tc === null) throw new Error(`${where}: missing "text_config" object`);
-  if (typeof vc !== "object" || vc === null) throw new Error(`${where}: missing "vision_config" object`);
-  for (const k of ["image_token_id", "vision_start_token_id"]) need(top, where, k, "int");
+  if (typeof tc !== "object" || tc === null) {
+    throw new Error(`${where}: missing "text_config" object`);
+  }
+  if (typeof vc !== "object" || vc === null) {
+    throw new Error(`${where}: missing "vision_config" object`);
+  }
+  for (const k of ["image_token_id", "vision_start_token_id"]) {
+    need(top, where, k, "int");
+  }
   const tw = `${where} text_config`;
   for (
     const k of [
@@ -188,24 +224,39 @@ export function parseConfig(raw: unknown, where = "config.json"): Qwen3VLConfig 
       "num_key_value_heads",
     ]
   ) need(tc, tw, k, "int");
-  const nH = tc.num_attention_heads as number, nKV = tc.num_key_value_heads as number;
+  const nH = tc.num_attention_heads as number,
+    nKV = tc.num_key_value_heads as number;
   if (nKV < 1 || nH % nKV !== 0) {
-    throw new Error(`${tw}: num_attention_heads ${nH} must be a multiple of num_key_value_heads ${nKV}`);
+    throw new Error(
+      `${tw}: num_attention_heads ${nH} must be a multiple of num_key_value_heads ${nKV}`,
+    );
   }
-  const headDim = (tc.head_dim as number | undefined) ?? (tc.hidden_size as number) / nH;
+  const headDim = (tc.head_dim as number | undefined) ??
+    (tc.hidden_size as number) / nH;
   const rs = (tc.rope_scaling ?? {}) as Record<string, unknown>;
   const section = (rs.mrope_section ?? [24, 20, 20]) as number[];
   if (
-    !Array.isArray(section) || section.length !== 3 || !section.every((s) => Number.isInteger(s) && s >= 0) ||
+    !Array.isArray(section) || section.length !== 3 ||
+    !section.every((s) => Number.isInteger(s) && s >= 0) ||
     section.reduce((a, b) => a + b, 0) !== headDim / 2
   ) {
-    throw new Error(`${tw}: rope_scaling.mrope_section ${JSON.stringify(section)} must be 3 integers summing to head_dim/2 = ${headDim / 2}`);
+    throw new Error(
+      `${tw}: rope_scaling.mrope_section ${
+        JSON.stringify(section)
+      } must be 3 integers summing to head_dim/2 = ${headDim / 2}`,
+    );
   }
   if (rs.rope_type !== undefined && rs.rope_type !== "default") {
-    throw new Error(`${tw}: rope_scaling.rope_type "${rs.rope_type}" is not supported (only "default")`);
+    throw new Error(
+      `${tw}: rope_scaling.rope_type "${rs.rope_type}" is not supported (only "default")`,
+    );
   }
   const act = (tc.hidden_act as string | undefined) ?? "silu";
-  if (act !== "silu") throw new Error(`${tw}: hidden_act "${act}" is not supported (only "silu")`);
+  if (act !== "silu") {
+    throw new Error(
+      `${tw}: hidden_act "${act}" is not supported (only "silu")`,
+    );
+  }
   const vw = `${where} vision_config`;
   for (
     const k of [
@@ -226,38 +277,61 @@ export function parseConfig(raw: unknown, where = "config.json"): Qwen3VLConfig 
   }
   const side = Math.round(Math.sqrt(vc.num_position_embeddings as number));
   if (side * side !== vc.num_position_embeddings) {
-    throw new Error(`${vw}: num_position_embeddings ${vc.num_position_embeddings} must be a perfect square`);
+    throw new Error(
+      `${vw}: num_position_embeddings ${vc.num_position_embeddings} must be a perfect square`,
+    );
   }
   const depth = vc.depth as number;
   const ds = (vc.deepstack_visual_indexes ?? []) as number[];
-  if (!Array.isArray(ds) || !ds.every((i) => Number.isInteger(i) && i >= 0 && i < depth)) {
-    throw new Error(`${vw}: deepstack_visual_indexes ${JSON.stringify(ds)} must be block indices below depth ${depth}`);
+  if (
+    !Array.isArray(ds) ||
+    !ds.every((i) => Number.isInteger(i) && i >= 0 && i < depth)
+  ) {
+    throw new Error(
+      `${vw}: deepstack_visual_indexes ${
+        JSON.stringify(ds)
+      } must be block indices below depth ${depth}`,
+    );
   }
   if (ds.length > (tc.num_hidden_layers as number)) {
-    throw new Error(`${vw}: ${ds.length} deepstack indexes exceed the ${tc.num_hidden_layers} text layers`);
+    throw new Error(
+      `${vw}: ${ds.length} deepstack indexes exceed the ${tc.num_hidden_layers} text layers`,
+    );
   }
   if (vc.out_hidden_size !== tc.hidden_size) {
-    throw new Error(`${vw}: out_hidden_size ${vc.out_hidden_size} must equal text hidden_size ${tc.hidden_size}`);
+    throw new Error(
+      `${vw}: out_hidden_size ${vc.out_hidden_size} must equal text hidden_size ${tc.hidden_size}`,
+    );
   }
-  const tie = (top.tie_word_embeddings ?? tc.tie_word_embeddings ?? false) as boolean;
+  const tie =
+    (top.tie_word_embeddings ?? tc.tie_word_embeddings ?? false) as boolean;
   if (tc.eos_token_id === undefined) {
-    throw new Error(`${tw}: "eos_token_id" (the <|im_end|> id generation stops on) is required`);
+    throw new Error(
+      `${tw}: "eos_token_id" (the <|im_end|> id generation stops on) is required`,
+    );
   }
-  const eos = Array.isArray(tc.eos_token_id) ? tc.eos_token_id[0] : tc.eos_token_id;
+  const eos = Array.isArray(tc.eos_token_id)
+    ? tc.eos_token_id[0]
+    : tc.eos_token_id;
   return {
     ...(top as unknown as Qwen3VLConfig),
     model_type: "qwen3_vl",
-    video_token_id: (top.video_token_id as number | undefined) ?? (top.image_token_id as number),
+    video_token_id: (top.video_token_id as number | undefined) ??
+      (top.image_token_id as number),
     vision_end_token_id: (top.vision_end_token_id as number | undefined) ?? -1,
     tie_word_embeddings: tie,
     text_config: {
       ...(tc as unknown as Qwen3VLTextConfig),
       head_dim: headDim,
       hidden_act: act,
-      max_position_embeddings: (tc.max_position_embeddings as number | undefined) ?? 262144,
+      max_position_embeddings:
+        (tc.max_position_embeddings as number | undefined) ?? 262144,
       rms_norm_eps: (tc.rms_norm_eps as number | undefined) ?? 1e-6,
       rope_theta: (tc.rope_theta as number | undefined) ?? 5000000,
-      rope_scaling: { ...rs, mrope_section: section as [number, number, number] } as Qwen3VLRopeScaling,
+      rope_scaling: {
+        ...rs,
+        mrope_section: section as [number, number, number],
+      } as Qwen3VLRopeScaling,
       attention_bias: (tc.attention_bias as boolean | undefined) ?? false,
       initializer_range: (tc.initializer_range as number | undefined) ?? 0.02,
       eos_token_id: eos as number,

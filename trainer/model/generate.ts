@@ -43,7 +43,12 @@ export function argmax(row: Float32Array): number {
 }
 
 /** Draw from softmax(row / temperature) restricted to the top-p nucleus. */
-export function sampleTopP(row: Float32Array, temperature: number, topP: number, rng: Rng): number {
+export function sampleTopP(
+  row: Float32Array,
+  temperature: number,
+  topP: number,
+  rng: Rng,
+): number {
   let mx = -Infinity;
   for (const v of row) mx = Math.max(mx, v);
   const p = new Float64Array(row.length);
@@ -54,7 +59,9 @@ export function sampleTopP(row: Float32Array, temperature: number, topP: number,
   }
   const order = Array.from(row.keys()).sort((a, b) => p[b] - p[a] || a - b);
   let kept = 0, mass = 0;
-  while (kept < order.length && (kept === 0 || mass < topP * z)) mass += p[order[kept++]];
+  while (kept < order.length && (kept === 0 || mass < topP * z)) {
+    mass += p[order[kept++]];
+  }
   let u = rng.float() * mass;
   for (let k = 0; k < kept; k++) {
     u -= p[order[k]];
@@ -63,26 +70,53 @@ export function sampleTopP(row: Float32Array, temperature: number, topP: number,
   return order[kept - 1];
 }
 
-export async function generate(
+/**
+ * Decode `req` with `model`. The work is synchronous (TF.js wasm kernels);
+ * errors surface as a rejected promise.
+ */
+export function generate(
   model: Qwen3VLForConditionalGeneration,
   req: GenerateRequest,
 ): Promise<GenerateResult> {
+  try {
+    return Promise.resolve(generateSync(model, req));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function generateSync(
+  model: Qwen3VLForConditionalGeneration,
+  req: GenerateRequest,
+): GenerateResult {
   const cfg = model.config;
   const B = req.prompts.length;
   if (B === 0) return { tokens: [], stopped: [] };
   if (!(Number.isInteger(req.maxNewTokens) && req.maxNewTokens >= 0)) {
-    throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${req.maxNewTokens}`);
+    throw new Error(
+      `generate: maxNewTokens must be a non-negative integer, got ${req.maxNewTokens}`,
+    );
   }
   const temperature = req.temperature ?? 1, topP = req.topP ?? 1;
   if (req.mode === "sample") {
-    if (!(temperature > 0)) throw new Error(`generate: temperature must be > 0, got ${temperature}`);
-    if (!(topP > 0 && topP <= 1)) throw new Error(`generate: topP must be in (0, 1], got ${topP}`);
+    if (!(temperature > 0)) {
+      throw new Error(`generate: temperature must be > 0, got ${temperature}`);
+    }
+    if (!(topP > 0 && topP <= 1)) {
+      throw new Error(`generate: topP must be in (0, 1], got ${topP}`);
+    }
     if (!req.seeds || req.seeds.length !== B) {
-      throw new Error(`generate: sampling needs one seed per prompt (${B}), got ${req.seeds?.length ?? 0}`);
+      throw new Error(
+        `generate: sampling needs one seed per prompt (${B}), got ${
+          req.seeds?.length ?? 0
+        }`,
+      );
     }
   }
   const stops = new Set(req.stopTokenIds ?? [cfg.text_config.eos_token_id]);
-  const rngs = req.mode === "sample" ? req.seeds!.map((s) => Rng.fromSeed(s)) : [];
+  const rngs = req.mode === "sample"
+    ? req.seeds!.map((s) => Rng.fromSeed(s))
+    : [];
   const L = Math.max(...req.prompts.map((p) => p.length));
   if (L === 0) throw new Error("generate: empty prompt");
   const pad = cfg.text_config.pad_token_id ?? cfg.text_config.eos_token_id;
@@ -100,12 +134,17 @@ export async function generate(
     return Array.from({ length: B }, (_, b) => {
       if (stopped[b]) return -1; // finished: draws nothing from its stream
       const row = data.subarray(b * V, (b + 1) * V);
-      return req.mode === "greedy" ? argmax(row) : sampleTopP(row, temperature, topP, rngs[b]);
+      return req.mode === "greedy"
+        ? argmax(row)
+        : sampleTopP(row, temperature, topP, rngs[b]);
     });
   };
-  if (req.maxNewTokens === 0) return { tokens: tokens.map((t) => Int32Array.from(t)), stopped };
+  if (req.maxNewTokens === 0) {
+    return { tokens: tokens.map((t) => Int32Array.from(t)), stopped };
+  }
 
-  const idsT = tf.tensor2d(ids, [B, L], "int32"), maskT = tf.tensor2d(mask, [B, L], "int32");
+  const idsT = tf.tensor2d(ids, [B, L], "int32"),
+    maskT = tf.tensor2d(mask, [B, L], "int32");
   const first = model.forward({
     inputIds: idsT,
     attentionMask: maskT,
@@ -128,13 +167,19 @@ export async function generate(
       }
       if (step + 1 === req.maxNewTokens || stopped.every((s) => s)) break;
       // finished rows keep decoding a stop token; their outputs are ignored
-      const feed = tf.tensor2d(next.map((t, b) => (stopped[b] ? [...stops][0] : t)), [B, 1], "int32");
-      const out = model.forward({ inputIds: feed, pastKeyValues: cache, useCache: true });
+      const feed = tf.tensor2d(
+        next.map((t, b) => (stopped[b] ? [...stops][0] : t)),
+        [B, 1],
+        "int32",
+      );
+      const out = model.forward({
+        inputIds: feed,
+        pastKeyValues: cache,
+        useCache: true,
+      });
       feed.dispose();
       next = pick(out.logits);
       out.logits.dispose();
-      // let timers and progress output run between decode steps
-      await new Promise((r) => setTimeout(r, 0));
     }
   } finally {
     cache.dispose();

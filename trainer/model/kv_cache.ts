@@ -3,7 +3,7 @@
  * forwards never create or receive one). Updated in place by `forward`, like
  * HF's `DynamicCache`.
  */
-import { tf } from "../runtime.ts";
+import type { tf } from "../runtime.ts";
 
 export interface LayerKV {
   /** Keys, transposed for the q @ kT product: [B, nKV, headDim, Tk]. */

@@ -15,8 +15,28 @@ export {
   Qwen3VLForConditionalGeneration,
 } from "./qwen3vl.ts";
 export { KVCache } from "./kv_cache.ts";
-export { argmax, generate, type GenerateRequest, type GenerateResult, sampleTopP } from "./generate.ts";
-export { getRopeIndex, packedPositionIds, type RopeIndex, segmentsFromRow0 } from "./rope.ts";
-export { loadCheckpoint, readCheckpointTensors, saveCheckpoint, type SaveOptions } from "./checkpoint.ts";
-export { decodeSafetensors, encodeSafetensors, type SafeTensor } from "./safetensors.ts";
-export { paramSpecs, type ParamSpec } from "./params.ts";
+export {
+  argmax,
+  generate,
+  type GenerateRequest,
+  type GenerateResult,
+  sampleTopP,
+} from "./generate.ts";
+export {
+  getRopeIndex,
+  packedPositionIds,
+  type RopeIndex,
+  segmentsFromRow0,
+} from "./rope.ts";
+export {
+  loadCheckpoint,
+  readCheckpointTensors,
+  saveCheckpoint,
+  type SaveOptions,
+} from "./checkpoint.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  type SafeTensor,
+} from "./safetensors.ts";
+export { type ParamSpec, paramSpecs } from "./params.ts";

@@ -15,7 +15,14 @@ import { tf } from "../runtime.ts";
 
 /** a [M, K] @ b [K, N] -> [M, N], with a backward that stays on the fast path. */
 export function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  // outside a gradient tape the custom-gradient wrapper is pure overhead
+  if (!recording()) return tf.matMul(a, b);
   return mmGrad(a, b) as tf.Tensor2D;
+}
+
+/** True while a gradient tape (tf.grads / tf.variableGrads) is recording. */
+export function recording(): boolean {
+  return tf.engine().state.gradientDepth > 0;
 }
 
 // tf.customGrad's typing passes inputs and the save function as one rest array
@@ -29,13 +36,20 @@ const mmGrad = tf.customGrad((...args: GradArg[]) => {
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sa, sb] = saved as tf.Tensor2D[];
       const dy2 = dy as tf.Tensor2D;
-      return [tf.matMul(dy2, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy2)];
+      return [
+        tf.matMul(dy2, tf.transpose(sb)),
+        tf.matMul(tf.transpose(sa), dy2),
+      ];
     },
   };
 });
 
 /** x [..., K] @ w [K, N] (+ bias [N]) over the flattened leading axes. */
-export function linear(x: tf.Tensor, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
+export function linear(
+  x: tf.Tensor,
+  w: tf.Tensor2D,
+  bias?: tf.Tensor1D,
+): tf.Tensor {
   const k = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
   let y: tf.Tensor = mm(tf.reshape(x, [-1, k]) as tf.Tensor2D, w);
@@ -44,15 +58,27 @@ export function linear(x: tf.Tensor, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Ten
 }
 
 /** RMSNorm over the last axis (HF `Qwen3VLTextRMSNorm`, float32 throughout). */
-export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+export function rmsNorm(
+  x: tf.Tensor,
+  weight: tf.Tensor1D,
+  eps: number,
+): tf.Tensor {
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
 }
 
 /** LayerNorm over the last axis (torch `nn.LayerNorm`, biased variance). */
-export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor {
+export function layerNorm(
+  x: tf.Tensor,
+  weight: tf.Tensor1D,
+  bias: tf.Tensor1D,
+  eps: number,
+): tf.Tensor {
   const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
+  return tf.add(
+    tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight),
+    bias,
+  );
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -63,7 +89,10 @@ export function activation(name: string, x: tf.Tensor): tf.Tensor {
     case "silu":
       return tf.mul(x, tf.sigmoid(x));
     case "gelu_pytorch_tanh": {
-      const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
+      const inner = tf.mul(
+        tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)),
+        SQRT_2_OVER_PI,
+      );
       return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
     }
     case "gelu":
@@ -78,19 +107,34 @@ export function activation(name: string, x: tf.Tensor): tf.Tensor {
  * gather; the table gradient is onehot(ids)^T @ dy, a matmul the wasm
  * backend can run (it has no scatter-add kernel).
  */
-export function embeddingLookup(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
+export function embeddingLookup(
+  table: tf.Tensor2D,
+  ids: Int32Array,
+): tf.Tensor2D {
   const vocab = table.shape[0];
   for (let i = 0; i < ids.length; i++) {
     if (!(ids[i] >= 0 && ids[i] < vocab)) {
-      throw new RangeError(`token id ${ids[i]} at flat position ${i} is outside the vocabulary [0, ${vocab})`);
+      throw new RangeError(
+        `token id ${
+          ids[i]
+        } at flat position ${i} is outside the vocabulary [0, ${vocab})`,
+      );
     }
   }
   // ids travel as a JS array so the backward does not depend on a tensor
   // that a surrounding tf.tidy may already have released
   const f = tf.customGrad((...args: GradArg[]) => ({
-    value: tf.tidy(() => tf.gather(args[0] as tf.Tensor, tf.tensor1d(ids, "int32"))),
+    value: tf.tidy(() =>
+      tf.gather(args[0] as tf.Tensor, tf.tensor1d(ids, "int32"))
+    ),
     gradFunc: (dy: tf.Tensor) => {
-      const oneHot = tf.oneHot(tf.tensor1d(ids, "int32"), vocab, 1, 0, "float32");
+      const oneHot = tf.oneHot(
+        tf.tensor1d(ids, "int32"),
+        vocab,
+        1,
+        0,
+        "float32",
+      );
       return tf.matMul(tf.transpose(oneHot) as tf.Tensor2D, dy as tf.Tensor2D); // [V, H]
     },
   }));
@@ -111,7 +155,9 @@ export function scatterRows(
 ): tf.Tensor2D {
   const r = base.shape[0];
   if (src.shape[0] !== rows.length) {
-    throw new Error(`scatterRows: ${src.shape[0]} source rows for ${rows.length} target rows`);
+    throw new Error(
+      `scatterRows: ${src.shape[0]} source rows for ${rows.length} target rows`,
+    );
   }
   const idx = new Int32Array(r);
   const keep = new Float32Array(r).fill(1);
@@ -133,7 +179,9 @@ export function scatterRows(
       gradFunc: (dy: tf.Tensor) => {
         const rowsT = tf.tensor1d(rows, "int32");
         const dSrc = tf.gather(dy, rowsT);
-        const dBase = mode === "replace" ? tf.mul(dy, tf.tensor2d(keep, [r, 1])) : tf.clone(dy);
+        const dBase = mode === "replace"
+          ? tf.mul(dy, tf.tensor2d(keep, [r, 1]))
+          : tf.clone(dy);
         return [dBase, dSrc];
       },
     };
@@ -158,7 +206,9 @@ export function attendChunk(
   let s: tf.Tensor = mm(q, kT); // [rep*Tq, Tk]
   if (mask) {
     const [tq, tk] = mask.shape;
-    s = rep === 1 ? tf.add(s, mask) : tf.reshape(tf.add(tf.reshape(s, [rep, tq, tk]), mask), [rep * tq, tk]);
+    s = rep === 1
+      ? tf.add(s, mask)
+      : tf.reshape(tf.add(tf.reshape(s, [rep, tq, tk]), mask), [rep * tq, tk]);
   }
   return mm(tf.softmax(s) as tf.Tensor2D, v);
 }

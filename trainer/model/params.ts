@@ -33,9 +33,20 @@ export function internalShape(s: ParamSpec): number[] {
 export function paramSpecs(cfg: Qwen3VLConfig): ParamSpec[] {
   const tc = cfg.text_config, vc = cfg.vision_config;
   const specs: ParamSpec[] = [];
-  const add = (name: string, hfShape: number[], layout: "linear" | "same", init: ParamSpec["init"], std = 0) =>
-    specs.push({ name, hfShape, layout, init, std });
-  const lin = (prefix: string, out: number, inn: number, bias: boolean, std: number) => {
+  const add = (
+    name: string,
+    hfShape: number[],
+    layout: "linear" | "same",
+    init: ParamSpec["init"],
+    std = 0,
+  ) => specs.push({ name, hfShape, layout, init, std });
+  const lin = (
+    prefix: string,
+    out: number,
+    inn: number,
+    bias: boolean,
+    std: number,
+  ) => {
     add(`${prefix}.weight`, [out, inn], "linear", "normal", std);
     if (bias) add(`${prefix}.bias`, [out], "same", "zeros");
   };
@@ -54,7 +65,13 @@ export function paramSpecs(cfg: Qwen3VLConfig): ParamSpec[] {
     vs,
   );
   add(`${v}.patch_embed.proj.bias`, [dv], "same", "zeros");
-  add(`${v}.pos_embed.weight`, [vc.num_position_embeddings, dv], "same", "normal", vs);
+  add(
+    `${v}.pos_embed.weight`,
+    [vc.num_position_embeddings, dv],
+    "same",
+    "normal",
+    vs,
+  );
   for (let i = 0; i < vc.depth; i++) {
     const b = `${v}.blocks.${i}`;
     ln(`${b}.norm1`, dv);
@@ -71,7 +88,9 @@ export function paramSpecs(cfg: Qwen3VLConfig): ParamSpec[] {
     lin(`${prefix}.linear_fc2`, vc.out_hidden_size, merged, true, vs);
   };
   merger(`${v}.merger`, false);
-  vc.deepstack_visual_indexes.forEach((_, j) => merger(`${v}.deepstack_merger_list.${j}`, true));
+  vc.deepstack_visual_indexes.forEach((_, j) =>
+    merger(`${v}.deepstack_merger_list.${j}`, true)
+  );
 
   const ts = tc.initializer_range, h = tc.hidden_size, hd = tc.head_dim;
   const l = "model.language_model";
@@ -79,10 +98,34 @@ export function paramSpecs(cfg: Qwen3VLConfig): ParamSpec[] {
   for (let i = 0; i < tc.num_hidden_layers; i++) {
     const b = `${l}.layers.${i}`;
     add(`${b}.input_layernorm.weight`, [h], "same", "ones");
-    lin(`${b}.self_attn.q_proj`, tc.num_attention_heads * hd, h, tc.attention_bias, ts);
-    lin(`${b}.self_attn.k_proj`, tc.num_key_value_heads * hd, h, tc.attention_bias, ts);
-    lin(`${b}.self_attn.v_proj`, tc.num_key_value_heads * hd, h, tc.attention_bias, ts);
-    lin(`${b}.self_attn.o_proj`, h, tc.num_attention_heads * hd, tc.attention_bias, ts);
+    lin(
+      `${b}.self_attn.q_proj`,
+      tc.num_attention_heads * hd,
+      h,
+      tc.attention_bias,
+      ts,
+    );
+    lin(
+      `${b}.self_attn.k_proj`,
+      tc.num_key_value_heads * hd,
+      h,
+      tc.attention_bias,
+      ts,
+    );
+    lin(
+      `${b}.self_attn.v_proj`,
+      tc.num_key_value_heads * hd,
+      h,
+      tc.attention_bias,
+      ts,
+    );
+    lin(
+      `${b}.self_attn.o_proj`,
+      h,
+      tc.num_attention_heads * hd,
+      tc.attention_bias,
+      ts,
+    );
     add(`${b}.self_attn.q_norm.weight`, [hd], "same", "ones");
     add(`${b}.self_attn.k_norm.weight`, [hd], "same", "ones");
     add(`${b}.post_attention_layernorm.weight`, [h], "same", "ones");
@@ -100,7 +143,9 @@ export function toHf(spec: ParamSpec, data: Float32Array): Float32Array {
   if (spec.layout === "same") return data;
   const [inn, out] = internalShape(spec);
   const res = new Float32Array(data.length);
-  for (let i = 0; i < inn; i++) for (let o = 0; o < out; o++) res[o * inn + i] = data[i * out + o];
+  for (let i = 0; i < inn; i++) {
+    for (let o = 0; o < out; o++) res[o * inn + i] = data[i * out + o];
+  }
   return res;
 }
 
@@ -109,6 +154,8 @@ export function fromHf(spec: ParamSpec, data: Float32Array): Float32Array {
   if (spec.layout === "same") return data;
   const [inn, out] = internalShape(spec);
   const res = new Float32Array(data.length);
-  for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) res[i * out + o] = data[o * inn + i];
+  for (let o = 0; o < out; o++) {
+    for (let i = 0; i < inn; i++) res[i * out + o] = data[o * inn + i];
+  }
   return res;
 }

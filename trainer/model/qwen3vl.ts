@@ -14,7 +14,16 @@ import { tf } from "../runtime.ts";
 import type { ForwardTraceInfo } from "../trace/schema.ts";
 import { parseConfig, type Qwen3VLConfig } from "./config.ts";
 import { KVCache } from "./kv_cache.ts";
-import { activation, attendChunk, embeddingLookup, MASK_NEG, mm, rmsNorm, scatterRows } from "./ops.ts";
+import {
+  activation,
+  attendChunk,
+  embeddingLookup,
+  MASK_NEG,
+  mm,
+  recording,
+  rmsNorm,
+  scatterRows,
+} from "./ops.ts";
 import { internalShape, type ParamSpec, paramSpecs } from "./params.ts";
 import { getRopeIndex, segmentsFromRow0, textRopeTables } from "./rope.ts";
 import { visionForward } from "./vision.ts";
@@ -68,24 +77,63 @@ const FORWARD_KEYS = new Set([
  */
 const BATCHED_ATTENTION_MAX_MACS = 1 << 20;
 
+let instanceCount = 0;
+
+interface LayerWeights {
+  qkv: tf.Tensor2D;
+  qkvBias: tf.Tensor1D | null;
+  qkNorm: tf.Tensor2D;
+  gateUp: tf.Tensor2D;
+}
+
+interface DerivedWeights {
+  layers: LayerWeights[];
+  /** LM head [H, V]. */
+  head: tf.Tensor2D;
+}
+
+/** rotate_half as a matrix: (x @ R) = concat(-x2, x1) for x [.., d]. */
+function rotateHalfMatrix(d: number): tf.Tensor2D {
+  const r = new Float32Array(d * d);
+  for (let j = 0; j < d / 2; j++) {
+    r[(j + d / 2) * d + j] = -1;
+    r[j * d + j + d / 2] = 1;
+  }
+  return tf.tensor2d(r, [d, d]);
+}
+
 export class Qwen3VLForConditionalGeneration {
   readonly config: Qwen3VLConfig;
   readonly specs: ParamSpec[];
   private readonly params = new Map<string, tf.Variable>();
   private tracer: ((rec: ForwardTraceInfo) => void) | undefined;
+  private derivedCache: { sources: object[]; weights: DerivedWeights } | null = null;
+  private readonly rotateHalf: tf.Tensor2D;
 
-  private constructor(config: Qwen3VLConfig, values: Map<string, Float32Array>) {
+  private constructor(
+    config: Qwen3VLConfig,
+    values: Map<string, Float32Array>,
+  ) {
     this.config = config;
     this.specs = paramSpecs(config);
+    this.rotateHalf = rotateHalfMatrix(config.text_config.head_dim);
+    // TF.js variable names are process-global: suffix an instance number
+    const inst = instanceCount++;
     for (const s of this.specs) {
       const v = values.get(s.name);
       if (!v) throw new Error(`internal: no value for parameter ${s.name}`);
-      this.params.set(s.name, tf.variable(tf.tensor(v, internalShape(s)), true, `${s.name}`));
+      this.params.set(
+        s.name,
+        tf.variable(tf.tensor(v, internalShape(s)), true, `${s.name}#${inst}`),
+      );
     }
   }
 
   /** Fresh weights, initialised like HF `_init_weights` from a seeded stream. */
-  static create(config: Qwen3VLConfig, seed: number): Qwen3VLForConditionalGeneration {
+  static create(
+    config: Qwen3VLConfig,
+    seed: number,
+  ): Qwen3VLForConditionalGeneration {
     const cfg = parseConfig(config, "model config");
     const rng = Rng.fromSeed(seed);
     const values = new Map<string, Float32Array>();
@@ -108,8 +156,14 @@ export class Qwen3VLForConditionalGeneration {
   }
 
   /** Build from in-memory-layout values keyed by HF name (used by checkpoint loading). */
-  static fromValues(config: Qwen3VLConfig, values: Map<string, Float32Array>): Qwen3VLForConditionalGeneration {
-    return new Qwen3VLForConditionalGeneration(parseConfig(config, "model config"), values);
+  static fromValues(
+    config: Qwen3VLConfig,
+    values: Map<string, Float32Array>,
+  ): Qwen3VLForConditionalGeneration {
+    return new Qwen3VLForConditionalGeneration(
+      parseConfig(config, "model config"),
+      values,
+    );
   }
 
   /** Load `config.json` + `model.safetensors` (or a sharded index) from `dir`. */
@@ -124,9 +178,18 @@ export class Qwen3VLForConditionalGeneration {
     await saveCheckpoint(this, dir);
   }
 
-  /** Every parameter, in `specs` order. */
+  /**
+   * Every parameter, in `specs` order. Variable names are `<HF name>#<n>`
+   * (unique per model instance); `paramNames()` gives the stable HF names in
+   * the same order, e.g. as optimizer state keys.
+   */
   trainableVariables(): tf.Variable[] {
     return this.specs.map((s) => this.params.get(s.name)!);
+  }
+
+  /** HF tensor names, in `trainableVariables()` order. */
+  paramNames(): string[] {
+    return this.specs.map((s) => s.name);
   }
 
   /** Parameter by HF name (in-memory layout; see params.ts). */
@@ -140,6 +203,8 @@ export class Qwen3VLForConditionalGeneration {
   dispose(): void {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
+    this.disposeDerived();
+    this.rotateHalf.dispose();
   }
 
   setTracer(t: ((rec: ForwardTraceInfo) => void) | undefined): void {
@@ -148,24 +213,37 @@ export class Qwen3VLForConditionalGeneration {
 
   /** The embedding module: [B, T] int32 ids -> [B, T, H] (differentiable). */
   embedTokens(inputIds: tf.Tensor2D): tf.Tensor3D {
-    if (inputIds.rank !== 2) throw new Error(`embedTokens: inputIds must be [B, T], got [${inputIds.shape}]`);
+    if (inputIds.rank !== 2) {
+      throw new Error(
+        `embedTokens: inputIds must be [B, T], got [${inputIds.shape}]`,
+      );
+    }
     const [b, t] = inputIds.shape;
     const ids = Int32Array.from(inputIds.dataSync());
     return tf.tidy(() =>
       tf.reshape(
-        embeddingLookup(this.param("model.language_model.embed_tokens.weight") as tf.Tensor2D, ids),
+        embeddingLookup(
+          this.param("model.language_model.embed_tokens.weight") as tf.Tensor2D,
+          ids,
+        ),
         [b, t, this.config.text_config.hidden_size],
       )
     );
   }
 
   /** HF `get_rope_index`: 3-row mRoPE positions for token rows. */
-  getRopeIndex(inputIds: Int32Array[], imageGridThw: number[][] = [], attentionMask?: Int32Array[]) {
+  getRopeIndex(
+    inputIds: Int32Array[],
+    imageGridThw: number[][] = [],
+    attentionMask?: Int32Array[],
+  ) {
     return getRopeIndex(this.config, inputIds, imageGridThw, attentionMask);
   }
 
   /** Generation: see generate.ts. */
-  async generate(req: import("./generate.ts").GenerateRequest): Promise<import("./generate.ts").GenerateResult> {
+  async generate(
+    req: import("./generate.ts").GenerateRequest,
+  ): Promise<import("./generate.ts").GenerateResult> {
     const { generate } = await import("./generate.ts");
     return generate(this, req);
   }
@@ -174,13 +252,18 @@ export class Qwen3VLForConditionalGeneration {
     const unknown = Object.keys(args).filter((k) => !FORWARD_KEYS.has(k));
     if (unknown.length) {
       throw new Error(
-        `forward: unknown argument(s) ${unknown.join(", ")}; accepted: ${[...FORWARD_KEYS].join(", ")}`,
+        `forward: unknown argument(s) ${unknown.join(", ")}; accepted: ${
+          [...FORWARD_KEYS].join(", ")
+        }`,
       );
     }
-    const argKeys = Object.keys(args).filter((k) => (args as Record<string, unknown>)[k] !== undefined);
+    const argKeys = Object.keys(args).filter((k) =>
+      (args as Record<string, unknown>)[k] !== undefined
+    );
     const cfg = this.config, tc = cfg.text_config;
     const H = tc.hidden_size;
-    const hasIds = args.inputIds !== undefined, hasEmb = args.inputsEmbeds !== undefined;
+    const hasIds = args.inputIds !== undefined,
+      hasEmb = args.inputsEmbeds !== undefined;
     const cache = args.pastKeyValues ?? null;
     const useCache = args.useCache ?? (cache !== null);
     if (cache && args.useCache === false) {
@@ -207,11 +290,26 @@ export class Qwen3VLForConditionalGeneration {
       throw new Error("forward: pass exactly one of inputIds or inputsEmbeds");
     }
     const [B, T] = hasIds ? args.inputIds!.shape : args.inputsEmbeds!.shape;
-    if (hasIds && args.inputIds!.rank !== 2) throw new Error(`forward: inputIds must be [B, T], got [${args.inputIds!.shape}]`);
-    if (hasEmb && (args.inputsEmbeds!.rank !== 3 || args.inputsEmbeds!.shape[2] !== H)) {
-      throw new Error(`forward: inputsEmbeds must be [B, T, ${H}], got [${args.inputsEmbeds!.shape}]`);
+    if (hasIds && args.inputIds!.rank !== 2) {
+      throw new Error(
+        `forward: inputIds must be [B, T], got [${args.inputIds!.shape}]`,
+      );
     }
-    if (cache && cache.batch !== B) throw new Error(`forward: cache holds ${cache.batch} rows, input has ${B}`);
+    if (
+      hasEmb &&
+      (args.inputsEmbeds!.rank !== 3 || args.inputsEmbeds!.shape[2] !== H)
+    ) {
+      throw new Error(
+        `forward: inputsEmbeds must be [B, T, ${H}], got [${
+          args.inputsEmbeds!.shape
+        }]`,
+      );
+    }
+    if (cache && cache.batch !== B) {
+      throw new Error(
+        `forward: cache holds ${cache.batch} rows, input has ${B}`,
+      );
+    }
     const past = cache ? cache.length : 0;
 
     // --- placeholder rows (flat index b*T + t) ------------------------------
@@ -219,11 +317,14 @@ export class Qwen3VLForConditionalGeneration {
     const rows: number[] = [];
     let bitwiseEqual: boolean | null = null;
     if (ids) {
-      for (let i = 0; i < ids.length; i++) if (ids[i] === cfg.image_token_id) rows.push(i);
+      for (let i = 0; i < ids.length; i++) {
+        if (ids[i] === cfg.image_token_id) rows.push(i);
+      }
     } else {
       const table = this.param("model.language_model.embed_tokens.weight");
       const ph = new Uint32Array(
-        tf.tidy(() => tf.slice(table, [cfg.image_token_id, 0], [1, H])).dataSync().slice().buffer,
+        tf.tidy(() => tf.slice(table, [cfg.image_token_id, 0], [1, H]))
+          .dataSync().slice().buffer,
       );
       const emb = new Uint32Array(args.inputsEmbeds!.dataSync().slice().buffer);
       for (let i = 0; i < B * T; i++) {
@@ -235,9 +336,13 @@ export class Qwen3VLForConditionalGeneration {
 
     // --- vision ------------------------------------------------------------
     const grids = args.imageGridThw ?? [];
-    if (args.pixelValues && !args.imageGridThw) throw new Error("forward: pixelValues needs imageGridThw");
+    if (args.pixelValues && !args.imageGridThw) {
+      throw new Error("forward: pixelValues needs imageGridThw");
+    }
     const m2 = cfg.vision_config.spatial_merge_size ** 2;
-    const nVisual = args.pixelValues ? grids.reduce((n, [t, h, w]) => n + (t * h * w) / m2, 0) : 0;
+    const nVisual = args.pixelValues
+      ? grids.reduce((n, [t, h, w]) => n + (t * h * w) / m2, 0)
+      : 0;
     if (hasEmb && args.pixelValues) bitwiseEqual = rows.length === nVisual;
 
     if (rows.length !== nVisual) {
@@ -250,7 +355,9 @@ export class Qwen3VLForConditionalGeneration {
         batch: B,
         seqLen: T,
         logitsLen: 0,
-        positionIdsRows: args.positionIds ? (args.positionIds.shape[0] === 4 ? 4 : 3) : null,
+        positionIdsRows: args.positionIds
+          ? (args.positionIds.shape[0] === 4 ? 4 : 3)
+          : null,
         row0: null,
         mrope: null,
         attentionSegments: [],
@@ -261,7 +368,9 @@ export class Qwen3VLForConditionalGeneration {
       throw new Error(
         `forward: ${rows.length} image placeholder row(s) (<|image_pad|> id ${cfg.image_token_id}${
           hasEmb ? ", found by bitwise equality with its embedding" : ""
-        }) but ${nVisual} visual feature(s) from imageGridThw ${JSON.stringify(args.pixelValues ? grids : [])}`,
+        }) but ${nVisual} visual feature(s) from imageGridThw ${
+          JSON.stringify(args.pixelValues ? grids : [])
+        }`,
       );
     }
 
@@ -271,43 +380,77 @@ export class Qwen3VLForConditionalGeneration {
     let posRows: 3 | 4 | null = null;
     if (args.positionIds) {
       const ps = args.positionIds.shape;
-      if (args.positionIds.rank !== 3 || (ps[0] !== 3 && ps[0] !== 4) || ps[1] !== B || ps[2] !== T) {
-        throw new Error(`forward: positionIds must be [3|4, ${B}, ${T}], got [${ps}]`);
+      if (
+        args.positionIds.rank !== 3 || (ps[0] !== 3 && ps[0] !== 4) ||
+        ps[1] !== B || ps[2] !== T
+      ) {
+        throw new Error(
+          `forward: positionIds must be [3|4, ${B}, ${T}], got [${ps}]`,
+        );
       }
       posRows = ps[0] as 3 | 4;
       const all = Int32Array.from(args.positionIds.dataSync());
       if (posRows === 4) {
-        if (cache) throw new Error("forward: 4-row (packed) positionIds cannot be combined with pastKeyValues");
-        row0 = Array.from({ length: B }, (_, b) => all.slice(b * T, (b + 1) * T));
+        if (cache) {
+          throw new Error(
+            "forward: 4-row (packed) positionIds cannot be combined with pastKeyValues",
+          );
+        }
+        row0 = Array.from(
+          { length: B },
+          (_, b) => all.slice(b * T, (b + 1) * T),
+        );
         pos3 = all.slice(B * T);
       } else pos3 = all;
     } else if (cache && past > 0) {
       pos3 = new Int32Array(3 * B * T);
       for (let a = 0; a < 3; a++) {
         for (let b = 0; b < B; b++) {
-          for (let t = 0; t < T; t++) pos3[(a * B + b) * T + t] = cache.nextPosition[b] + t;
+          for (let t = 0; t < T; t++) {
+            pos3[(a * B + b) * T + t] = cache.nextPosition[b] + t;
+          }
         }
       }
     } else {
       // ids, or a synthetic id row marking the placeholder rows found by equality
       let idRows: Int32Array[];
-      if (ids) idRows = Array.from({ length: B }, (_, b) => ids.slice(b * T, (b + 1) * T));
-      else {
-        const synth = new Int32Array(B * T).fill(cfg.image_token_id === 0 ? 1 : 0);
+      if (ids) {
+        idRows = Array.from(
+          { length: B },
+          (_, b) => ids.slice(b * T, (b + 1) * T),
+        );
+      } else {
+        const synth = new Int32Array(B * T).fill(
+          cfg.image_token_id === 0 ? 1 : 0,
+        );
         for (const r of rows) synth[r] = cfg.image_token_id;
-        idRows = Array.from({ length: B }, (_, b) => synth.slice(b * T, (b + 1) * T));
+        idRows = Array.from(
+          { length: B },
+          (_, b) => synth.slice(b * T, (b + 1) * T),
+        );
       }
-      const am = args.attentionMask ? this.maskRows(args.attentionMask, B, T) : undefined;
-      pos3 = getRopeIndex(cfg, idRows, args.pixelValues ? grids : [], am).positionIds;
+      const am = args.attentionMask
+        ? this.maskRows(args.attentionMask, B, T)
+        : undefined;
+      pos3 = getRopeIndex(cfg, idRows, args.pixelValues ? grids : [], am)
+        .positionIds;
     }
 
     // --- attention masks: causal, key padding, packed segments ------------
     const Tk = past + T;
     let keyValid: Uint8Array[] | null = null;
     if (args.attentionMask) {
-      const am = this.maskRows(args.attentionMask, B, args.attentionMask.shape[1]);
+      const am = this.maskRows(
+        args.attentionMask,
+        B,
+        args.attentionMask.shape[1],
+      );
       const w = args.attentionMask.shape[1];
-      if (w !== T && w !== Tk) throw new Error(`forward: attentionMask is [${B}, ${w}], expected [${B}, ${T}] or [${B}, ${Tk}]`);
+      if (w !== T && w !== Tk) {
+        throw new Error(
+          `forward: attentionMask is [${B}, ${w}], expected [${B}, ${T}] or [${B}, ${Tk}]`,
+        );
+      }
       keyValid = am.map((r, b) => {
         const full = new Uint8Array(Tk);
         if (w === Tk) full.set(r.map((v) => (v ? 1 : 0)));
@@ -339,7 +482,8 @@ export class Qwen3VLForConditionalGeneration {
       } else list.push([0, T]);
       segments.push(list);
     }
-    const needMask = T > 1 || keyValid !== null;
+    // a single query with every key valid needs no mask (decode steps)
+    const needMask = T > 1 || (keyValid !== null && keyValid.some((r) => r.includes(0)));
     const masks: Float32Array[] | null = needMask
       ? Array.from({ length: B }, (_, b) => {
         const mk = new Float32Array(T * Tk);
@@ -369,7 +513,10 @@ export class Qwen3VLForConditionalGeneration {
         row0: row0 ? row0.map((r) => Array.from(r)) : null,
         mrope: Array.from(
           { length: B },
-          (_, b) => [0, 1, 2].map((a) => Array.from(pos3.subarray((a * B + b) * T, (a * B + b + 1) * T))),
+          (_, b) =>
+            [0, 1, 2].map((a) =>
+              Array.from(pos3.subarray((a * B + b) * T, (a * B + b + 1) * T))
+            ),
         ),
         attentionSegments: segments,
         placeholderRows: rows.length,
@@ -379,7 +526,9 @@ export class Qwen3VLForConditionalGeneration {
 
     const keep = args.logitsToKeep ?? 0;
     if (!Number.isInteger(keep) || keep < 0 || keep > T) {
-      throw new Error(`forward: logitsToKeep must be an integer in [0, ${T}], got ${keep}`);
+      throw new Error(
+        `forward: logitsToKeep must be an integer in [0, ${T}], got ${keep}`,
+      );
     }
     const { cos, sin } = textRopeTables(cfg, pos3, B, T);
     const rowIdx = Int32Array.from(rows);
@@ -390,29 +539,50 @@ export class Qwen3VLForConditionalGeneration {
         : args.inputsEmbeds!.reshape([B * T, H]) as tf.Tensor2D;
       let deep: tf.Tensor2D[] = [];
       if (args.pixelValues && nVisual > 0) {
-        const vis = visionForward(cfg, (n) => this.param(n), args.pixelValues, grids);
+        const vis = visionForward(
+          cfg,
+          (n) => this.param(n),
+          args.pixelValues,
+          grids,
+        );
         x = scatterRows(x, vis.embeds, rowIdx, "replace");
         deep = vis.deepstack;
       }
       const maskT = masks ? masks.map((mk) => tf.tensor2d(mk, [T, Tk])) : null;
-      const cosT = tf.tensor4d(cos, [B, T, 1, tc.head_dim]), sinT = tf.tensor4d(sin, [B, T, 1, tc.head_dim]);
+      const cosT = tf.tensor2d(cos, [B * T, tc.head_dim]), sinT = tf.tensor2d(sin, [B * T, tc.head_dim]);
+      const dw = this.derived();
       const newKV: { kT: tf.Tensor4D; v: tf.Tensor4D }[] = [];
       for (let l = 0; l < tc.num_hidden_layers; l++) {
-        const { out: y, kT, v } = this.decoderLayer(l, x, B, T, cosT, sinT, maskT, cache, past);
+        const { out: y, kT, v } = this.decoderLayer(
+          l,
+          dw.layers[l],
+          x,
+          B,
+          T,
+          cosT,
+          sinT,
+          maskT,
+          cache,
+          past,
+        );
         x = y;
         if (useCache) newKV.push({ kT, v });
         if (l < deep.length) x = scatterRows(x, deep[l], rowIdx, "add");
       }
-      let h: tf.Tensor = rmsNorm(x, this.param("model.language_model.norm.weight") as tf.Tensor1D, tc.rms_norm_eps);
+      let h: tf.Tensor = rmsNorm(
+        x,
+        this.param("model.language_model.norm.weight") as tf.Tensor1D,
+        tc.rms_norm_eps,
+      );
       let tOut = T;
       if (keep > 0 && keep < T) {
         h = tf.slice(tf.reshape(h, [B, T, H]), [0, T - keep, 0], [B, keep, H]);
         tOut = keep;
       }
-      const head = cfg.tie_word_embeddings
-        ? tf.transpose(this.param("model.language_model.embed_tokens.weight")) as tf.Tensor2D
-        : this.param("lm_head.weight") as tf.Tensor2D;
-      const logits = tf.reshape(mm(tf.reshape(h, [B * tOut, H]) as tf.Tensor2D, head), [B, tOut, tc.vocab_size]);
+      const logits = tf.reshape(
+        mm(tf.reshape(h, [B * tOut, H]) as tf.Tensor2D, dw.head),
+        [B, tOut, tc.vocab_size],
+      );
       return { logits: logits as tf.Tensor3D, newKV };
     });
 
@@ -424,11 +594,14 @@ export class Qwen3VLForConditionalGeneration {
         l.v.dispose();
       }
       outCache.layers = out.newKV;
-      outCache.keyValid = keyValid ?? Array.from({ length: B }, () => new Uint8Array(Tk).fill(1));
+      outCache.keyValid = keyValid ??
+        Array.from({ length: B }, () => new Uint8Array(Tk).fill(1));
       for (let b = 0; b < B; b++) {
         let mx = -Infinity;
         for (let a = 0; a < 3; a++) {
-          for (let t = 0; t < T; t++) mx = Math.max(mx, pos3[(a * B + b) * T + t]);
+          for (let t = 0; t < T; t++) {
+            mx = Math.max(mx, pos3[(a * B + b) * T + t]);
+          }
         }
         outCache.nextPosition[b] = mx + 1;
       }
@@ -439,20 +612,88 @@ export class Qwen3VLForConditionalGeneration {
 
   private maskRows(mask: tf.Tensor2D, B: number, w: number): Int32Array[] {
     if (mask.rank !== 2 || mask.shape[0] !== B) {
-      throw new Error(`forward: attentionMask must be [${B}, T], got [${mask.shape}]`);
+      throw new Error(
+        `forward: attentionMask must be [${B}, T], got [${mask.shape}]`,
+      );
     }
     const d = mask.dataSync();
-    return Array.from({ length: B }, (_, b) => Int32Array.from(d.subarray(b * w, (b + 1) * w)));
+    return Array.from(
+      { length: B },
+      (_, b) => Int32Array.from(d.subarray(b * w, (b + 1) * w)),
+    );
+  }
+
+  /**
+   * The fused per-layer weights the decoder multiplies with: q/k/v as one
+   * [H, (nH + 2 nKV) hd] matrix, gate/up as one [H, 2I] matrix, q_norm and
+   * k_norm tiled per head [nH + nKV, hd] with the 1/sqrt(hd) attention
+   * scaling folded into the q rows, and the LM head as [H, V].
+   *
+   * Under a gradient tape they are rebuilt from the variables each forward
+   * (so gradients flow to the HF-named parameters). Otherwise they are cached
+   * and rebuilt only when a source variable was reassigned: the wasm matmul
+   * re-packs its right operand whenever that tensor is new, which would
+   * dominate single-token decode steps.
+   */
+  private derived(): DerivedWeights {
+    const isRecording = recording();
+    const sources = this.specs.map((s) => this.params.get(s.name)!.dataId);
+    if (!isRecording) {
+      const c = this.derivedCache;
+      if (c && c.sources.length === sources.length && c.sources.every((d, i) => d === sources[i])) return c.weights;
+    }
+    const weights = this.buildDerived();
+    if (!isRecording) {
+      this.disposeDerived();
+      if (this.config.tie_word_embeddings) tf.keep(weights.head);
+      for (const lw of weights.layers) for (const t of Object.values(lw)) if (t) tf.keep(t);
+      this.derivedCache = { sources, weights };
+    }
+    return weights;
+  }
+
+  private disposeDerived(): void {
+    const c = this.derivedCache;
+    if (!c) return;
+    // the untied head is the variable itself, not a derived tensor
+    if (this.config.tie_word_embeddings) c.weights.head.dispose();
+    for (const lw of c.weights.layers) for (const t of Object.values(lw)) t?.dispose();
+    this.derivedCache = null;
+  }
+
+  private buildDerived(): DerivedWeights {
+    const tc = this.config.text_config;
+    const nH = tc.num_attention_heads, nKV = tc.num_key_value_heads, hd = tc.head_dim;
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < tc.num_hidden_layers; l++) {
+      const p = (n: string) => this.param(`model.language_model.layers.${l}.${n}`);
+      layers.push({
+        qkv: tf.concat([p("self_attn.q_proj.weight"), p("self_attn.k_proj.weight"), p("self_attn.v_proj.weight")], 1) as tf.Tensor2D,
+        qkvBias: tc.attention_bias
+          ? tf.concat([p("self_attn.q_proj.bias"), p("self_attn.k_proj.bias"), p("self_attn.v_proj.bias")]) as tf.Tensor1D
+          : null,
+        qkNorm: tf.concat([
+          tf.tile(tf.reshape(tf.mul(p("self_attn.q_norm.weight"), 1 / Math.sqrt(hd)), [1, hd]), [nH, 1]),
+          tf.tile(tf.reshape(p("self_attn.k_norm.weight"), [1, hd]), [nKV, 1]),
+        ]) as tf.Tensor2D,
+        gateUp: tf.concat([p("mlp.gate_proj.weight"), p("mlp.up_proj.weight")], 1) as tf.Tensor2D,
+      });
+    }
+    const head = this.config.tie_word_embeddings
+      ? tf.transpose(this.param("model.language_model.embed_tokens.weight")) as tf.Tensor2D
+      : this.param("lm_head.weight") as tf.Tensor2D;
+    return { layers, head };
   }
 
   /** One decoder layer on x [B*T, H]; returns the layer output and this layer's full K/V. */
   private decoderLayer(
     l: number,
+    w: LayerWeights,
     x: tf.Tensor2D,
     B: number,
     T: number,
-    cos: tf.Tensor4D,
-    sin: tf.Tensor4D,
+    cos: tf.Tensor2D,
+    sin: tf.Tensor2D,
     masks: tf.Tensor2D[] | null,
     cache: KVCache | null,
     past: number,
@@ -462,22 +703,15 @@ export class Qwen3VLForConditionalGeneration {
     const nH = tc.num_attention_heads, nKV = tc.num_key_value_heads, hd = tc.head_dim, rep = nH / nKV;
     const eps = tc.rms_norm_eps;
     const xn = rmsNorm(x, p("input_layernorm.weight") as tf.Tensor1D, eps) as tf.Tensor2D;
-    // fused q/k/v projection: one [H, (nH + 2 nKV) hd] product
-    let qkv: tf.Tensor = mm(
-      xn,
-      tf.concat([p("self_attn.q_proj.weight"), p("self_attn.k_proj.weight"), p("self_attn.v_proj.weight")], 1) as tf.Tensor2D,
-    );
-    if (tc.attention_bias) {
-      qkv = tf.add(qkv, tf.concat([p("self_attn.q_proj.bias"), p("self_attn.k_proj.bias"), p("self_attn.v_proj.bias")]));
-    }
-    const [q0, k0, v0] = tf.split(qkv, [nH * hd, nKV * hd, nKV * hd], 1);
-    const rope = (t: tf.Tensor, heads: number, norm: string) => {
-      const n = rmsNorm(tf.reshape(t, [B, T, heads, hd]), p(norm) as tf.Tensor1D, eps);
-      const [a, b] = tf.split(n, 2, -1);
-      return tf.add(tf.mul(n, cos), tf.mul(tf.concat([tf.neg(b), a], -1), sin)); // [B, T, heads, hd]
-    };
-    const q = tf.mul(rope(q0, nH, "self_attn.q_norm.weight"), 1 / Math.sqrt(hd));
-    const k = rope(k0, nKV, "self_attn.k_norm.weight");
+    let qkv: tf.Tensor = mm(xn, w.qkv); // [B*T, (nH + 2 nKV) hd]
+    if (w.qkvBias) qkv = tf.add(qkv, w.qkvBias);
+    const [qk0, v0] = tf.split(qkv, [(nH + nKV) * hd, nKV * hd], 1);
+    // q_norm/k_norm and RoPE on all q and k heads at once: [B*T, nH + nKV, hd];
+    // rotate_half(x) is x @ R with a fixed signed permutation R (exact)
+    const qkn = rmsNorm(tf.reshape(qk0, [B * T, nH + nKV, hd]), w.qkNorm as unknown as tf.Tensor1D, eps);
+    const rot = tf.reshape(mm(tf.reshape(qkn, [-1, hd]) as tf.Tensor2D, this.rotateHalf), [B * T, nH + nKV, hd]);
+    const qk = tf.add(tf.mul(qkn, tf.expandDims(cos, 1)), tf.mul(rot, tf.expandDims(sin, 1)));
+    const [q, k] = tf.split(tf.reshape(qk, [B, T, nH + nKV, hd]), [nH, nKV], 2);
     let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, nKV, hd, T]
     let v = tf.transpose(tf.reshape(v0, [B, T, nKV, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, nKV, T, hd]
     if (cache && past > 0) {
@@ -486,9 +720,11 @@ export class Qwen3VLForConditionalGeneration {
     }
     const Tk = past + T;
     // query heads grouped under their kv head: [B*nKV, rep*T, hd]
-    const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * nKV, rep * T, hd]);
+    const qg = T === 1
+      ? tf.reshape(q, [B * nKV, rep, hd])
+      : tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * nKV, rep * T, hd]);
     let attn: tf.Tensor;
-    if (rep * T * Tk * hd <= BATCHED_ATTENTION_MAX_MACS / (B * nKV)) {
+    if (B * nKV * rep * T * Tk * hd <= BATCHED_ATTENTION_MAX_MACS) {
       let s: tf.Tensor = tf.matMul(qg, tf.reshape(kT, [B * nKV, hd, Tk]));
       if (masks) s = tf.add(tf.reshape(s, [B, nKV * rep, T, Tk]), tf.expandDims(tf.stack(masks), 1));
       const pr = tf.reshape(tf.softmax(s), [B * nKV, rep * T, Tk]);
@@ -499,14 +735,15 @@ export class Qwen3VLForConditionalGeneration {
       const vs = tf.unstack(tf.reshape(v, [B * nKV, Tk, hd])) as tf.Tensor2D[];
       attn = tf.stack(qs.map((qc, i) => attendChunk(qc, ks[i], vs[i], masks ? masks[Math.floor(i / nKV)] : null, rep)));
     }
-    const a2 = tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
+    const a2 = (T === 1
+      ? tf.reshape(attn, [B, nH * hd])
+      : tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd])) as tf.Tensor2D;
     let o: tf.Tensor = mm(a2, p("self_attn.o_proj.weight") as tf.Tensor2D);
     if (tc.attention_bias) o = tf.add(o, p("self_attn.o_proj.bias"));
     const h = tf.add(x, o) as tf.Tensor2D;
     const hn = rmsNorm(h, p("post_attention_layernorm.weight") as tf.Tensor1D, eps) as tf.Tensor2D;
     const I = tc.intermediate_size;
-    const gu = mm(hn, tf.concat([p("mlp.gate_proj.weight"), p("mlp.up_proj.weight")], 1) as tf.Tensor2D);
-    const [g, u] = tf.split(gu, [I, I], 1);
+    const [g, u] = tf.split(mm(hn, w.gateUp), [I, I], 1);
     const act = tf.mul(activation(tc.hidden_act, g), u) as tf.Tensor2D;
     const out = tf.add(h, mm(act, p("mlp.down_proj.weight") as tf.Tensor2D)) as tf.Tensor2D;
     return { out, kT, v };

@@ -51,9 +51,15 @@ export function getRopeIndex(
   let img = 0;
   for (let b = 0; b < batch; b++) {
     const row = inputIds[b];
-    if (row.length !== seqLen) throw new Error(`getRopeIndex: row ${b} has ${row.length} tokens, row 0 has ${seqLen}`);
+    if (row.length !== seqLen) {
+      throw new Error(
+        `getRopeIndex: row ${b} has ${row.length} tokens, row 0 has ${seqLen}`,
+      );
+    }
     const valid: number[] = [];
-    for (let i = 0; i < seqLen; i++) if (!attentionMask || attentionMask[b][i] !== 0) valid.push(i);
+    for (let i = 0; i < seqLen; i++) {
+      if (!attentionMask || attentionMask[b][i] !== 0) valid.push(i);
+    }
     const out = new Int32Array(3 * valid.length);
     let next = 0; // next text position
     let j = 0;
@@ -65,7 +71,9 @@ export function getRopeIndex(
       }
       if (img >= imageGridThw.length) {
         throw new Error(
-          `getRopeIndex: row ${b} position ${valid[j]} starts image ${img + 1} but image_grid_thw lists ${imageGridThw.length} image(s)`,
+          `getRopeIndex: row ${b} position ${valid[j]} starts image ${
+            img + 1
+          } but image_grid_thw lists ${imageGridThw.length} image(s)`,
         );
       }
       const [t, h, w] = imageGridThw[img];
@@ -79,7 +87,9 @@ export function getRopeIndex(
             }, found ${k}`,
           );
         }
-        const ti = Math.floor(k / (gh * gw)), hi = Math.floor(k / gw) % gh, wi = k % gw;
+        const ti = Math.floor(k / (gh * gw)),
+          hi = Math.floor(k / gw) % gh,
+          wi = k % gw;
         out[j + k] = next + ti;
         out[valid.length + j + k] = next + hi;
         out[2 * valid.length + j + k] = next + wi;
@@ -89,12 +99,16 @@ export function getRopeIndex(
       img++;
     }
     for (let a = 0; a < 3; a++) {
-      for (let k = 0; k < valid.length; k++) pos[(a * batch + b) * seqLen + valid[k]] = out[a * valid.length + k];
+      for (let k = 0; k < valid.length; k++) {
+        pos[(a * batch + b) * seqLen + valid[k]] = out[a * valid.length + k];
+      }
     }
     deltas.push(next - seqLen);
   }
   if (img !== imageGridThw.length) {
-    throw new Error(`getRopeIndex: image_grid_thw lists ${imageGridThw.length} image(s) but the token rows hold ${img}`);
+    throw new Error(
+      `getRopeIndex: image_grid_thw lists ${imageGridThw.length} image(s) but the token rows hold ${img}`,
+    );
   }
   return { positionIds: pos, batch, seqLen, ropeDeltas: deltas };
 }
@@ -117,7 +131,9 @@ export function packedPositionIds(
     const r = getRopeIndex(cfg, [s.inputIds], s.imageGridThw);
     for (let i = 0; i < n; i++) {
       out[off + i] = i;
-      for (let a = 0; a < 3; a++) out[(a + 1) * total + off + i] = r.positionIds[a * n + i];
+      for (let a = 0; a < 3; a++) {
+        out[(a + 1) * total + off + i] = r.positionIds[a * n + i];
+      }
     }
     off += n;
   }
@@ -127,7 +143,9 @@ export function packedPositionIds(
 /** HF default RoPE inverse frequencies in float32: 1 / theta^(2i/dim). */
 export function invFreq(dim: number, theta: number): Float32Array {
   const out = new Float32Array(dim / 2);
-  for (let i = 0; i < dim / 2; i++) out[i] = Math.fround(1 / Math.pow(theta, (2 * i) / dim));
+  for (let i = 0; i < dim / 2; i++) {
+    out[i] = Math.fround(1 / Math.pow(theta, (2 * i) / dim));
+  }
   return out;
 }
 
@@ -149,7 +167,11 @@ export function textRopeTables(
   const sec = tc.rope_scaling.mrope_section;
   const axis = new Int32Array(half);
   for (let i = 0; i < half; i++) {
-    axis[i] = i % 3 === 1 && i < 3 * sec[1] ? 1 : i % 3 === 2 && i < 3 * sec[2] ? 2 : 0;
+    axis[i] = i % 3 === 1 && i < 3 * sec[1]
+      ? 1
+      : i % 3 === 2 && i < 3 * sec[2]
+      ? 2
+      : 0;
   }
   const n = batch * seqLen;
   const cos = new Float32Array(n * d), sin = new Float32Array(n * d);
@@ -165,7 +187,11 @@ export function textRopeTables(
 }
 
 /** Patch (row, col) of every vision token of one image, in merge-block order. */
-function patchCoords(h: number, w: number, m: number): { row: Int32Array; col: Int32Array } {
+function patchCoords(
+  h: number,
+  w: number,
+  m: number,
+): { row: Int32Array; col: Int32Array } {
   const row = new Int32Array(h * w), col = new Int32Array(h * w);
   let k = 0;
   for (let bh = 0; bh < h / m; bh++) {
@@ -202,7 +228,8 @@ export function visionRopeTables(
     for (let k = 0; k < p; k++) {
       const base = (ti * p + k) * d;
       for (let i = 0; i < q; i++) {
-        const fr = Math.fround(row[k] * inv[i]), fc = Math.fround(col[k] * inv[i]);
+        const fr = Math.fround(row[k] * inv[i]),
+          fc = Math.fround(col[k] * inv[i]);
         for (const off of [0, d / 2]) {
           cos[base + off + i] = Math.cos(fr);
           sin[base + off + i] = Math.sin(fr);
@@ -231,7 +258,10 @@ function linspace(end: number, steps: number): Float32Array {
  * order and repeated over t. `matrix @ pos_embed.weight` gives the
  * per-patch position embedding; as a matmul its gradient runs on wasm.
  */
-export function posInterpMatrix(cfg: Qwen3VLConfig, grid: number[]): Float32Array {
+export function posInterpMatrix(
+  cfg: Qwen3VLConfig,
+  grid: number[],
+): Float32Array {
   const vc = cfg.vision_config;
   const side = Math.round(Math.sqrt(vc.num_position_embeddings));
   const [t, h, w] = grid;

@@ -7,7 +7,14 @@
  */
 import { tf } from "../runtime.ts";
 import type { Qwen3VLConfig } from "./config.ts";
-import { activation, attendChunk, layerNorm, linear, MASK_NEG, mm } from "./ops.ts";
+import {
+  activation,
+  attendChunk,
+  layerNorm,
+  linear,
+  MASK_NEG,
+  mm,
+} from "./ops.ts";
 import { posInterpMatrix, visionRopeTables } from "./rope.ts";
 
 export type ParamGetter = (name: string) => tf.Tensor;
@@ -46,21 +53,32 @@ export function visionForward(
   const nPatch = imageGridThw.reduce((n, [t, h, w]) => n + t * h * w, 0);
   for (const [i, g] of imageGridThw.entries()) {
     if (g.length !== 3 || !g.every((v) => Number.isInteger(v) && v >= 1)) {
-      throw new Error(`imageGridThw[${i}] must be [t, h, w] positive integers, got ${JSON.stringify(g)}`);
+      throw new Error(
+        `imageGridThw[${i}] must be [t, h, w] positive integers, got ${
+          JSON.stringify(g)
+        }`,
+      );
     }
     if (g[1] % vc.spatial_merge_size || g[2] % vc.spatial_merge_size) {
-      throw new Error(`imageGridThw[${i}] ${JSON.stringify(g)}: h and w must be multiples of spatial_merge_size ${vc.spatial_merge_size}`);
+      throw new Error(
+        `imageGridThw[${i}] ${
+          JSON.stringify(g)
+        }: h and w must be multiples of spatial_merge_size ${vc.spatial_merge_size}`,
+      );
     }
   }
   if (pixelValues.shape[0] !== nPatch || pixelValues.shape[1] !== inDim) {
     throw new Error(
-      `pixelValues is [${pixelValues.shape}] but imageGridThw ${JSON.stringify(imageGridThw)} needs [${nPatch}, ${inDim}] (C*tps*ps*ps)`,
+      `pixelValues is [${pixelValues.shape}] but imageGridThw ${
+        JSON.stringify(imageGridThw)
+      } needs [${nPatch}, ${inDim}] (C*tps*ps*ps)`,
     );
   }
 
   // CPU-side tables: position interpolation, rotary, frame groups
   const interp = new Float32Array(nPatch * vc.num_position_embeddings);
-  const cos = new Float32Array(nPatch * hd), sin = new Float32Array(nPatch * hd);
+  const cos = new Float32Array(nPatch * hd),
+    sin = new Float32Array(nPatch * hd);
   const frames: number[] = [];
   let off = 0;
   for (const g of imageGridThw) {
@@ -72,11 +90,15 @@ export function visionForward(
     for (let t = 0; t < g[0]; t++) frames.push(g[1] * g[2]);
     off += n;
   }
-  const groups: { start: number; len: number; mask: Float32Array | null }[] = [];
+  const groups: { start: number; len: number; mask: Float32Array | null }[] =
+    [];
   for (let f = 0, start = 0; f < frames.length;) {
     const members: number[] = [];
     let len = 0;
-    while (f < frames.length && (members.length === 0 || len + frames[f] <= GROUP_PATCHES)) {
+    while (
+      f < frames.length &&
+      (members.length === 0 || len + frames[f] <= GROUP_PATCHES)
+    ) {
       members.push(frames[f]);
       len += frames[f++];
     }
@@ -85,7 +107,9 @@ export function visionForward(
       mask = new Float32Array(len * len).fill(MASK_NEG);
       let a = 0;
       for (const n of members) {
-        for (let i = a; i < a + n; i++) mask.fill(0, i * len + a, i * len + a + n);
+        for (let i = a; i < a + n; i++) {
+          mask.fill(0, i * len + a, i * len + a + n);
+        }
         a += n;
       }
     }
@@ -94,23 +118,45 @@ export function visionForward(
   }
 
   return tf.tidy(() => {
-    const maskT = groups.map((g) => g.mask ? tf.tensor2d(g.mask, [g.len, g.len]) : null);
-    const cosT = tf.tensor3d(cos, [nPatch, 1, hd]), sinT = tf.tensor3d(sin, [nPatch, 1, hd]);
+    const maskT = groups.map((g) =>
+      g.mask ? tf.tensor2d(g.mask, [g.len, g.len]) : null
+    );
+    const cosT = tf.tensor3d(cos, [nPatch, 1, hd]),
+      sinT = tf.tensor3d(sin, [nPatch, 1, hd]);
     const wPatch = p("model.visual.patch_embed.proj.weight") as tf.Tensor2D;
-    let x = linear(pixelValues, wPatch, p("model.visual.patch_embed.proj.bias") as tf.Tensor1D) as tf.Tensor2D;
+    let x = linear(
+      pixelValues,
+      wPatch,
+      p("model.visual.patch_embed.proj.bias") as tf.Tensor1D,
+    ) as tf.Tensor2D;
     const posW = p("model.visual.pos_embed.weight") as tf.Tensor2D;
-    x = tf.add(x, mm(tf.tensor2d(interp, [nPatch, vc.num_position_embeddings]), posW));
+    x = tf.add(
+      x,
+      mm(tf.tensor2d(interp, [nPatch, vc.num_position_embeddings]), posW),
+    );
     const scale = 1 / Math.sqrt(hd);
     const deepstack: tf.Tensor2D[] = [];
     for (let i = 0; i < vc.depth; i++) {
       const b = `model.visual.blocks.${i}`;
-      const xn = layerNorm(x, p(`${b}.norm1.weight`) as tf.Tensor1D, p(`${b}.norm1.bias`) as tf.Tensor1D, 1e-6);
+      const xn = layerNorm(
+        x,
+        p(`${b}.norm1.weight`) as tf.Tensor1D,
+        p(`${b}.norm1.bias`) as tf.Tensor1D,
+        1e-6,
+      );
       const qkv = tf.reshape(
-        linear(xn, p(`${b}.attn.qkv.weight`) as tf.Tensor2D, p(`${b}.attn.qkv.bias`) as tf.Tensor1D),
+        linear(
+          xn,
+          p(`${b}.attn.qkv.weight`) as tf.Tensor2D,
+          p(`${b}.attn.qkv.bias`) as tf.Tensor1D,
+        ),
         [nPatch, 3, nh, hd],
       );
       const [q0, k0, v0] = tf.unstack(qkv, 1); // each [N, nh, hd]
-      const q = tf.mul(tf.add(tf.mul(q0, cosT), tf.mul(rotateHalf(q0), sinT)), scale);
+      const q = tf.mul(
+        tf.add(tf.mul(q0, cosT), tf.mul(rotateHalf(q0), sinT)),
+        scale,
+      );
       const k = tf.add(tf.mul(k0, cosT), tf.mul(rotateHalf(k0), sinT));
       const qH = tf.transpose(q, [1, 0, 2]); // [nh, N, hd]
       const kTH = tf.transpose(k, [1, 2, 0]); // [nh, hd, N]
@@ -119,28 +165,72 @@ export function visionForward(
       for (let h = 0; h < nh; h++) {
         const parts = groups.map((g, gi) =>
           attendChunk(
-            tf.reshape(tf.slice(qH, [h, g.start, 0], [1, g.len, hd]), [g.len, hd]) as tf.Tensor2D,
-            tf.reshape(tf.slice(kTH, [h, 0, g.start], [1, hd, g.len]), [hd, g.len]) as tf.Tensor2D,
-            tf.reshape(tf.slice(vH, [h, g.start, 0], [1, g.len, hd]), [g.len, hd]) as tf.Tensor2D,
+            tf.reshape(tf.slice(qH, [h, g.start, 0], [1, g.len, hd]), [
+              g.len,
+              hd,
+            ]) as tf.Tensor2D,
+            tf.reshape(tf.slice(kTH, [h, 0, g.start], [1, hd, g.len]), [
+              hd,
+              g.len,
+            ]) as tf.Tensor2D,
+            tf.reshape(tf.slice(vH, [h, g.start, 0], [1, g.len, hd]), [
+              g.len,
+              hd,
+            ]) as tf.Tensor2D,
             maskT[gi],
             1,
           )
         );
-        heads.push(parts.length === 1 ? parts[0] : tf.concat(parts, 0) as tf.Tensor2D);
+        heads.push(
+          parts.length === 1 ? parts[0] : tf.concat(parts, 0) as tf.Tensor2D,
+        );
       }
-      const attn = tf.reshape(tf.transpose(tf.stack(heads), [1, 0, 2]), [nPatch, dv]);
-      x = tf.add(x, linear(attn, p(`${b}.attn.proj.weight`) as tf.Tensor2D, p(`${b}.attn.proj.bias`) as tf.Tensor1D));
-      const xn2 = layerNorm(x, p(`${b}.norm2.weight`) as tf.Tensor1D, p(`${b}.norm2.bias`) as tf.Tensor1D, 1e-6);
+      const attn = tf.reshape(tf.transpose(tf.stack(heads), [1, 0, 2]), [
+        nPatch,
+        dv,
+      ]);
+      x = tf.add(
+        x,
+        linear(
+          attn,
+          p(`${b}.attn.proj.weight`) as tf.Tensor2D,
+          p(`${b}.attn.proj.bias`) as tf.Tensor1D,
+        ),
+      );
+      const xn2 = layerNorm(
+        x,
+        p(`${b}.norm2.weight`) as tf.Tensor1D,
+        p(`${b}.norm2.bias`) as tf.Tensor1D,
+        1e-6,
+      );
       const h1 = activation(
         vc.hidden_act,
-        linear(xn2, p(`${b}.mlp.linear_fc1.weight`) as tf.Tensor2D, p(`${b}.mlp.linear_fc1.bias`) as tf.Tensor1D),
+        linear(
+          xn2,
+          p(`${b}.mlp.linear_fc1.weight`) as tf.Tensor2D,
+          p(`${b}.mlp.linear_fc1.bias`) as tf.Tensor1D,
+        ),
       );
       x = tf.add(
         x,
-        linear(h1, p(`${b}.mlp.linear_fc2.weight`) as tf.Tensor2D, p(`${b}.mlp.linear_fc2.bias`) as tf.Tensor1D),
+        linear(
+          h1,
+          p(`${b}.mlp.linear_fc2.weight`) as tf.Tensor2D,
+          p(`${b}.mlp.linear_fc2.bias`) as tf.Tensor1D,
+        ),
       );
       const di = vc.deepstack_visual_indexes.indexOf(i);
-      if (di >= 0) deepstack.push(merger(p, `model.visual.deepstack_merger_list.${di}`, x, dv * m2, true));
+      if (di >= 0) {
+        deepstack.push(
+          merger(
+            p,
+            `model.visual.deepstack_merger_list.${di}`,
+            x,
+            dv * m2,
+            true,
+          ),
+        );
+      }
     }
     const embeds = merger(p, "model.visual.merger", x, dv * m2, false);
     return { embeds, deepstack };
@@ -148,14 +238,29 @@ export function visionForward(
 }
 
 /** HF `Qwen3VLVisionPatchMerger`: (norm, 2x2 shuffle) -> fc1 -> GELU -> fc2. */
-function merger(p: ParamGetter, prefix: string, x: tf.Tensor2D, merged: number, postShuffle: boolean): tf.Tensor2D {
-  const w = p(`${prefix}.norm.weight`) as tf.Tensor1D, b = p(`${prefix}.norm.bias`) as tf.Tensor1D;
+function merger(
+  p: ParamGetter,
+  prefix: string,
+  x: tf.Tensor2D,
+  merged: number,
+  postShuffle: boolean,
+): tf.Tensor2D {
+  const w = p(`${prefix}.norm.weight`) as tf.Tensor1D,
+    b = p(`${prefix}.norm.bias`) as tf.Tensor1D;
   const shuffled = postShuffle
     ? layerNorm(tf.reshape(x, [-1, merged]), w, b, 1e-6)
     : tf.reshape(layerNorm(x, w, b, 1e-6), [-1, merged]);
   const h = activation(
     "gelu",
-    linear(shuffled, p(`${prefix}.linear_fc1.weight`) as tf.Tensor2D, p(`${prefix}.linear_fc1.bias`) as tf.Tensor1D),
+    linear(
+      shuffled,
+      p(`${prefix}.linear_fc1.weight`) as tf.Tensor2D,
+      p(`${prefix}.linear_fc1.bias`) as tf.Tensor1D,
+    ),
   );
-  return linear(h, p(`${prefix}.linear_fc2.weight`) as tf.Tensor2D, p(`${prefix}.linear_fc2.bias`) as tf.Tensor1D) as tf.Tensor2D;
+  return linear(
+    h,
+    p(`${prefix}.linear_fc2.weight`) as tf.Tensor2D,
+    p(`${prefix}.linear_fc2.bias`) as tf.Tensor1D,
+  ) as tf.Tensor2D;
 }

@@ -73,6 +73,9 @@ class Stop {
   constructor(readonly eof: boolean) {}
 }
 
+/** Thrown when the top-level object closes: the scan is complete. */
+class Closed {}
+
 interface StrTok {
   kind: "string";
   /** Content byte range (quotes excluded). */
@@ -318,7 +321,7 @@ export function parseRolloutForMatching(
 
   try {
     sc.ws();
-    if (sc.peek() === B.RBrace) throw "closed";
+    if (sc.peek() === B.RBrace) throw new Closed();
     for (;;) {
       sc.ws();
       const key = sc.string().value;
@@ -341,11 +344,11 @@ export function parseRolloutForMatching(
       sc.ws();
       const d = sc.peek();
       sc.pos++;
-      if (d === B.RBrace) throw "closed";
+      if (d === B.RBrace) throw new Closed();
       if (d !== B.Comma) throw new Stop(false);
     }
   } catch (e) {
-    if (e === "closed") stop = "closed";
+    if (e instanceof Closed) stop = "closed";
     else if (e instanceof Stop) stop = e.eof ? "truncated" : "syntax";
     else throw e;
   }

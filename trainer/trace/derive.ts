@@ -6,7 +6,7 @@
  *
  * Each function returns null when fine, else a one-line problem description.
  */
-import { segmentsFromRow0 } from "./helpers.ts";
+import { segmentSpans } from "./helpers.ts";
 import type {
   ForwardChecks,
   ForwardContext,
@@ -62,7 +62,7 @@ export function row0Problem(f: Fwd): string | null {
           fmt(packed)
         } sum to ${total} > ${r.length} positions`;
       }
-      const got = segmentsFromRow0(r.slice(0, total)).map((s) => s[1]);
+      const got = segmentSpans(r.slice(0, total)).map((s) => s[1]);
       if (JSON.stringify(got) !== JSON.stringify(packed)) {
         return `batch row ${b}: row 0 gives segment lengths ${
           fmt(got)
@@ -100,7 +100,7 @@ export function mropeProblem(f: Fwd): string | null {
     }
     const r0 = f.row0?.[b];
     if (r0 === undefined || r0.length !== f.seqLen) continue;
-    for (const [start] of segmentsFromRow0(r0)) {
+    for (const [start] of segmentSpans(r0)) {
       for (let a = 0; a < 3; a++) {
         if (rows[a][start] !== 0) {
           return `batch row ${b}: segment at ${start} starts with ${axes[a]}=${
@@ -147,7 +147,26 @@ export function attentionProblem(f: Fwd): string | null {
     if (bad) return `batch row ${b}: ${bad}`;
     const r0 = f.row0?.[b];
     if (r0 === undefined) {
-      if (f.packed) continue; // row0Problem reports the missing row 0
+      if (f.packed) {
+        // No row 0 (row0Problem reports that): hold attention to the packed samples.
+        const lens = f.segmentLengths?.[b];
+        if (!lens) continue;
+        const want: Segment[] = [];
+        let at = 0;
+        for (const l of lens) {
+          want.push([at, l]);
+          at += l;
+        }
+        const gotCore = got.filter(([s]) => s < at);
+        if (JSON.stringify(gotCore) !== JSON.stringify(want)) {
+          return `batch row ${b}: attention used segments ${
+            fmt(got)
+          } but the packed samples are ${
+            fmt(want)
+          } (attention must never cross a packed segment)`;
+        }
+        continue;
+      }
       if (got.length !== 1 || got[0][0] !== 0) {
         return `batch row ${b}: unpacked row attends over segments ${
           fmt(got)
@@ -155,7 +174,7 @@ export function attentionProblem(f: Fwd): string | null {
       }
       continue;
     }
-    const want = segmentsFromRow0(r0);
+    const want = segmentSpans(r0);
     // Trailing padding after the packed samples may be masked out entirely.
     const padFrom = f.segmentLengths?.[b] ? sum(f.segmentLengths[b]) : f.seqLen;
     const core = want.filter(([s]) => s < padFrom);
@@ -261,12 +280,9 @@ export function softctxAppliedProblem(f: Fwd): string | null {
 
 /** All array-dependent checks of one forward. */
 export function deriveChecks(f: Fwd): ForwardChecks {
-  const rowProblem = row0Problem(f);
   return {
-    segments: f.row0 === null || rowProblem?.includes("batch rows")
-      ? null
-      : f.row0.map((r) => segmentsFromRow0(r)),
-    row0: rowProblem,
+    segments: f.row0 === null ? null : f.row0.map((r) => segmentSpans(r)),
+    row0: row0Problem(f),
     mrope: mropeProblem(f),
     attention: attentionProblem(f),
     shift: shiftProblem(f),

@@ -2,25 +2,29 @@
  * Pure helpers the model, loop and variants use to fill trace fields from
  * the data they already hold. No TF.js: callers pass `dataSync()` arrays.
  */
-import type { Segment } from "./schema.ts";
+import { segmentsFromRow0 as segmentIds } from "../model/rope.ts";
+import type { Segment, SoftctxTrace } from "./schema.ts";
 
 /**
- * Packed-sequence segments of one row from its text-position row (row 0 of
- * 4-row position ids). A segment starts at index 0 and wherever row 0 is 0;
- * row 0 is the only source of segment boundaries (design §2).
+ * Packed-sequence segments of one row as `[start, len]` spans, from its
+ * text-position row (row 0 of 4-row position ids). Boundaries come from the
+ * model's own `segmentsFromRow0` (trainer/model/rope.ts: a segment starts at
+ * index 0 and wherever row 0 is 0), so the trace and the model cannot
+ * disagree on the rule; a wrong rule still shows up in the audit because
+ * the spans are compared with the collator's independent `segmentLengths`.
  *
  * `row0` [T] -> `[start, len]` per segment, in order.
  */
-export function segmentsFromRow0(row0: ArrayLike<number>): Segment[] {
+export function segmentSpans(row0: ArrayLike<number>): Segment[] {
+  const ids = segmentIds(Int32Array.from(row0));
   const out: Segment[] = [];
   let start = 0;
-  for (let t = 1; t < row0.length; t++) {
-    if (row0[t] === 0) {
+  for (let t = 1; t <= ids.length; t++) {
+    if (t === ids.length || ids[t] !== ids[t - 1]) {
       out.push([start, t - start]);
       start = t;
     }
   }
-  if (row0.length > 0) out.push([start, row0.length - start]);
   return out;
 }
 
@@ -146,4 +150,30 @@ export function expectedRolloutSeedBase(
   return Number(
     (BigInt(trainingSeed) + BigInt(globalStep) * 1000003n) & 0x7FFFFFFFn,
   );
+}
+
+/**
+ * The `softctx` trace field of one Channel-A pass, from what the variant
+ * holds: the coord-slot positions and the logits positions it read for them
+ * (per batch row), the fresh base embedding and the inputs_embeds actually
+ * passed to the forward (both [B, T, hidden] flattened, from `dataSync()`),
+ * and whether the base came from an embedding call on the teacher-forced ids
+ * in this pass.
+ */
+export function buildSoftctxTrace(o: {
+  coordSlots: number[][];
+  sourcePositions: number[][];
+  base: Float32Array;
+  actual: Float32Array;
+  seqLen: number;
+  hidden: number;
+  baseFresh: boolean;
+}): SoftctxTrace {
+  return {
+    coordSlots: o.coordSlots.map((r) => [...r]),
+    sourcePositions: o.sourcePositions.map((r) => [...r]),
+    changedRows: changedRowsByBatch(o.base, o.actual, o.seqLen, o.hidden),
+    nSlots: o.coordSlots.reduce((n, r) => n + r.length, 0),
+    baseFresh: o.baseFresh,
+  };
 }

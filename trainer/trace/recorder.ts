@@ -23,6 +23,8 @@ import {
   type ForwardRecord,
   type ForwardTraceInfo,
   ForwardTraceInfoSchema,
+  type RunExpect,
+  RunExpectSchema,
   type StepRecord,
   StepRecordSchema,
   TRACE_FILE,
@@ -37,6 +39,11 @@ export interface TraceRecorderOptions {
   level: TraceLevel;
   /** `custom.trainer_variant`, stored in the header line. */
   variant: string;
+  /**
+   * Config facts stored in the header so the audit can hold the run to them
+   * (schedule pattern, `n_softctx_iter`, accumulation window).
+   */
+  expect?: RunExpect;
   /**
    * Completed optimizer updates restored from a checkpoint. The existing trace
    * is cut right after that checkpoint's line (or, lacking one, before the
@@ -91,6 +98,7 @@ export class TraceRecorder {
       version: TRACE_VERSION,
       level: opts.level,
       variant: opts.variant,
+      ...(opts.expect ? { expect: RunExpectSchema.parse(opts.expect) } : {}),
     };
     let kept: string[] = [JSON.stringify(header)];
     if (resume !== null) {
@@ -132,15 +140,27 @@ export class TraceRecorder {
     if (this.#context !== null) this.forward(this.#context, info);
   };
 
-  /** Runs `fn` with forward recording paused (e.g. untraced generation). */
+  /**
+   * Runs `fn` with forward recording paused (e.g. untraced generation). An
+   * async `fn` keeps recording paused until its promise settles.
+   */
   suspended<T>(fn: () => T): T {
     const saved = this.#context;
     this.#context = null;
-    try {
-      return fn();
-    } finally {
+    // fn may set a context of its own; only restore when it did not.
+    const restore = () => {
       if (this.#context === null) this.#context = saved;
+    };
+    let out: T;
+    try {
+      out = fn();
+    } catch (e) {
+      restore();
+      throw e;
     }
+    if (out instanceof Promise) return out.finally(restore) as T;
+    restore();
+    return out;
   }
 
   /** Appends one forward line. Invalid fields throw, naming the field. */

@@ -185,6 +185,17 @@ export const StepRecordSchema = z.strictObject({
 });
 export type StepRecord = z.infer<typeof StepRecordSchema>;
 
+/** What the resolved config promises; the audit holds the trace to it. */
+export const RunExpectSchema = z.strictObject({
+  /** `custom.extra.stage2_ab.schedule.pattern` (null for sft). */
+  pattern: z.array(PatternLetterSchema).min(1).nullable(),
+  /** `custom.extra.stage2_ab.n_softctx_iter` (null for sft). */
+  nSoftctxIter: posInt.nullable(),
+  /** `training.gradient_accumulation_steps`. */
+  gradientAccumulationSteps: posInt,
+});
+export type RunExpect = z.infer<typeof RunExpectSchema>;
+
 /** First line of a trace. */
 export const RunRecordSchema = z.strictObject({
   kind: z.literal("run"),
@@ -192,6 +203,8 @@ export const RunRecordSchema = z.strictObject({
   level: z.enum(["summary", "full"]),
   /** `custom.trainer_variant`. */
   variant: z.string(),
+  /** Config facts to check against (absent: those checks are skipped). */
+  expect: RunExpectSchema.optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 

@@ -13,7 +13,8 @@ export const OFFICIAL_VERSION = "1.13.2";
 function cacheDir(): string {
   const explicit = Deno.env.get("STAGE2_OPENSPEC_CACHE");
   if (explicit) return explicit;
-  const base = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
+  const base = Deno.env.get("XDG_CACHE_HOME") ??
+    `${Deno.env.get("HOME") ?? "/tmp"}/.cache`;
   return `${base}/stage2/openspec-${OFFICIAL_VERSION}`;
 }
 
@@ -40,9 +41,20 @@ async function install(): Promise<string> {
   if (exists(bin)) return bin;
   const parent = dir.replace(/\/[^/]*$/, "");
   await Deno.mkdir(parent, { recursive: true });
-  const tmp = await Deno.makeTempDir({ dir: parent, prefix: ".openspec-install-" });
+  const tmp = await Deno.makeTempDir({
+    dir: parent,
+    prefix: ".openspec-install-",
+  });
   const npm = new Deno.Command("npm", {
-    args: ["install", "--prefix", tmp, "--no-audit", "--no-fund", "--loglevel=error", `@fission-ai/openspec@${OFFICIAL_VERSION}`],
+    args: [
+      "install",
+      "--prefix",
+      tmp,
+      "--no-audit",
+      "--no-fund",
+      "--loglevel=error",
+      `@fission-ai/openspec@${OFFICIAL_VERSION}`,
+    ],
     stdout: "piped",
     stderr: "piped",
   });
@@ -50,10 +62,18 @@ async function install(): Promise<string> {
   try {
     res = await npm.output();
   } catch (e) {
-    throw new Error(`cannot run npm to install @fission-ai/openspec@${OFFICIAL_VERSION}: ${(e as Error).message}`);
+    throw new Error(
+      `cannot run npm to install @fission-ai/openspec@${OFFICIAL_VERSION}: ${
+        (e as Error).message
+      }`,
+    );
   }
   if (!res.success) {
-    throw new Error(`npm install @fission-ai/openspec@${OFFICIAL_VERSION} failed: ${new TextDecoder().decode(res.stderr).trim()}`);
+    throw new Error(
+      `npm install @fission-ai/openspec@${OFFICIAL_VERSION} failed: ${
+        new TextDecoder().decode(res.stderr).trim()
+      }`,
+    );
   }
   try {
     await Deno.rename(tmp, dir);
@@ -72,14 +92,20 @@ export interface OfficialRun {
   json?: unknown;
 }
 
-let isolated: string | undefined;
+let isolatedHome: Promise<string> | undefined;
+/** One empty config/data home per process, shared by every official run. */
+const home =
+  () => (isolatedHome ??= Deno.makeTempDir({ prefix: "openspec-home-" }));
 
 /** Run `openspec <args>` in `cwd` with telemetry off and no user config. */
-export async function runOfficial(args: string[], cwd: string): Promise<OfficialRun> {
+export async function runOfficial(
+  args: string[],
+  cwd: string,
+): Promise<OfficialRun> {
   const bin = await officialBin();
   // Empty config/data homes: a developer's global OpenSpec config or store
   // registry must not change the verdicts under test.
-  isolated ??= await Deno.makeTempDir({ prefix: "openspec-home-" });
+  const isolated = await home();
   const res = await new Deno.Command("node", {
     args: [bin, ...args],
     cwd,
@@ -101,5 +127,55 @@ export async function runOfficial(args: string[], cwd: string): Promise<Official
   } catch {
     json = undefined;
   }
-  return { code: res.code, stdout, stderr: new TextDecoder().decode(res.stderr), json };
+  return {
+    code: res.code,
+    stdout,
+    stderr: new TextDecoder().decode(res.stderr),
+    json,
+  };
+}
+
+/**
+ * Run many `openspec validate <args>` cases in one Node process (see
+ * official_driver.mjs); results in case order.
+ */
+export async function runOfficialBatch(
+  cases: { cwd: string; args: string[] }[],
+): Promise<OfficialRun[]> {
+  const bin = await officialBin();
+  const pkg = bin.replace(/\/bin\/openspec\.js$/, "");
+  const isolated = await home();
+  const casesFile = `${isolated}/cases-${crypto.randomUUID()}.json`;
+  await Deno.writeTextFile(casesFile, JSON.stringify(cases));
+  const driver = new URL("./official_driver.mjs", import.meta.url).pathname;
+  const res = await new Deno.Command("node", {
+    args: [driver, pkg, casesFile],
+    env: {
+      OPENSPEC_TELEMETRY: "0",
+      DO_NOT_TRACK: "1",
+      NO_COLOR: "1",
+      CI: "1",
+      XDG_CONFIG_HOME: `${isolated}/config`,
+      XDG_DATA_HOME: `${isolated}/data`,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await Deno.remove(casesFile);
+  const stdout = new TextDecoder().decode(res.stdout);
+  if (!res.success) {
+    throw new Error(
+      `official driver failed: ${new TextDecoder().decode(res.stderr)}`,
+    );
+  }
+  const runs = JSON.parse(stdout.trim().split("\n").pop()!) as OfficialRun[];
+  return runs.map((r) => {
+    let json: unknown;
+    try {
+      json = JSON.parse(r.stdout);
+    } catch {
+      json = undefined;
+    }
+    return { ...r, json };
+  });
 }

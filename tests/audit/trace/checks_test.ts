@@ -25,6 +25,23 @@ function breakForward(
   return records;
 }
 
+/** Applies `edit` to every pass of the micro-batch of the first forward matching `where`. */
+function breakAllPasses(
+  where: Partial<ForwardRecord>,
+  edit: (f: ForwardRecord) => void,
+): TraceLine[] {
+  const records = buildCleanTrace();
+  const f0 =
+    records[find(records, (r) => isForward(r, where))] as ForwardRecord;
+  for (const r of records) {
+    if (
+      r.kind === "forward" && r.purpose === "train" &&
+      r.globalStep === f0.globalStep && r.microBatch === f0.microBatch
+    ) edit(r);
+  }
+  return records;
+}
+
 function breakStep(
   step: number,
   edit: (s: StepRecord) => void,
@@ -60,7 +77,7 @@ Deno.test("3-row position ids under packing -> packing-position-ids", () => {
 });
 
 Deno.test("row 0 not restarting at a packed sample -> row0-segments", () => {
-  const recs = breakForward(A1, (f) => {
+  const recs = breakAllPasses(A1, (f) => {
     f.row0 = [[...Array(26).keys()]];
     f.attentionSegments = [[[0, 26]]];
   });
@@ -77,7 +94,7 @@ Deno.test("row 0 jumping inside a segment -> row0-segments", () => {
 });
 
 Deno.test("attention crossing a packed segment -> attention-segments", () => {
-  const recs = breakForward(A1, (f) => {
+  const recs = breakAllPasses(A1, (f) => {
     f.attentionSegments = [[[0, 26]]];
   });
   assert.deepEqual(fired(recs), ["attention-segments"]);
@@ -85,7 +102,7 @@ Deno.test("attention crossing a packed segment -> attention-segments", () => {
 });
 
 Deno.test("mRoPE rows not restarting per sample -> mrope-rows", () => {
-  const recs = breakForward(A1, (f) => {
+  const recs = breakAllPasses(A1, (f) => {
     // second sample's mRoPE continues from the first instead of restarting
     for (const row of f.mrope![0]) {
       for (let t = 12; t < 26; t++) row[t] += 10;
@@ -172,7 +189,7 @@ Deno.test("a placeholder row changed by the scatter -> placeholder-invariance", 
 
 Deno.test("placeholder rows vs visual features mismatch -> placeholder-invariance", () => {
   assert.deepEqual(
-    fired(breakForward(A1, (f) => (f.placeholderRows = 7))),
+    fired(breakAllPasses(A1, (f) => (f.placeholderRows = 7))),
     ["placeholder-invariance"],
   );
 });
@@ -196,7 +213,7 @@ Deno.test("soft context not applied on a later pass -> softctx-applied", () => {
     ["softctx-applied"],
   );
   assert.deepEqual(
-    fired(breakForward(A1, (f) => (f.softctx = null))),
+    fired(breakAllPasses(A1, (f) => (f.softctx = null))),
     ["softctx-applied"],
   );
 });
@@ -270,7 +287,7 @@ Deno.test("buffer reuse: clean as Channel B, illegal on a partial window", () =>
     }
   }
   // make step 3 a single plain training forward per micro-batch
-  const kept = recs.filter((r) =>
+  const kept: TraceLine[] = recs.filter((r) =>
     !(r.kind === "forward" && r.globalStep === 3 && r.pass !== 2)
   );
   for (const r of kept) {
@@ -285,8 +302,12 @@ Deno.test("buffer reuse: clean as Channel B, illegal on a partial window", () =>
   const s3 = kept.find((r) => r.kind === "step" && r.globalStep === 3)!;
   Object.assign(s3, { channel: "B", bufferReuse: true });
   assert.deepEqual(audit(kept).violations, []);
-  Object.assign(s3, { partialWindow: true });
-  assert.deepEqual(fired(kept), ["schedule"]);
+  // the final window is partial (1 of 2 micro-batches): reuse must be off
+  const partial = kept.filter((r) =>
+    !(r.kind === "forward" && r.globalStep === 3 && r.microBatch === 1)
+  );
+  Object.assign(s3, { partialWindow: true, windowSize: 1 });
+  assert.deepEqual(fired(partial), ["schedule"]);
 });
 
 Deno.test("missing micro-batch in a window -> window", () => {
@@ -349,4 +370,50 @@ Deno.test("violations carry the 1-based line of the broken record", () => {
   const v = audit(recs).violations;
   assert.equal(v.length, 1);
   assert.equal(v[0].line, i + 1);
+});
+
+Deno.test("a later pass with other position ids -> pass-consistency", () => {
+  const recs = breakForward({ ...A1, pass: 2 }, (f) => {
+    // positions shifted by one in the second sample: still well-formed, but not the rows of pass 0
+    f.mrope![0][2][13] = 0;
+  });
+  assert.deepEqual(fired(recs), ["pass-consistency"]);
+  const recs2 = breakForward({ ...A1, pass: 2 }, (f) => {
+    f.softctx!.coordSlots![0][0] = 6;
+    f.softctx!.sourcePositions![0][0] = 5;
+    f.softctx!.changedRows![0][0] = 6;
+  });
+  assert.deepEqual(fired(recs2), ["pass-consistency"]);
+});
+
+Deno.test("trace disagreeing with the header's config -> config-consistency", () => {
+  // n_softctx_iter 3 configured, but one micro-batch ran a single pass
+  const recs = buildCleanTrace();
+  const kept: TraceLine[] = recs.filter((r) =>
+    !(isForward(r, { ...A1, microBatch: 0 }) ||
+      isForward(r, { channel: "A", globalStep: 1, microBatch: 0, pass: 0 }))
+  );
+  const last = kept[
+    find(
+      kept,
+      (r) =>
+        isForward(r, { channel: "A", globalStep: 1, microBatch: 0, pass: 2 }),
+    )
+  ] as ForwardRecord;
+  Object.assign(last, { pass: 0, nPasses: 1 });
+  last.softctx!.changedRows = [[]];
+  assert.deepEqual(fired(kept), ["config-consistency"]);
+  // a short window that is not the final one
+  const recs2 = breakStep(1, (s) => {
+    s.windowSize = 1;
+    s.partialWindow = true;
+  });
+  assert.ok(fired(recs2).includes("config-consistency"));
+  // no expectations in the header: the check does not apply
+  const recs3 = buildCleanTrace();
+  delete (recs3[0] as { expect?: unknown }).expect;
+  const inv = audit(recs3).invariants.find((i) =>
+    i.name === "config-consistency"
+  )!;
+  assert.equal(inv.checked, 0);
 });

@@ -108,3 +108,25 @@ Deno.test("cli audit: committed fixtures (summary-level clean, broken)", async (
   assert.match(broken.out, /^FAIL attention-segments/m);
   assert.match(broken.out, /^FAIL placeholder-invariance/m);
 });
+
+Deno.test("cli audit: works as the real entry point (subprocess)", async () => {
+  const root = new URL("../../../", import.meta.url).pathname;
+  const fixture = `${root}tests/fixtures/audit/broken_summary`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--no-prompt",
+      `${root}cli/main.ts`,
+      "audit",
+      "--run",
+      fixture,
+    ],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 1, new TextDecoder().decode(out.stderr));
+  assert.match(text, /^trace\.jsonl:3 attention-segments: /m);
+});

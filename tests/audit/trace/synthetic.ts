@@ -147,6 +147,11 @@ export function buildCleanTrace(opts: BuildOptions = {}): TraceLine[] {
     version: 1,
     level: "full",
     variant: "stage2_ab_training",
+    expect: {
+      pattern: [...PATTERN],
+      nSoftctxIter: N_PASSES,
+      gradientAccumulationSteps: WINDOW,
+    },
   }];
   for (let s = 0; s < nSteps; s++) {
     const ch = channelAt(s);

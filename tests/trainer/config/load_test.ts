@@ -204,6 +204,11 @@ Deno.test("--set overrides parse YAML scalars, win over files and reject unknown
     bad.message,
     /n_softctx_iter must be an integer >= 1, got "zero" \(--set custom\.extra\.stage2_ab\.n_softctx_iter=zero\)$/,
   );
+  // a mapping value merges into the group instead of replacing it
+  const grp = await loadConfig(fx("child.yaml"), [
+    "training.packing={enabled: true}",
+  ]);
+  assert.deepEqual(grp.training.packing, { enabled: true, max_length: 512 });
   const noEq = await configError(
     loadConfig(fx("child.yaml"), ["training.seed"]),
   );
@@ -219,6 +224,17 @@ Deno.test("settings that do nothing for the chosen variant are warned about", as
   );
   const none = await loadConfigDetailed(fx("base.yaml"));
   assert.deepEqual(none.warnings, []);
+});
+
+Deno.test("a config that warm-starts from itself is rejected", async () => {
+  const e = await configError(loadConfig(fx("warm_self.yaml")));
+  assert.match(
+    e.message,
+    /^model\.warm_start_config points at .*warm_self\.yaml, which is this config .* \(.*warm_self\.yaml:2\)$/,
+  );
+  // an explicit checkpoint switches warm start off, so nothing loops
+  const ok = await loadConfig(fx("warm_self.yaml"), ["model.checkpoint=ckpt"]);
+  assert.equal(ok.model.warm_start_config, fx("warm_self.yaml"));
 });
 
 Deno.test("an empty group keeps the defaults; warm_start_config resolves next to its YAML", async () => {
@@ -317,4 +333,44 @@ Deno.test("writeResolvedConfig writes YAML that reloads to the same config", asy
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the schema's key tree is exactly the shared config contract", () => {
+  const leaves = (o: Record<string, unknown>, p = ""): string[] =>
+    Object.entries(o).flatMap(([k, v]) =>
+      v !== null && typeof v === "object" && !Array.isArray(v)
+        ? leaves(v as Record<string, unknown>, `${p}${k}.`)
+        : [`${p}${k}`]
+    );
+  const contract = `
+    model.checkpoint model.preset model.tokenizer model.warm_start_config
+    data.train_jsonl data.val_jsonl data.synth.n_train data.synth.n_val
+    data.synth.seed data.synth.image_size data.synth.max_objects data.max_pixels data.min_pixels
+    training.output_dir training.seed training.max_steps training.micro_batch_size
+    training.gradient_accumulation_steps training.learning_rate training.weight_decay
+    training.adam_beta1 training.adam_beta2 training.adam_epsilon training.lr_scheduler
+    training.warmup_steps training.max_grad_norm training.logging_steps training.eval_steps
+    training.save_steps training.save_total_limit training.eval_max_samples
+    training.packing.enabled training.packing.max_length training.trace training.resume training.threads
+    custom.trainer_variant custom.extra.stage2_ab.schedule.pattern custom.extra.stage2_ab.n_softctx_iter
+    custom.extra.stage2_ab.softctx_temperature custom.extra.stage2_ab.coord_decode_temperature
+    custom.extra.stage2_ab.desc_ce_weight custom.extra.stage2_ab.bbox_l1_weight
+    custom.extra.stage2_ab.bbox_giou_weight custom.extra.rollout_matching.decode_mode
+    custom.extra.rollout_matching.temperature custom.extra.rollout_matching.top_p
+    custom.extra.rollout_matching.max_new_tokens custom.extra.rollout_matching.candidate_top_k
+    custom.extra.rollout_matching.maskiou_gate custom.extra.rollout_matching.fp_cost
+    custom.extra.rollout_matching.fn_cost custom.extra.rollout_matching.packing_length
+    custom.extra.rollout_matching.rollout_buffer.enabled custom.extra.rollout_matching.rollout_buffer.m_steps
+  `.trim().split(/\s+/).sort();
+  assert.deepEqual(
+    leaves(DEFAULTS as unknown as Record<string, unknown>).sort(),
+    contract,
+  );
+  // and the strict schema rejects anything outside it
+  const extra = structuredClone(DEFAULTS) as unknown as Record<
+    string,
+    Record<string, unknown>
+  >;
+  extra.training.lr = 1;
+  assert.equal(stage2Schema.safeParse(extra).success, false);
 });

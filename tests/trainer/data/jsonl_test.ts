@@ -163,7 +163,7 @@ const BAD: [string, string, RegExp][] = [
   ],
   [
     "bad coord token",
-    rec({}, {
+    rec({ coord_mode: "bins" }, {
       desc: "p",
       bbox_2d: ["<|coord_1|>", "<|coord_x|>", "<|coord_3|>", "<|coord_4|>"],
     }),
@@ -186,6 +186,19 @@ const BAD: [string, string, RegExp][] = [
       bbox_2d: ["<|coord_1|>", 0, 3, 4],
     }),
     /coord token .* "coord_mode": "pixel"/,
+  ],
+  [
+    "mixed units",
+    rec({}, {
+      desc: "p",
+      bbox_2d: ["<|coord_1|>", "<|coord_2|>", "<|coord_3|>", "<|coord_4|>"],
+    }),
+    /objects\[0\]: bbox_2d mixes plain numbers with <\|coord_k\|> tokens/,
+  ],
+  [
+    "numeric string",
+    rec({}, { desc: "p", bbox_2d: ["1", 0, 3, 4] }),
+    /objects\[1\]: bbox_2d\[0\] must be a number, got "1"/,
   ],
 ];
 

@@ -37,6 +37,8 @@ export function rawSample(
   objects: GtObject[],
   index = 0,
   pad = 4,
+  /** C * temporal_patch * patch^2 of the model (24 = 3 * 2 * 2 * 2). */
+  pixelDim = 24,
 ): RawSample {
   const r = renderChatSample(tinyTokenizer(), { objects, imagePadCount: pad });
   const side = Math.round(Math.sqrt(pad)) * 2;
@@ -50,8 +52,11 @@ export function rawSample(
       objects,
       source: `train.jsonl:${index + 1}`,
     },
-    pixelValues: new Float32Array(side * side * 6).fill(index + 0.5),
-    pixelShape: [side * side, 6],
+    pixelValues: Float32Array.from(
+      { length: side * side * pixelDim },
+      (_, i) => Math.sin(i * 0.1 + index),
+    ),
+    pixelShape: [side * side, pixelDim],
     imageGridThw: [[1, side, side]],
   };
 }

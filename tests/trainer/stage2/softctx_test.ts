@@ -36,7 +36,10 @@ const ids = tf.tensor2d(
 );
 const slots = [3, 4, T + 1, T + 3];
 const logits = tf.tensor3d(
-  Array.from({ length: B * T * V }, (_, i) => Math.cos(i * 0.011) * 4),
+  Array.from(
+    { length: B * T * V },
+    (_, i) => ((Math.sin(i * 12.9898) * 43758.5453) % 1) * 6,
+  ),
   [B, T, V],
 );
 
@@ -54,14 +57,12 @@ function rowsEqualBitwise(
 }
 
 function manualSoft(flatLogitRow: number, temp = 1): number[] {
-  const z = logits.reshape([B * T, V]).arraySync()[flatLogitRow].slice(
-    12,
-    1012,
-  );
+  const z = (logits.reshape([B * T, V]).arraySync() as number[][])[flatLogitRow]
+    .slice(12, 1012);
   const m = Math.max(...z);
   const e = z.map((v) => Math.exp((v - m) / temp));
   const s = e.reduce((a, b) => a + b, 0);
-  const E = table.arraySync().slice(12, 1012);
+  const E = (table.arraySync() as number[][]).slice(12, 1012);
   return Array.from(
     { length: H },
     (_, j) => e.reduce((acc, p, k) => acc + (p / s) * E[k][j], 0),
@@ -89,7 +90,7 @@ Deno.test("coord slots get softmax(z[p-1]/T) @ E, not z[p]", () => {
     prevLogits: logits,
     temperature: temp,
   });
-  const got = out.reshape([B * T, H]).arraySync();
+  const got = out.reshape([B * T, H]).arraySync() as number[][];
   for (const f of slots) {
     const want = manualSoft(f - 1, temp);
     want.forEach((v, j) =>
@@ -159,7 +160,7 @@ Deno.test("soft rows are detached: no gradient reaches E or the logits", () => {
     });
     return tf.sum(tf.mul(out, out)) as tf.Scalar;
   }, [table, prev]);
-  const g = grads[table.name].arraySync();
+  const g = grads[table.name].arraySync() as number[][];
   // Coord ids appear only at slots (all replaced): their table rows get 0.
   for (const id of [12 + 40, 12 + 999, 12 + 7, 12 + 500]) {
     assert.ok(g[id].every((v) => v === 0));

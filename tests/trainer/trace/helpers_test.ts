@@ -1,22 +1,23 @@
 import assert from "node:assert/strict";
 import {
+  buildSoftctxTrace,
   changedRows,
   changedRowsByBatch,
   expectedRolloutSeedBase,
   rowsBitwiseEqual,
-  segmentsFromRow0,
+  segmentSpans,
   splitPositionIds,
 } from "../../../trainer/trace/helpers.ts";
 
-Deno.test("segmentsFromRow0: a segment starts at every 0 of row 0", () => {
-  assert.deepEqual(segmentsFromRow0([0, 1, 2, 0, 1, 0]), [[0, 3], [3, 2], [
+Deno.test("segmentSpans: a segment starts at every 0 of row 0", () => {
+  assert.deepEqual(segmentSpans([0, 1, 2, 0, 1, 0]), [[0, 3], [3, 2], [
     5,
     1,
   ]]);
-  assert.deepEqual(segmentsFromRow0(new Int32Array([0, 1, 2, 3])), [[0, 4]]);
+  assert.deepEqual(segmentSpans(new Int32Array([0, 1, 2, 3])), [[0, 4]]);
   // a row that never restarts is one segment: packing bugs show up as fewer segments
-  assert.deepEqual(segmentsFromRow0([0, 1, 2, 3, 4, 5]).length, 1);
-  assert.deepEqual(segmentsFromRow0([]), []);
+  assert.deepEqual(segmentSpans([0, 1, 2, 3, 4, 5]).length, 1);
+  assert.deepEqual(segmentSpans([]), []);
 });
 
 Deno.test("splitPositionIds: [4,B,T] -> row0 [B][T], mrope [B][3][T]", () => {
@@ -81,4 +82,26 @@ Deno.test("expectedRolloutSeedBase: the spec formula, exact", () => {
   assert.equal(expectedRolloutSeedBase(0x7FFFFFFF, 1), 1000002);
   // negative seeds follow two's complement like Python's &
   assert.equal(expectedRolloutSeedBase(-1, 0), 0x7FFFFFFF);
+});
+
+Deno.test("buildSoftctxTrace: changed rows per batch row, slot count", () => {
+  // B=1, T=3, H=2: only position 2 (a coord slot) was overwritten
+  const base = new Float32Array([1, 1, 2, 2, 3, 3]);
+  const actual = new Float32Array([1, 1, 2, 2, 0.5, 0.25]);
+  const s = buildSoftctxTrace({
+    coordSlots: [[2]],
+    sourcePositions: [[1]],
+    base,
+    actual,
+    seqLen: 3,
+    hidden: 2,
+    baseFresh: true,
+  });
+  assert.deepEqual(s, {
+    coordSlots: [[2]],
+    sourcePositions: [[1]],
+    changedRows: [[2]],
+    nSlots: 1,
+    baseFresh: true,
+  });
 });

@@ -218,3 +218,21 @@ Deno.test("linesBeforeResume: falls back to step numbers without a checkpoint li
   assert.equal(linesBeforeResume([], 1), null);
   assert.equal(linesBeforeResume(["garbage"], 1), null);
 });
+
+Deno.test("recorder: suspended() covers async generation until it settles", async () => {
+  const dir = Deno.makeTempDirSync();
+  const rec = TraceRecorder.open(dir, { level: "full", variant: "sft" });
+  rec.setContext(ctx);
+  await rec.suspended(async () => {
+    await Promise.resolve();
+    rec.tracer(info); // a decode-step forward after an await: not recorded
+  });
+  rec.tracer(info); // context restored afterwards
+  await assert.rejects(() =>
+    rec.suspended(() => Promise.reject(new Error("boom")))
+  );
+  assert.equal(rec.context?.globalStep, 0);
+  rec.close();
+  assert.equal(read(rec.path).filter((l) => l.kind === "forward").length, 1);
+  Deno.removeSync(dir, { recursive: true });
+});

@@ -1,0 +1,234 @@
+/**
+ * Model benchmarks (called by `bench/main.ts`; also runnable alone:
+ * `deno run -A bench/model_bench.ts`): matmul peak, training forward+backward
+ * throughput on packed rows against that peak, and KV-cached vs recomputed
+ * generation. FLOPs are counted analytically from the config (useful work
+ * only: causal attention counts the keys each query may see).
+ */
+import { initRuntime, tf } from "../trainer/runtime.ts";
+import { type Qwen3VLConfig, tinyConfig } from "../trainer/model/config.ts";
+import { Qwen3VLForConditionalGeneration } from "../trainer/model/qwen3vl.ts";
+import { packedPositionIds } from "../trainer/model/rope.ts";
+
+/** Default benchmark vocabulary: ~1000 coord tokens + text pieces + specials. */
+export const BENCH_VOCAB = 1280;
+const IDS = { imageTokenId: 5, visionStartTokenId: 3, visionEndTokenId: 4, imEndTokenId: 2 };
+
+export function benchConfig(): Qwen3VLConfig {
+  return tinyConfig(BENCH_VOCAB, IDS);
+}
+
+function seconds<T>(f: () => T): [T, number] {
+  const t0 = performance.now();
+  const r = f();
+  return [r, (performance.now() - t0) / 1000];
+}
+
+/** Best GFLOP/s of a square float32 matmul (1024^3) over a few repeats. */
+export async function benchMatmulPeak(n = 1024, repeats = 5): Promise<number> {
+  await initRuntime({ log: () => {} });
+  const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
+  tf.matMul(a, b).dispose();
+  let best = Infinity;
+  for (let i = 0; i < repeats; i++) {
+    const [c, s] = seconds(() => {
+      const c = tf.matMul(a, b);
+      c.dataSync();
+      return c;
+    });
+    c.dispose();
+    best = Math.min(best, s);
+  }
+  tf.dispose([a, b]);
+  return (2 * n * n * n) / best / 1e9;
+}
+
+/** Per-sample layout of the synthetic packed workload. */
+export interface PackedWorkload {
+  rows: number;
+  /** Samples per row. */
+  samplesPerRow: number;
+  /** Tokens per sample (16 image tokens for a 64x64 image inside). */
+  sampleLen: number;
+}
+
+export const DEFAULT_WORKLOAD: PackedWorkload = { rows: 8, samplesPerRow: 4, sampleLen: 128 };
+
+/** Analytic training FLOPs (forward x 3) of one step over the workload. */
+export function trainFlops(cfg: Qwen3VLConfig, w: PackedWorkload, gridHw = 8): number {
+  const tc = cfg.text_config, vc = cfg.vision_config;
+  const H = tc.hidden_size, hd = tc.head_dim, nH = tc.num_attention_heads, nKV = tc.num_key_value_heads;
+  const tokens = w.rows * w.samplesPerRow * w.sampleLen;
+  const perToken = 2 * (H * (nH + 2 * nKV) * hd + nH * hd * H + 3 * H * tc.intermediate_size);
+  // each query attends to i+1 keys of its own sample: sum over i = L(L+1)/2
+  const attnPairs = w.rows * w.samplesPerRow * (w.sampleLen * (w.sampleLen + 1)) / 2;
+  const text = tc.num_hidden_layers * (tokens * perToken + attnPairs * 4 * nH * hd) + tokens * 2 * H * tc.vocab_size;
+  const images = w.rows * w.samplesPerRow;
+  const P = gridHw * gridHw, dv = vc.hidden_size, m2 = vc.spatial_merge_size ** 2;
+  const inDim = vc.in_channels * vc.temporal_patch_size * vc.patch_size ** 2;
+  const perPatch = 2 * (4 * dv * dv + 2 * dv * vc.intermediate_size);
+  const vision = images * P * 2 * inDim * dv +
+    vc.depth * images * (P * perPatch + 4 * P * P * dv) +
+    (1 + vc.deepstack_visual_indexes.length) * images * (P / m2) * 2 * (m2 * dv * m2 * dv + m2 * dv * vc.out_hidden_size);
+  return 3 * (text + vision);
+}
+
+/** Build the packed batch: rows of samples, one 8x8-patch image per sample. */
+export function packedBatch(cfg: Qwen3VLConfig, w: PackedWorkload, seed = 1) {
+  const V = cfg.text_config.vocab_size;
+  const T = w.samplesPerRow * w.sampleLen;
+  const ids = new Int32Array(w.rows * T);
+  const pos = new Int32Array(4 * w.rows * T);
+  let s = seed;
+  const tok = () => 10 + ((s = (s * 1103515245 + 12345) >>> 0) % (V - 10));
+  for (let r = 0; r < w.rows; r++) {
+    const segs = [];
+    for (let k = 0; k < w.samplesPerRow; k++) {
+      const seg = new Int32Array(w.sampleLen).map(() => tok());
+      seg[2] = cfg.vision_start_token_id;
+      seg.fill(cfg.image_token_id, 3, 19);
+      seg[19] = cfg.vision_end_token_id;
+      segs.push({ inputIds: seg, imageGridThw: [[1, 8, 8]] });
+      ids.set(seg, r * T + k * w.sampleLen);
+    }
+    const p = packedPositionIds(cfg, segs);
+    for (let a = 0; a < 4; a++) pos.set(p.subarray(a * T, (a + 1) * T), (a * w.rows + r) * T);
+  }
+  const nImg = w.rows * w.samplesPerRow;
+  const inDim = cfg.vision_config.in_channels * cfg.vision_config.temporal_patch_size * cfg.vision_config.patch_size ** 2;
+  return {
+    T,
+    inputIds: tf.tensor2d(ids, [w.rows, T], "int32"),
+    positionIds: tf.tensor3d(pos, [4, w.rows, T], "int32"),
+    pixelValues: tf.randomUniform([nImg * 64, inDim], -1, 1, "float32", seed) as tf.Tensor2D,
+    imageGridThw: Array.from({ length: nImg }, () => [1, 8, 8]),
+    targets: ids,
+  };
+}
+
+export interface TrainBenchResult {
+  tokensPerStep: number;
+  secondsPerStep: number;
+  tokensPerSecond: number;
+  gflopPerStep: number;
+  gflops: number;
+}
+
+/** Forward + backward (next-token CE) over a packed batch, timed after one warm-up step. */
+export async function benchForwardBackward(
+  cfg: Qwen3VLConfig = benchConfig(),
+  w: PackedWorkload = DEFAULT_WORKLOAD,
+  steps = 2,
+): Promise<TrainBenchResult> {
+  await initRuntime({ log: () => {} });
+  const model = Qwen3VLForConditionalGeneration.create(cfg, 1);
+  const batch = packedBatch(cfg, w);
+  const V = cfg.text_config.vocab_size;
+  const n = w.rows * batch.T;
+  const oneHot = tf.oneHot(tf.tensor1d(batch.targets, "int32"), V); // [B*T, V] (targets = inputs: FLOPs identical)
+  const step = () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const { logits } = model.forward({
+        inputIds: batch.inputIds,
+        positionIds: batch.positionIds,
+        pixelValues: batch.pixelValues,
+        imageGridThw: batch.imageGridThw,
+      });
+      const lp = tf.logSoftmax(tf.reshape(logits, [n, V]));
+      return tf.neg(tf.mean(tf.sum(tf.mul(lp, oneHot), -1))) as tf.Scalar;
+    });
+    value.dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+  };
+  step();
+  let best = Infinity;
+  for (let i = 0; i < steps; i++) best = Math.min(best, seconds(step)[1]);
+  const flops = trainFlops(cfg, w);
+  tf.dispose([oneHot, batch.inputIds, batch.positionIds, batch.pixelValues]);
+  model.dispose();
+  return {
+    tokensPerStep: n,
+    secondsPerStep: best,
+    tokensPerSecond: n / best,
+    gflopPerStep: flops / 1e9,
+    gflops: flops / best / 1e9,
+  };
+}
+
+export interface GenerationBenchResult {
+  newTokens: number;
+  cachedSeconds: number;
+  recomputeSeconds: number;
+  cachedTokensPerSecond: number;
+  recomputeTokensPerSecond: number;
+  speedup: number;
+}
+
+/**
+ * `newTokens` greedy tokens after an image prompt: KV-cached `generate`
+ * versus recomputing a full forward over the whole sequence for every token.
+ */
+export async function benchGeneration(
+  cfg: Qwen3VLConfig = benchConfig(),
+  newTokens = 128,
+): Promise<GenerationBenchResult> {
+  await initRuntime({ log: () => {} });
+  const model = Qwen3VLForConditionalGeneration.create(cfg, 1);
+  const prompt = new Int32Array(40).map((_, i) => 10 + ((i * 37) % 200));
+  prompt[2] = cfg.vision_start_token_id;
+  prompt.fill(cfg.image_token_id, 3, 19);
+  prompt[19] = cfg.vision_end_token_id;
+  const inDim = cfg.vision_config.in_channels * cfg.vision_config.temporal_patch_size * cfg.vision_config.patch_size ** 2;
+  const px = tf.randomUniform([64, inDim], -1, 1, "float32", 3) as tf.Tensor2D;
+  const grid = [[1, 8, 8]];
+  const never = [cfg.text_config.vocab_size + 1]; // run all steps
+  // warm-up: first-call kernel setup must not be charged to either side
+  await model.generate({ prompts: [prompt], pixelValues: px, imageGridThw: grid, maxNewTokens: 4, mode: "greedy" });
+  model.forward({ inputIds: tf.tensor2d(prompt, [1, prompt.length], "int32"), pixelValues: px, imageGridThw: grid })
+    .logits.dispose();
+  const t0 = performance.now();
+  const res = await model.generate({
+    prompts: [prompt],
+    pixelValues: px,
+    imageGridThw: grid,
+    maxNewTokens: newTokens,
+    mode: "greedy",
+    stopTokenIds: never,
+  });
+  const cached = (performance.now() - t0) / 1000;
+  const seq = Array.from(prompt);
+  const t1 = performance.now();
+  for (let i = 0; i < newTokens; i++) {
+    const out = model.forward({
+      inputIds: tf.tensor2d(Int32Array.from(seq), [1, seq.length], "int32"),
+      pixelValues: px,
+      imageGridThw: grid,
+      logitsToKeep: 1,
+    });
+    const row = out.logits.dataSync() as Float32Array;
+    out.logits.dispose();
+    let best = 0;
+    for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
+    seq.push(best);
+  }
+  const recompute = (performance.now() - t1) / 1000;
+  const same = seq.slice(prompt.length).every((t, i) => t === res.tokens[0][i]);
+  if (!same) throw new Error("benchGeneration: cached and recomputed greedy tokens differ");
+  px.dispose();
+  model.dispose();
+  return {
+    newTokens,
+    cachedSeconds: cached,
+    recomputeSeconds: recompute,
+    cachedTokensPerSecond: newTokens / cached,
+    recomputeTokensPerSecond: newTokens / recompute,
+    speedup: recompute / cached,
+  };
+}
+
+if (import.meta.main) {
+  const peak = await benchMatmulPeak();
+  const train = await benchForwardBackward();
+  const gen = await benchGeneration();
+  console.log(JSON.stringify({ matmulPeakGflops: peak, train, fractionOfPeak: train.gflops / peak, generation: gen }, null, 2));
+}

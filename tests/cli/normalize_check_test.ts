@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+
+const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
+
+async function stage2(cwd: string, ...args: string[]) {
+  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
+  delete env.INIT_CWD; // paths resolve against `cwd`, as under pre-commit
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-prompt", MAIN, "normalize-check", ...args],
+    cwd,
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+Deno.test("cli normalize-check: exit codes, file lists and formats", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nc-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/ok.py`,
+      "def f(k, w):\n    return k / 999 * (w - 1)\n",
+    );
+    await Deno.writeTextFile(
+      `${dir}/bad.md`,
+      "# Notes\n\nBoxes are normalized by `/1000`.\n",
+    );
+    await Deno.mkdir(`${dir}/fixtures`);
+    await Deno.writeTextFile(
+      `${dir}/fixtures/x.py`,
+      "def f(box):\n    return [v / 1000 for v in box]\n",
+    );
+    await Deno.writeTextFile(
+      `${dir}/.normalize-check.json`,
+      '{"exclude": ["fixtures/"]}',
+    );
+
+    // A pre-commit style file list, relative to the working directory.
+    const clean = await stage2(dir, "ok.py");
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.equal(clean.stdout, "");
+
+    const text = await stage2(dir, "--verbose");
+    assert.equal(text.code, 1, text.stderr);
+    assert.match(text.stdout, /^bad\.md:3:26: prose-1000: .*\n.*\n {4}fix: /);
+    assert.match(
+      text.stderr,
+      /excluded: fixtures\/ \(config pattern 'fixtures\/'\)/,
+    );
+    assert.match(text.stderr, /1 finding in 1 file/);
+
+    const json = await stage2(dir, "--format", "json", "bad.md", "ok.py");
+    assert.equal(json.code, 1);
+    const list = JSON.parse(json.stdout);
+    assert.deepEqual(
+      list.map((f: { path: string; line: number }) => [f.path, f.line]),
+      [["bad.md", 3]],
+    );
+
+    const missing = await stage2(dir, "nope.py");
+    assert.equal(missing.code, 2);
+    assert.equal(missing.stderr.trim().split("\n").length, 1, missing.stderr);
+    assert.match(
+      missing.stderr,
+      /^stage2: normalize-check: no such file or folder: .*nope\.py/,
+    );
+
+    const format = await stage2(dir, "--format", "xml");
+    assert.equal(format.code, 2);
+    assert.match(format.stderr, /unknown --format 'xml'/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

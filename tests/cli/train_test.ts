@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { main } from "../../cli/main.ts";
+
+/** Run the CLI with console output captured. */
+async function run(
+  args: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const log = console.log, error = console.error;
+  console.log = (...a: unknown[]) => void out.push(a.join(" "));
+  console.error = (...a: unknown[]) => void err.push(a.join(" "));
+  try {
+    const code = await main(args);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+Deno.test("stage2 train usage errors exit 2 with a one-line message", async () => {
+  const bad = await run(["train", "--set", "no-equals-sign"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--set expects key=value/);
+
+  const missing = await run(["train", "--config", "/nonexistent/x.yaml"]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.err, /x\.yaml/);
+
+  const preset = decodeURIComponent(
+    new URL("../../configs/stage1_sft.yaml", import.meta.url).pathname,
+  );
+  const unknownKey = await run([
+    "train",
+    "--config",
+    preset,
+    "--set",
+    "training.max_stepz=3",
+  ]);
+  assert.equal(unknownKey.code, 2);
+  assert.match(unknownKey.err, /max_stepz/);
+
+  const flag = await run(["train", "--bogus"]);
+  assert.equal(flag.code, 2);
+});
+
+Deno.test("stage2 train --config runs a tiny SFT config and prints the run folder", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "stage2-cli-train-" });
+  try {
+    const cfg = join(dir, "tiny.yaml");
+    await Deno.writeTextFile(
+      cfg,
+      [
+        "data:",
+        "  synth: { n_train: 4, n_val: 1, seed: 2, image_size: 64, max_objects: 1 }",
+        "training:",
+        `  output_dir: ${join(dir, "run")}`,
+        "  max_steps: 2",
+        "  micro_batch_size: 2",
+        "  gradient_accumulation_steps: 1",
+        "  logging_steps: 1",
+        "  eval_steps: 0",
+        "  save_steps: 1",
+        "  save_total_limit: 1",
+        "custom:",
+        "  trainer_variant: sft",
+        "",
+      ].join("\n"),
+    );
+    const r = await run([
+      "train",
+      "--config",
+      cfg,
+      "--set",
+      "training.trace=off",
+      "--no-progress",
+    ]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`run folder: ${join(dir, "run")}`));
+    assert.match(r.out, /parse .*F1@0\.5/);
+    // save_total_limit 1 keeps only the newest checkpoint
+    const names = [...Deno.readDirSync(join(dir, "run"))].map((e) => e.name)
+      .sort();
+    assert.ok(names.includes("checkpoint-2"));
+    assert.ok(!names.includes("checkpoint-1"));
+    for (
+      const f of [
+        "config.yaml",
+        "metrics.jsonl",
+        "eval_summary.json",
+        "latest",
+        "run_complete.json",
+      ]
+    ) assert.ok(names.includes(f), `${f} missing`);
+    assert.ok(!names.includes("trace.jsonl"), "trace off writes no trace");
+
+    // resume of a finished run is a no-op that still reports the folder
+    const again = await run([
+      "train",
+      "--config",
+      cfg,
+      "--resume",
+      "--no-progress",
+    ]);
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.err, /resuming from .*checkpoint-2/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
