@@ -74,7 +74,7 @@ export function register(program: Command): void {
     )
     .option(
       "--config <file>",
-      `config with "exclude" patterns (default: <root>/${CONFIG_NAME} if present)`,
+      `config with "exclude" patterns (default: the nearest ${CONFIG_NAME} in the root or a parent folder)`,
     )
     .option(
       "-v, --verbose",

@@ -16,6 +16,7 @@ interface Flags {
   json?: boolean;
   root?: string;
   archiveCheck?: boolean;
+  archived?: boolean;
 }
 
 export function register(program: Command): void {
@@ -41,6 +42,10 @@ export function register(program: Command): void {
       "folder to search for the OpenSpec root from (default: current folder)",
     )
     .option(
+      "--archived",
+      "check that every archived change has all its tasks done (pre-commit lint)",
+    )
+    .option(
       "--archive-check",
       "also fail on what `openspec archive` would refuse (MODIFIED/RENAMED of a missing requirement, ADDED of an existing one)",
     )
@@ -58,6 +63,14 @@ async function run(item: string | undefined, flags: Flags): Promise<void> {
   if (item !== undefined && (flags.all || flags.changes || flags.specs)) {
     throw new UsageError(
       `pass either an item ('${item}') or --all/--changes/--specs, not both`,
+    );
+  }
+  if (
+    flags.archived &&
+    (item !== undefined || flags.all || flags.changes || flags.specs)
+  ) {
+    throw new UsageError(
+      "--archived is a scope of its own: pass no item and no --all/--changes/--specs",
     );
   }
   const root = flags.root === undefined ? undefined : userPath(flags.root);
@@ -81,6 +94,7 @@ async function run(item: string | undefined, flags: Flags): Promise<void> {
     json: flags.json,
     root: root ?? Deno.env.get("INIT_CWD") ?? Deno.cwd(),
     archiveCheck: flags.archiveCheck,
+    archived: flags.archived,
   });
   const enc = new TextEncoder();
   if (result.stdout) Deno.stdout.writeSync(enc.encode(result.stdout));

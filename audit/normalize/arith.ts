@@ -6,7 +6,16 @@
  * `* 1000` over as an `ArithCandidate`; this module decides whether it is a
  * coordinate normalization and which form it is.
  */
-import { any, COORD, COUNT, EXPECT, hits, INDEX, TIME, TOLERANCE } from "./context.ts";
+import {
+  any,
+  COORD,
+  COUNT,
+  EXPECT,
+  hits,
+  INDEX,
+  TIME,
+  TOLERANCE,
+} from "./context.ts";
 import type { RawFinding, RuleId } from "./types.ts";
 
 /** Where a 1000 reached the operation from, when it was not a literal. */
@@ -58,7 +67,8 @@ export function judge(c: ArithCandidate, fileCoord: boolean): Verdict | null {
   const ctx = c.contextWords;
   // Time conversions are the most common legitimate 1000 in code.
   if (any(own, TIME) || any(ctx, TIME)) return null;
-  if (c.inIndex) return null;
+  // `z[i * 1000 + k]` is a row stride; `heat[int(y * 1000)]` rasterizes.
+  if (c.inIndex && !any(own, COORD)) return null;
   const inTest = c.inTest || any(ctx, EXPECT);
   if (c.operandValue !== null) {
     // `3 * 1000` is a count; `0.5 * 1000` in a test is an encoded expectation.
@@ -123,7 +133,12 @@ export function judge(c: ArithCandidate, fileCoord: boolean): Verdict | null {
  * "tokens"), then what its names were bound to, then the assignment target
  * and enclosing call or function; a file about boxes settles the rest.
  */
-function isCoordinate(own: string[], bound: string[], ctx: string[], fileCoord: boolean): boolean {
+function isCoordinate(
+  own: string[],
+  bound: string[],
+  ctx: string[],
+  fileCoord: boolean,
+): boolean {
   if (any(own, COUNT)) return false;
   // A value computed from a clock is a time whatever its name.
   if (any(bound, TIME)) return false;

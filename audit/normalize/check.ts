@@ -30,8 +30,14 @@ import { CheckError } from "./errors.ts";
 /** Files without this never need a parse. */
 const PREFILTER =
   /(?<![\d_.])1_?000(?![\d_])|thousandths|(?<![\w.])1(?:\.0*)?e\+?3(?!\d)/gi;
-const OPERAND_BEFORE =
-  /(?:[*\/×=:]\s*\(?|[*\/×][^;\n]{0,30}\(|\b(?:float|int|Number)\()\s*$|\b(?:by|to|with|into|over|in|of)\s+`?$/i;
+const OPERAND_BEFORE = new RegExp(
+  String
+    .raw`(?:[*\/×=:]\s*\(?|[*\/×][^;\n]{0,30}\(|\b(?:float|int|Number)\()\s*$` +
+    String
+      .raw`|\b(?:div|divide|true_divide|truediv|mul|multiply)\(\s*(?:[^,()]*,\s*)?$` +
+    String.raw`|\b(?:by|to|with|into|over|in|of)\s+\x60?$`,
+  "i",
+);
 const OPERAND_AFTER = /^(?:\.0*)?\s*[*\/×]|^ths\b/i;
 
 /**
@@ -60,8 +66,8 @@ export interface CheckOptions {
   /** Absolute files or folders; default the root. */
   paths?: string[];
   /**
-   * Config file: a path, `null` for none, or undefined for
-   * `<root>/.normalize-check.json` when present.
+   * Config file: a path, `null` for none, or undefined for the nearest
+   * `.normalize-check.json` in the root or a parent folder.
    */
   config?: string | null;
 }
@@ -198,17 +204,41 @@ export async function checkText(
   return { findings: kept, suppressed, ignoredFile: null, parsed };
 }
 
+/**
+ * The config that governs `root`: the nearest `.normalize-check.json` in
+ * it or a parent folder, as linters look up theirs, so a run from a
+ * subfolder keeps the project's excludes.
+ */
+export async function findConfig(root: string): Promise<string | null> {
+  for (let dir = root;; dir = dir.slice(0, dir.lastIndexOf("/")) || "/") {
+    const candidate = `${dir === "/" ? "" : dir}/${CONFIG_NAME}`;
+    try {
+      if ((await Deno.stat(candidate)).isFile) return candidate;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new CheckError(
+          `cannot read ${candidate}: ${(e as Error).message}`,
+        );
+      }
+    }
+    if (dir === "/") return null;
+  }
+}
+
 /** Run the checker over files and folders. */
 export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
   const root = normalizePath(opts.root);
   const paths = (opts.paths?.length ? opts.paths : [root]).map(normalizePath);
   const configPath = opts.config === undefined
-    ? `${root}/${CONFIG_NAME}`
+    ? await findConfig(root)
     : opts.config;
-  const config = configPath
-    ? await loadConfig(configPath, opts.config !== undefined)
-    : null;
-  const walked = await collectFiles(root, paths, config?.exclude ?? []);
+  const config = configPath ? await loadConfig(configPath) : null;
+  const walked = await collectFiles(
+    root,
+    paths,
+    config?.exclude ?? [],
+    configPath ? configPath.slice(0, configPath.lastIndexOf("/")) || "/" : root,
+  );
   const report: CheckReport = {
     findings: [],
     suppressed: [],

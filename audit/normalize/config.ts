@@ -1,7 +1,8 @@
 /**
- * The project config of normalize-check, `.normalize-check.json` at the
- * root: gitignore-style `exclude` patterns relative to the root (for fixture
- * corpora full of deliberate positives, vendored code, ...).
+ * The project config of normalize-check, `.normalize-check.json` (the
+ * nearest one in the root or a parent folder): gitignore-style `exclude`
+ * patterns relative to the folder that holds it, for fixture corpora full
+ * of deliberate positives, vendored code, and the like.
  */
 import { z } from "zod";
 import { CheckError } from "./errors.ts";
@@ -15,19 +16,12 @@ const ConfigSchema = z.strictObject({
 
 export type NormalizeConfig = z.infer<typeof ConfigSchema>;
 
-/**
- * Load a config file. `required` is false for the implicit
- * `<root>/.normalize-check.json`, which may be absent.
- */
-export async function loadConfig(
-  path: string,
-  required: boolean,
-): Promise<NormalizeConfig | null> {
+/** Load and validate a config file; any problem is a one-line error. */
+export async function loadConfig(path: string): Promise<NormalizeConfig> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound && !required) return null;
     throw new CheckError(`cannot read config ${path}: ${(e as Error).message}`);
   }
   let raw: unknown;

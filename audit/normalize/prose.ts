@@ -68,8 +68,15 @@ const MUL = new RegExp(
 /** "divided by 1000", "normalized to 1000", "scaled by `1000`". */
 const VERB = new RegExp(
   String.raw`\b(?:divid|divis|normali[sz]|rescal|scal|multipl|quantiz)\w*\s+` +
-    String.raw`(?:(?:by|to|with|over|into|in)\s+)?(?:a\s+factor\s+of\s+)?` +
-    String.raw`\x60?${NUM}\x60?`,
+    // "divide the bin index by 1000": a few words may sit before "by".
+    String.raw`(?:(?:[\w\x60-]+\s+){0,4}?(?:by|to|with|over|into|in)\s+)?` +
+    String.raw`(?:a\s+factor\s+of\s+)?\x60?${NUM}\x60?`,
+  "gi",
+);
+/** "set `coord_scale: 1000`", "norm=1000": a normalizer given the value. */
+const SETTING = new RegExp(
+  String
+    .raw`\b\w*(?:scale|norm|normali[sz]\w*|divisor|denom\w*)\w*\x60?\s*[:=]\s*\x60?${NUM}`,
   "gi",
 );
 /** "in 1000ths of the image", "thousandths". */
@@ -129,7 +136,7 @@ function findMentions(text: string): Mention[] {
       op: m.index,
     });
   }
-  for (const re of [VERB, THS]) {
+  for (const re of [VERB, THS, SETTING]) {
     for (const m of text.matchAll(re)) {
       const end = m.index + m[0].length;
       if (re === VERB && COUNT_NOUN.test(text.slice(end))) continue;
@@ -162,9 +169,10 @@ function sentences(b: ProseBlock): Array<[number, number]> {
   }
   segmenter ??= new Intl.Segmenter("en", { granularity: "sentence" });
   for (const s of segmenter.segment(b.text)) {
-    // Table rows and list-like lines in one paragraph are separate claims.
+    // Table rows and list-like lines in one paragraph are separate claims;
+    // the cells of one row are read together ("| `k/1000` | forbidden |").
     let at = s.index;
-    for (const part of s.segment.split(/(?<=\|)|(?<=\n)(?=\s*[-*|])/)) {
+    for (const part of s.segment.split(/(?<=\n)(?=\s*[-*|])/)) {
       spans.push([at, at + part.length]);
       at += part.length;
     }

@@ -25,6 +25,8 @@ import {
   words,
 } from "./context.ts";
 import { analyzeProse, OffsetMap } from "./prose.ts";
+import { selectSpans, toRange } from "./pychunks.ts";
+import { lineStarts } from "./lines.ts";
 import type { RawFinding } from "./types.ts";
 
 let parserPromise: Promise<Parser> | undefined;
@@ -46,12 +48,40 @@ function pythonParser(): Promise<Parser> {
 }
 
 type DefHow = "default" | "constant" | "loop";
-interface Def {
-  value: Node;
-  how: DefHow;
+
+/** A binding; its value node is fetched from the tree only when used. */
+class Def {
+  #value: Node | null | undefined;
+  constructor(
+    readonly node: Node,
+    readonly how: DefHow,
+    readonly field: "right" | "value",
+  ) {}
+  get value(): Node | null {
+    if (this.#value === undefined) {
+      this.#value = this.node.childForFieldName(this.field);
+    }
+    return this.#value;
+  }
 }
 
-const SCOPE_TYPES = new Set(["function_definition", "lambda"]);
+/** Text that may hold a thousand: the cheap gate before any tree call. */
+const HOT = /1_?000|1e3/i;
+const CONST_EXPR = /\d\s*[-+*\/]\s*\d/;
+const MODULE = -1;
+const ASSIGN_NAME = /^([A-Za-z_][\w.]*)\s*(?::[^=\n]+)?=(?!=)/;
+const PARAM_NAME = /^([A-Za-z_]\w*)\s*[:=]/;
+const FOR_NAMES = /^(?:async\s+)?for\s+\(?([\w\s,]+?)\)?\s+in\b/;
+
+/** Division and multiplication spelled as calls (torch, numpy, tf). */
+const ARITH_CALL: Record<string, "div" | "mul"> = {
+  div: "div",
+  divide: "div",
+  true_divide: "div",
+  truediv: "div",
+  mul: "mul",
+  multiply: "mul",
+};
 const STATEMENT_END = new Set([
   "expression_statement",
   "return_statement",
@@ -72,25 +102,35 @@ interface Fold {
 }
 
 class PyAnalysis {
-  /** scope node id (0 = module) -> name -> defs. */
+  /** scope (function start offset, MODULE) -> name -> defs. */
   defs = new Map<number, Map<string, Def[]>>();
+  /** Function and lambda spans, sorted by start, for scope lookups. */
+  scopes: Array<[number, number]> = [];
   candidates: Node[] = [];
   comments: Node[] = [];
   docstrings: Node[] = [];
   keywordArgs: Node[] = [];
+  /** Names bound (directly or through other names) to text with 1000. */
+  hotNames = new Set<string>();
+  #hotRe: RegExp | null = null;
 
   constructor(readonly text: string) {}
 
-  scopeOf(n: Node): number {
-    for (let p = n.parent; p; p = p.parent) {
-      if (SCOPE_TYPES.has(p.type)) return p.id;
+  /** Scopes containing `offset`, innermost first, then the module. */
+  scopeChain(offset: number): number[] {
+    const chain: number[] = [];
+    for (const [start, end] of this.scopes) {
+      if (start > offset) break;
+      if (offset < end) chain.push(start);
     }
-    return 0;
+    chain.reverse();
+    chain.push(MODULE);
+    return chain;
   }
 
   addDef(name: string, scope: number, def: Def): void {
     // Attributes (`self.scale`) are shared by all methods of the file.
-    const s = name.includes(".") ? 0 : scope;
+    const s = name.includes(".") ? MODULE : scope;
     let m = this.defs.get(s);
     if (!m) this.defs.set(s, m = new Map());
     const list = m.get(name);
@@ -99,23 +139,30 @@ class PyAnalysis {
   }
 
   lookup(name: string, from: Node): Def[] {
-    if (name.includes(".")) return this.defs.get(0)?.get(name) ?? [];
-    for (let p: Node | null = from; p; p = p.parent) {
-      if (SCOPE_TYPES.has(p.type)) {
-        const found = this.defs.get(p.id)?.get(name);
-        if (found) return found;
-      }
+    if (name.includes(".")) return this.defs.get(MODULE)?.get(name) ?? [];
+    for (const s of this.scopeChain(from.startIndex)) {
+      const found = this.defs.get(s)?.get(name);
+      if (found) return found;
     }
-    return this.defs.get(0)?.get(name) ?? [];
+    return [];
+  }
+
+  /** Whether `text` may involve a thousand: a literal or a hot name. */
+  hot(text: string): boolean {
+    if (HOT.test(text)) return true;
+    return this.#hotRe !== null && this.#hotRe.test(text);
   }
 
   /**
    * Gather the nodes of interest in one call into the wasm side
-   * (`descendantsOfType`): walking every node from JS costs more than the
-   * parse itself.
+   * (`descendantsOfType`), read names from node text, and touch the tree
+   * again only for nodes whose text may involve a thousand: per-node calls
+   * into wasm cost more than the parse itself.
    */
   collect(root: Node): void {
     const nodes = root.descendantsOfType([
+      "function_definition",
+      "lambda",
       "binary_operator",
       "augmented_assignment",
       "assignment",
@@ -126,69 +173,22 @@ class PyAnalysis {
       "keyword_argument",
       "comment",
       "expression_statement",
+      "call",
     ]);
+    const arith: Node[] = [];
+    const defNodes: Array<[string, Node]> = [];
     for (const n of nodes) {
       if (!n) continue;
       switch (n.type) {
-        case "binary_operator": {
-          const op = n.childForFieldName("operator")?.type;
-          if (op === "/" || op === "//" || op === "*") this.candidates.push(n);
+        case "function_definition":
+        case "lambda":
+          this.scopes.push([n.startIndex, n.endIndex]);
           break;
-        }
-        case "augmented_assignment": {
-          const op = n.childForFieldName("operator")?.type;
-          if (op === "/=" || op === "//=" || op === "*=") {
-            this.candidates.push(n);
-          }
+        case "binary_operator":
+        case "augmented_assignment":
+        case "call":
+          arith.push(n);
           break;
-        }
-        case "assignment": {
-          const left = n.childForFieldName("left");
-          const right = n.childForFieldName("right");
-          if (
-            left && right &&
-            (left.type === "identifier" || left.type === "attribute")
-          ) {
-            this.addDef(left.text, this.scopeOf(n), {
-              value: right,
-              how: "constant",
-            });
-          }
-          break;
-        }
-        case "default_parameter":
-        case "typed_default_parameter": {
-          const name = n.childForFieldName("name");
-          const value = n.childForFieldName("value");
-          // The parameter belongs to the function's own scope.
-          const fn = n.parent?.parent;
-          if (name && value && fn) {
-            this.addDef(name.text, SCOPE_TYPES.has(fn.type) ? fn.id : 0, {
-              value,
-              how: "default",
-            });
-          }
-          break;
-        }
-        case "for_in_clause":
-        case "for_statement": {
-          const left = n.childForFieldName("left");
-          const right = n.childForFieldName("right");
-          if (left && right) {
-            const names = left.type === "identifier"
-              ? [left]
-              : left.namedChildren.filter((c): c is Node =>
-                c?.type === "identifier"
-              );
-            for (const id of names) {
-              this.addDef(id.text, this.scopeOf(n), {
-                value: right,
-                how: "loop",
-              });
-            }
-          }
-          break;
-        }
         case "keyword_argument":
           this.keywordArgs.push(n);
           break;
@@ -196,10 +196,74 @@ class PyAnalysis {
           this.comments.push(n);
           break;
         case "expression_statement":
-          if (n.namedChildCount === 1 && n.namedChild(0)?.type === "string") {
-            this.docstrings.push(n.namedChild(0)!);
+          if (/^[rRbBuUfF]{0,2}["']/.test(n.text)) {
+            const str = n.namedChild(0);
+            if (n.namedChildCount === 1 && str?.type === "string") {
+              this.docstrings.push(str);
+            }
           }
           break;
+        default: {
+          const t = n.text;
+          if (n.type === "assignment") {
+            const m = ASSIGN_NAME.exec(t);
+            if (m) defNodes.push([m[1], n]);
+          } else if (n.type === "for_in_clause" || n.type === "for_statement") {
+            const m = FOR_NAMES.exec(t);
+            for (const name of m ? m[1].split(",") : []) {
+              if (/^[A-Za-z_]\w*$/.test(name.trim())) {
+                defNodes.push([name.trim(), n]);
+              }
+            }
+          } else {
+            const m = PARAM_NAME.exec(t);
+            if (m) defNodes.push([m[1], n]);
+          }
+        }
+      }
+    }
+    this.scopes.sort((a, b) => a[0] - b[0]);
+    for (const [name, n] of defNodes) {
+      const how: DefHow = n.type === "assignment"
+        ? "constant"
+        : n.type.startsWith("for")
+        ? "loop"
+        : "default";
+      const field = n.type.endsWith("default_parameter") ? "value" : "right";
+      this.addDef(
+        name,
+        this.scopeChain(n.startIndex)[0],
+        new Def(n, how, field),
+      );
+    }
+    // Names that carry a thousand, through chains like
+    // `DEFAULT = 1000.0` -> `def f(v, scale=DEFAULT)`.
+    for (let round = 0; round < 4; round++) {
+      const before = this.hotNames.size;
+      for (const [name, n] of defNodes) {
+        if (!n.type.startsWith("for") && this.hot(n.text.slice(name.length))) {
+          this.hotNames.add(name);
+        }
+      }
+      if (this.hotNames.size === before) break;
+      const alt = [...this.hotNames].map((x) => x.replace(/[.]/g, "\\.")).join(
+        "|",
+      );
+      this.#hotRe = new RegExp(`(?<![\\w.])(?:${alt})(?![\\w])`);
+    }
+    for (const n of arith) {
+      // Constant expressions (`999 + 1`) fold to a thousand too.
+      if (!this.hot(n.text) && !CONST_EXPR.test(n.text)) continue;
+      if (n.type === "call") {
+        if (this.operands(n)) this.candidates.push(n);
+        continue;
+      }
+      const op = n.childForFieldName("operator")?.type;
+      if (
+        op === "/" || op === "//" || op === "*" || op === "/=" ||
+        op === "//=" || op === "*="
+      ) {
+        this.candidates.push(n);
       }
     }
   }
@@ -287,11 +351,13 @@ class PyAnalysis {
       const c = stack.pop()!;
       if (c.type === "identifier" || c.type === "attribute") {
         for (const d of this.lookup(c.text, c)) {
-          out.push(...words(d.value.text.slice(0, 200)));
+          const v = d.value;
+          if (!v) continue;
+          out.push(...words(v.text.slice(0, 200)));
           // One more hop: `for v in box` where `box = pred["bbox"]`.
-          if (d.value.type === "identifier") {
-            for (const d2 of this.lookup(d.value.text, d.value)) {
-              out.push(...words(d2.value.text.slice(0, 200)));
+          if (v.type === "identifier") {
+            for (const d2 of this.lookup(v.text, v)) {
+              out.push(...words(d2.value?.text.slice(0, 200) ?? ""));
             }
           }
         }
@@ -343,18 +409,51 @@ class PyAnalysis {
       if (p.type === "function_definition" || p.type === "lambda") {
         const name = p.childForFieldName("name")?.text ?? "";
         ctx.push(...words(name));
+        // `norm = lambda v: ...`: the name the lambda is stored under.
+        const owner = p.parent;
+        const named = owner?.type === "assignment"
+          ? owner.childForFieldName("left")
+          : owner?.type === "keyword_argument"
+          ? owner.childForFieldName("name")
+          : owner?.type === "pair"
+          ? owner.childForFieldName("key")
+          : null;
+        if (p.type === "lambda" && named) ctx.push(...words(named.text));
         break;
       }
     }
     return { ctx, inTest, inIndex };
   }
 
-  candidate(n: Node): ArithCandidate | null {
+  /** Operands of `a / b`, `a *= b`, or `x.div(b)` / `np.divide(a, b)`. */
+  operands(n: Node): { kind: "div" | "mul"; left: Node; right: Node } | null {
+    if (n.type === "call") {
+      const fn = n.childForFieldName("function");
+      const name = fn?.type === "attribute"
+        ? fn.childForFieldName("attribute")?.text
+        : fn?.text;
+      const kind = name && ARITH_CALL[name];
+      const args = (n.childForFieldName("arguments")?.namedChildren ?? [])
+        .filter((a): a is Node => !!a && a.type !== "keyword_argument");
+      if (!kind || !fn) return null;
+      if (args.length >= 2) return { kind, left: args[0], right: args[1] };
+      const obj = fn.type === "attribute"
+        ? fn.childForFieldName("object")
+        : null;
+      if (args.length === 1 && obj) return { kind, left: obj, right: args[0] };
+      return null;
+    }
     const op = n.childForFieldName("operator")?.type ?? "";
-    const kind = op.startsWith("*") ? "mul" : "div";
     const left = n.childForFieldName("left");
     const right = n.childForFieldName("right");
     if (!left || !right) return null;
+    return { kind: op.startsWith("*") ? "mul" : "div", left, right };
+  }
+
+  candidate(n: Node): ArithCandidate | null {
+    const ops = this.operands(n);
+    if (!ops) return null;
+    const { kind, left, right } = ops;
     let thousand: Fold | null = null;
     let operand: Node = left;
     const fr = this.fold(right);
@@ -389,7 +488,8 @@ class PyAnalysis {
   /** `scale=1000` defaults, constants and keyword arguments by name. */
   namedNormalizers(fileCoord: boolean): Verdict[] {
     const out: Verdict[] = [];
-    const consider = (name: string, value: Node, how: Via["how"]) => {
+    const consider = (name: string, value: Node | null, how: Via["how"]) => {
+      if (!value) return;
       const ws = words(name);
       if (!any(ws, NORM_NAME) || any(ws, TIME) || any(ws, COUNT)) return;
       if (!fileCoord && !any(ws, COORD)) return;
@@ -406,14 +506,24 @@ class PyAnalysis {
     for (const scope of this.defs.values()) {
       for (const [name, defs] of scope) {
         for (const d of defs) {
-          if (d.how !== "loop") consider(name, d.value, d.how);
+          if (d.how !== "loop" && this.hot(d.node.text)) {
+            consider(name, d.value, d.how);
+          }
         }
       }
     }
     for (const k of this.keywordArgs) {
+      if (!this.hot(k.text)) continue;
       const name = k.childForFieldName("name");
       const value = k.childForFieldName("value");
-      if (name && value) consider(name.text, value, "argument");
+      if (!name || !value) continue;
+      consider(name.text, value, "argument");
+      // argparse/click: `add_argument("--coord-norm", default=1000.0)` names
+      // the parameter in its first string argument.
+      if (name.text === "default") {
+        const first = k.parent?.namedChild(0);
+        if (first?.type === "string") consider(first.text, value, "default");
+      }
     }
     return out;
   }
@@ -444,7 +554,14 @@ function commentBlocks(text: string, comments: Node[]): OffsetMap[] {
 /** Analyze Python source text. */
 export async function analyzePython(text: string): Promise<RawFinding[]> {
   const parser = await pythonParser();
-  const tree = parser.parse(text);
+  // Parse only the top-level statements that can matter (see pychunks.ts).
+  const spans = selectSpans(text);
+  const starts = spans ? lineStarts(text) : [];
+  const tree = spans
+    ? parser.parse(text, null, {
+      includedRanges: spans.map(([s, e]) => toRange(starts, s, e)),
+    })
+    : parser.parse(text);
   if (!tree) throw new Error("tree-sitter returned no tree");
   try {
     const a = new PyAnalysis(text);

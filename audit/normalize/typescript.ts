@@ -430,10 +430,17 @@ class TsAnalysis {
         ) continue;
         const id = p.id ?? p.key;
         if (id) ctx.push(...words(this.src(id)));
+        // `const norm = (v) => ...`, `{ waitMs: (s) => ... }`: the name the
+        // function is stored under says what it computes.
         const owner = v.parents[i - 1];
-        if (owner?.type === "VariableDeclarator") {
-          ctx.push(...words(this.src(owner.id)));
-        }
+        const named = owner?.type === "VariableDeclarator"
+          ? owner.id
+          : owner?.type === "ObjectProperty" || owner?.type === "ClassProperty"
+          ? owner.key
+          : owner?.type === "AssignmentExpression"
+          ? owner.left
+          : null;
+        if (named) ctx.push(...words(this.src(named)));
         break;
       }
     }

@@ -52,6 +52,7 @@ export interface WalkResult {
 }
 
 interface Frame {
+  /** Absolute folder of the `.gitignore`, with a trailing slash. */
   base: string;
   ig: Ignore;
 }
@@ -74,18 +75,6 @@ export function normalizePath(p: string): string {
   return "/" + parts.join("/");
 }
 
-/** Which config pattern excludes `rel` (`dir` when a folder), if any. */
-function excludedBy(
-  patterns: Array<[string, Ignore]>,
-  rel: string,
-  dir: boolean,
-): string | null {
-  if (!rel) return null;
-  const p = dir ? rel + "/" : rel;
-  for (const [pattern, ig] of patterns) if (ig.ignores(p)) return pattern;
-  return null;
-}
-
 async function readGitignore(dir: string): Promise<Ignore | null> {
   try {
     return ignore().add(await Deno.readTextFile(`${dir}/.gitignore`));
@@ -97,23 +86,25 @@ async function readGitignore(dir: string): Promise<Ignore | null> {
   }
 }
 
-function gitignored(frames: Frame[], rel: string, dir: boolean): boolean {
+function gitignored(frames: Frame[], abs: string, dir: boolean): boolean {
   for (const f of frames) {
-    if (!rel.startsWith(f.base)) continue;
-    const sub = rel.slice(f.base.length);
+    if (!abs.startsWith(f.base)) continue;
+    const sub = abs.slice(f.base.length);
     if (sub && f.ig.ignores(dir ? sub + "/" : sub)) return true;
   }
   return false;
 }
 
 /**
- * Expand `paths` (absolute) into the files to check. Missing paths are a
+ * Expand `paths` (absolute) into the files to check. `exclude` patterns are
+ * relative to `excludeBase` (the config's folder). Missing paths are a
  * usage error (exit 2).
  */
 export async function collectFiles(
   root: string,
   paths: string[],
   exclude: string[],
+  excludeBase = root,
 ): Promise<WalkResult> {
   const patterns: Array<[string, Ignore]> = exclude.map((
     p,
@@ -121,13 +112,25 @@ export async function collectFiles(
   const files = new Set<string>();
   const excluded: Excluded[] = [];
   const unsupported: string[] = [];
+  const shown = (abs: string) => relTo(root, abs) || (abs === root ? "." : abs);
+
+  /** Record and report an excluded path; true when excluded. */
+  const isExcluded = (abs: string, dir: boolean): boolean => {
+    const rel = relTo(excludeBase, abs);
+    if (!rel) return false;
+    const p = dir ? rel + "/" : rel;
+    for (const [pattern, ig] of patterns) {
+      if (ig.ignores(p)) {
+        excluded.push({ path: shown(abs) + (dir ? "/" : ""), pattern });
+        return true;
+      }
+    }
+    return false;
+  };
 
   const walkDir = async (abs: string, frames: Frame[]) => {
-    const rel = relTo(root, abs);
     const gi = await readGitignore(abs);
-    const here = gi
-      ? [...frames, { base: rel ? rel + "/" : "", ig: gi }]
-      : frames;
+    const here = gi ? [...frames, { base: abs + "/", ig: gi }] : frames;
     const entries: Deno.DirEntry[] = [];
     try {
       for await (const e of Deno.readDir(abs)) entries.push(e);
@@ -139,29 +142,13 @@ export async function collectFiles(
     const subdirs: Promise<void>[] = [];
     for (const e of entries) {
       if (e.isSymlink) continue;
-      const childAbs = `${abs}/${e.name}`;
-      const childRel = relTo(root, childAbs);
+      const child = `${abs}/${e.name}`;
       if (e.isDirectory) {
-        if (e.name === ".git") continue;
-        if (childRel !== null) {
-          if (gitignored(here, childRel, true)) continue;
-          const pat = excludedBy(patterns, childRel, true);
-          if (pat) {
-            excluded.push({ path: childRel + "/", pattern: pat });
-            continue;
-          }
-        }
-        subdirs.push(walkDir(childAbs, here));
+        if (e.name === ".git" || gitignored(here, child, true)) continue;
+        if (!isExcluded(child, true)) subdirs.push(walkDir(child, here));
       } else if (e.isFile && LANGUAGE_OF[extOf(e.name)]) {
-        if (childRel !== null) {
-          if (gitignored(here, childRel, false)) continue;
-          const pat = excludedBy(patterns, childRel, false);
-          if (pat) {
-            excluded.push({ path: childRel, pattern: pat });
-            continue;
-          }
-        }
-        files.add(childAbs);
+        if (gitignored(here, child, false)) continue;
+        if (!isExcluded(child, false)) files.add(child);
       }
     }
     await Promise.all(subdirs);
@@ -177,15 +164,10 @@ export async function collectFiles(
       }
       throw new CheckError(`cannot read ${p}: ${(e as Error).message}`);
     }
-    const rel = relTo(root, p);
     if (info.isDirectory) {
-      const pat = rel ? excludedBy(patterns, rel, true) : null;
-      if (pat) excluded.push({ path: rel + "/", pattern: pat });
-      else await walkDir(p, await rootFrames(root, p));
-    } else {
-      const pat = rel !== null ? excludedBy(patterns, rel, false) : null;
-      if (pat) excluded.push({ path: rel!, pattern: pat });
-      else if (LANGUAGE_OF[extOf(p)]) files.add(p);
+      if (!isExcluded(p, true)) await walkDir(p, await parentFrames(root, p));
+    } else if (!isExcluded(p, false)) {
+      if (LANGUAGE_OF[extOf(p)]) files.add(p);
       else unsupported.push(p);
     }
   }
@@ -193,16 +175,16 @@ export async function collectFiles(
   return { files: [...files].sort(), excluded, unsupported };
 }
 
-/** `.gitignore` files between the root and a folder named below it. */
-async function rootFrames(root: string, dir: string): Promise<Frame[]> {
+/** `.gitignore` files from the root down to (not including) `dir`. */
+async function parentFrames(root: string, dir: string): Promise<Frame[]> {
   const rel = relTo(root, dir);
   if (!rel) return [];
   const frames: Frame[] = [];
   const parts = rel.split("/");
   for (let i = 0; i < parts.length; i++) {
-    const base = parts.slice(0, i).join("/");
-    const gi = await readGitignore(base ? `${root}/${base}` : root);
-    if (gi) frames.push({ base: base ? base + "/" : "", ig: gi });
+    const base = i ? `${root}/${parts.slice(0, i).join("/")}` : root;
+    const gi = await readGitignore(base);
+    if (gi) frames.push({ base: base + "/", ig: gi });
   }
   return frames;
 }

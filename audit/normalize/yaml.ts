@@ -23,6 +23,15 @@ function yamlParser(): Promise<ParserCtor> {
   return yamlPromise;
 }
 
+const GENERIC_LEAF = new Set([
+  "by",
+  "factor",
+  "value",
+  "base",
+  "divide_by",
+  "div",
+]);
+
 const SCALARS = new Set([
   "scalar",
   "single-quoted-scalar",
@@ -50,7 +59,9 @@ export async function analyzeYaml(src: string): Promise<RawFinding[]> {
       const v = t[k];
       if (v && typeof v === "object") visit(v, key);
     }
-    const itemKey = t.key && SCALARS.has(t.key.type) ? scalarText(t.key) : key;
+    const itemKey = t.key && SCALARS.has(t.key.type)
+      ? (key ? `${key}.` : "") + scalarText(t.key)
+      : key;
     if (t.key) visit(t.key, key);
     if (t.value) visit(t.value, itemKey);
   };
@@ -75,7 +86,13 @@ export async function analyzeYaml(src: string): Promise<RawFinding[]> {
 
   for (const { tok, key } of values) {
     const text = scalarText(tok);
-    const kw = words(key);
+    // The leaf key names the value; a generic leaf (`normalize: {by: 1000}`)
+    // takes its parent's name too.
+    const parts = key.split(".");
+    const leaf = parts[parts.length - 1];
+    const kw = GENERIC_LEAF.has(leaf.toLowerCase())
+      ? words(parts.slice(-2).join(" "))
+      : words(leaf);
     if (tok.type === "scalar" && /^[-+]?[\d._]+(?:e[-+]?\d+)?$/i.test(text)) {
       const v = Number(text.replace(/_/g, ""));
       if (

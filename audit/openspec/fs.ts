@@ -118,18 +118,24 @@ export function walkFiles(dir: string): string[] {
  */
 export function globToRegExp(glob: string): RegExp {
   let re = "";
+  let braces = 0;
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];
     if (c === "*" && glob[i + 1] === "*") {
       const slash = glob[i + 2] === "/";
+      // `**/` matches zero or more non-dot folders (fast-glob's default).
       re += slash ? "(?:[^/.][^/]*/)*" : ".*";
       i += slash ? 2 : 1;
     } else if (c === "*") re += "[^/]*";
     else if (c === "?") re += "[^/]";
-    else if (c === "{") re += "(?:";
-    else if (c === "}") re += ")";
-    else if (c === "," && re.includes("(?:")) re += "|";
-    else re += c.replace(/[.+^$()|[\]\\]/g, "\\$&");
+    else if (c === "{") {
+      braces++;
+      re += "(?:";
+    } else if (c === "}" && braces > 0) {
+      braces--;
+      re += ")";
+    } else if (c === "," && braces > 0) re += "|";
+    else re += c.replace(/[.+^$()|[\]\\{}]/g, "\\$&");
   }
   return new RegExp(`^${re}$`);
 }

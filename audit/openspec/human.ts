@@ -10,6 +10,14 @@ const RANK: Record<Level, number> = { ERROR: 3, WARNING: 2, INFO: 1 };
 
 const HINTS: [RegExp, string][] = [
   [
+    /^\d+ incomplete tasks? \(/,
+    "check off the finished tasks (- [x]) or move the change back out of the archive",
+  ],
+  [
+    /^could not read task file$/,
+    "fix the file's permissions so the tasks can be counted",
+  ],
+  [
     /must (include|have) at least one scenario/,
     'add "#### Scenario: <name>" (four #) under the requirement, followed by "- **WHEN** ..." and "- **THEN** ..." lines',
   ],
@@ -22,8 +30,28 @@ const HINTS: [RegExp, string][] = [
     "keep one entry per requirement name in each section; merge or rename the duplicates",
   ],
   [
-    /present in both|collides with ADDED|references old name from RENAMED/,
-    "name each requirement in only one of ADDED/MODIFIED/REMOVED/RENAMED; after a rename, MODIFIED uses the new name",
+    /both MODIFIED and REMOVED/,
+    "a requirement is either modified or removed: drop it from one of the two sections",
+  ],
+  [
+    /both MODIFIED and ADDED/,
+    "ADDED is for new requirements: keep it under MODIFIED if the main spec has it, else under ADDED only",
+  ],
+  [
+    /both ADDED and REMOVED/,
+    "drop it from one of the two sections (to replace a requirement, use MODIFIED)",
+  ],
+  [
+    /both RENAMED and REMOVED/,
+    "either rename the requirement or remove it, not both",
+  ],
+  [
+    /references old name from RENAMED/,
+    "in MODIFIED, use the new name from the RENAMED TO: line",
+  ],
+  [
+    /collides with ADDED/,
+    "choose a RENAMED TO: name that no ADDED requirement uses",
   ],
   [
     /^RENAMED (FROM|TO):/,
@@ -146,36 +174,49 @@ export function formatIssue(issue: Issue, indent = ""): string {
   return lines.join("\n");
 }
 
-/** Human report of one or many items; `single` uses the one-item wording. */
-export function formatHuman(
-  results: ItemResult[],
-  single: boolean,
-): { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
+/**
+ * Human report of one or many items, in reading order on one stream (the
+ * official CLI splits it over stdout and stderr, which interleave badly).
+ * Diagnostics and notes of an item are sorted by file and line.
+ */
+export function formatHuman(results: ItemResult[], single: boolean): string[] {
+  const lines: string[] = [];
+  const indent = single ? "" : "  ";
   for (const r of results) {
-    const label = single
-      ? `${r.type === "change" ? "Change" : "Specification"} '${r.id}' ${
-        r.valid ? "is valid" : "has issues"
-      }`
-      : `${r.valid ? "✓" : "✗"} ${r.type}/${r.id}`;
-    (r.valid ? out : err).push(label);
-    for (const note of r.notes ?? []) {
-      const indent = single ? "" : "  ";
-      err.push(`${indent}${note.file}:${note.line}: note: ${note.message}`);
-      err.push(`${indent}  fix: ${note.fix}`);
-    }
-    for (const issue of mergeDuplicates(r.issues)) {
-      err.push(formatIssue(issue, single ? "" : "  "));
-    }
+    lines.push(
+      single
+        ? `${r.type === "change" ? "Change" : "Specification"} '${r.id}' ${
+          r.valid ? "is valid" : "has issues"
+        }`
+        : `${r.valid ? "✓" : "✗"} ${r.type}/${r.id}`,
+    );
+    const entries = [
+      ...mergeDuplicates(r.issues).map((issue) => ({
+        file: issue.file ?? "",
+        line: issue.line ?? 0,
+        text: formatIssue(issue, indent),
+      })),
+      ...(r.notes ?? []).map((n) => ({
+        file: n.file,
+        line: n.line,
+        text:
+          `${indent}${n.file}:${n.line}: note: ${n.message}\n${indent}  fix: ${n.fix}`,
+      })),
+    ];
+    // Stable: issues without a line keep their order ahead of located ones.
+    entries.sort((
+      a,
+      b,
+    ) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line));
+    for (const e of entries) lines.push(e.text);
   }
   if (!single) {
     const passed = results.filter((r) => r.valid).length;
-    out.push(
+    lines.push(
       `Totals: ${passed} passed, ${
         results.length - passed
       } failed (${results.length} items)`,
     );
   }
-  return { out, err };
+  return lines;
 }

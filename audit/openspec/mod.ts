@@ -12,6 +12,7 @@ import {
   resolveRoot,
   type Root,
 } from "./discovery.ts";
+import { listArchivedIds, validateArchived } from "./archived.ts";
 import { commonmarkNotes } from "./commonmark.ts";
 import { discoverSpecFiles } from "./fs.ts";
 import { formatHuman } from "./human.ts";
@@ -33,6 +34,8 @@ export interface ValidateOptions {
   root?: string;
   /** Report what `openspec archive` would refuse as errors. */
   archiveCheck?: boolean;
+  /** Check task completion of archived changes instead (`openspec validate --archived`). */
+  archived?: boolean;
 }
 
 export interface ValidateOutput {
@@ -176,6 +179,17 @@ export async function runValidate(
       ])
       : out(1, [], [`Error: ${message}`, `Fix: ${fix}`]);
   }
+  if (opts.archived) {
+    const ids = listArchivedIds(root.path);
+    if (needsYaml(root.path, ids, `${root.path}/openspec/changes/archive`)) {
+      await loadYamlSupport();
+    }
+    const results = ids.map((id) => validateArchived(root.path, id));
+    const code = results.some((r) => !r.valid) ? 1 : 0;
+    if (opts.json) return out(code, [jsonReport(results, ["change"], root)]);
+    if (results.length === 0) return out(0, ["No archived changes found."]);
+    return out(code, formatHuman(results, false));
+  }
   if (bulk) {
     const wantChanges = !!(opts.all || opts.changes);
     const wantSpecs = !!(opts.all || opts.specs);
@@ -203,8 +217,7 @@ export async function runValidate(
     if (opts.json) return out(code, [jsonReport(results, byType, root)]);
     if (results.length === 0) return out(0, ["No items found to validate."]);
     for (const r of results) await addNotes(root, r);
-    const h = formatHuman(results, false);
-    return out(code, h.out, h.err);
+    return out(code, formatHuman(results, false));
   }
   if (!opts.item) {
     return out(1, [], [
@@ -249,6 +262,5 @@ export async function runValidate(
   const code = result.valid ? 0 : 1;
   if (opts.json) return out(code, [jsonReport([result], [type], root)]);
   await addNotes(root, result);
-  const h = formatHuman([result], true);
-  return out(code, h.out, h.err);
+  return out(code, formatHuman([result], true));
 }

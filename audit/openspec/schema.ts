@@ -40,7 +40,11 @@ function z(): typeof Zod.z {
 }
 
 /** Whether validating `changeIds` under `root` can read any YAML file. */
-export function needsYaml(root: string, changeIds: string[]): boolean {
+export function needsYaml(
+  root: string,
+  changeIds: string[],
+  changesDir = `${root}/openspec/changes`,
+): boolean {
   const exists = (p: string) => {
     try {
       Deno.statSync(p);
@@ -52,9 +56,7 @@ export function needsYaml(root: string, changeIds: string[]): boolean {
   return exists(`${root}/openspec/config.yaml`) ||
     exists(`${root}/openspec/config.yml`) ||
     schemaDirs(root).some(exists) ||
-    changeIds.some((id) =>
-      exists(`${root}/openspec/changes/${id}/${METADATA_FILENAME}`)
-    );
+    changeIds.some((id) => exists(`${changesDir}/${id}/${METADATA_FILENAME}`));
 }
 
 export const METADATA_FILENAME = ".openspec.yaml";
@@ -155,6 +157,43 @@ export function listSchemas(projectRoot: string): string[] {
   return [...names].sort();
 }
 
+/** The first `requires` cycle, written `a → b → a`, as the official check reports it. */
+function findCycle(
+  artifacts: { id: string; requires: string[] }[],
+): string | null {
+  const byId = new Map(artifacts.map((a) => [a.id, a]));
+  const visited = new Set<string>();
+  const stack = new Set<string>();
+  const parent = new Map<string, string>();
+  const dfs = (id: string): string | null => {
+    visited.add(id);
+    stack.add(id);
+    for (const dep of byId.get(id)?.requires ?? []) {
+      if (!visited.has(dep)) {
+        parent.set(dep, id);
+        const found = dfs(dep);
+        if (found) return found;
+      } else if (stack.has(dep)) {
+        const path = [dep];
+        for (let cur = id; cur !== dep; cur = parent.get(cur)!) {
+          path.unshift(cur);
+        }
+        path.unshift(dep);
+        return path.join(" → ");
+      }
+    }
+    stack.delete(id);
+    return null;
+  };
+  for (const a of artifacts) {
+    if (!visited.has(a.id)) {
+      const found = dfs(a.id);
+      if (found) return found;
+    }
+  }
+  return null;
+}
+
 /** Load a schema by name; throws with a one-line reason when it cannot. */
 export function resolveSchema(name: string, projectRoot: string): SchemaInfo {
   const normalized = name.replace(/\.ya?ml$/, "");
@@ -176,19 +215,81 @@ export function resolveSchema(name: string, projectRoot: string): SchemaInfo {
         `Failed to parse schema at '${path}': ${(e as Error).message}`,
       );
     }
+    // The official schema grammar (name, version, artifacts with
+    // description and template, apply.requires): a schema the official CLI
+    // refuses to load must not resolve here either, or task checks diverge.
+    const relPath = (field: string) =>
+      z().string().min(1, { error: `${field} is required` }).superRefine(
+        (v, ctx) => {
+          const escapes = v.split(/[\\/]+/u).includes("..");
+          if (
+            v.startsWith("/") || /^[A-Za-z]:/u.test(v) || v.startsWith("\\") ||
+            escapes || v.includes("\0")
+          ) {
+            ctx.addIssue({
+              code: "custom",
+              message:
+                `${field} must be a relative path inside its allowed directory`,
+            });
+          }
+        },
+      );
     const parsed = z().object({
+      name: z().string().min(1, { error: "Schema name is required" }),
+      version: z().number().int().positive({
+        error: "Version must be a positive integer",
+      }),
+      description: z().string().optional(),
       artifacts: z().array(
-        z().object({ id: z().string(), generates: z().string() }),
-      )
-        .min(1),
-      apply: z().object({ tracks: z().string().nullish() }).passthrough()
-        .nullish(),
-    }).passthrough().safeParse(raw);
+        z().object({
+          id: z().string().min(1, { error: "Artifact ID is required" }),
+          generates: relPath("generates field"),
+          description: z().string(),
+          template: relPath("template field"),
+          instruction: z().string().optional(),
+          requires: z().array(z().string()).default([]),
+        }),
+      ).min(1, { error: "At least one artifact required" })
+        .max(1000, { error: "A schema may declare at most 1000 artifacts" }),
+      apply: z().object({
+        requires: z().array(z().string()).min(1, {
+          error: "At least one required artifact",
+        }),
+        tracks: relPath("apply.tracks").nullable().optional(),
+        instruction: z().string().optional(),
+      }).optional(),
+    }).safeParse(raw);
+    const invalid = (why: string) =>
+      new Error(`Invalid schema at '${path}': ${why}`);
     if (!parsed.success) {
-      throw new Error(
-        `Invalid schema at '${path}': ${parsed.error.issues[0].message}`,
+      const all = parsed.error.issues.map((e) =>
+        `${e.path.join(".")}: ${e.message}`
+      );
+      throw invalid(`Invalid schema: ${all.join(", ")}`);
+    }
+    const ids = parsed.data.artifacts.map((a) => a.id);
+    const dup = ids.find((id, i) => ids.indexOf(id) !== i);
+    if (dup !== undefined) throw invalid(`Duplicate artifact ID: ${dup}`);
+    for (const a of parsed.data.artifacts) {
+      const bad = a.requires.find((r) => !ids.includes(r));
+      if (bad !== undefined) {
+        throw invalid(
+          `Invalid dependency reference in artifact '${a.id}': '${bad}' does not exist`,
+        );
+      }
+    }
+    const badApply = (parsed.data.apply?.requires ?? []).find((r) =>
+      !ids.includes(r)
+    );
+    if (badApply !== undefined) {
+      throw invalid(
+        `Invalid apply.requires reference: '${badApply}' does not exist (artifacts: ${
+          ids.join(", ")
+        })`,
       );
     }
+    const cycle = findCycle(parsed.data.artifacts);
+    if (cycle) throw invalid(`Cyclic dependency detected: ${cycle}`);
     return {
       artifacts: parsed.data.artifacts,
       tracks: parsed.data.apply?.tracks ?? undefined,

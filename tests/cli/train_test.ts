@@ -105,6 +105,8 @@ Deno.test("stage2 train --config runs a tiny SFT config and prints the run folde
     ]);
     assert.equal(again.code, 0, again.err);
     assert.match(again.err, /resuming from .*checkpoint-2/);
+    assert.match(again.err, /nothing to do: the run already completed 2 steps/);
+    assert.match(again.out, /parse .*F1@0\.5/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

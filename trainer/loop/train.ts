@@ -269,6 +269,28 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const trainerState: TrainerState | null = resumeDir
     ? await readTrainerState(resumeDir)
     : null;
+  if (trainerState && trainerState.global_step >= T.max_steps) {
+    const done = await readJson<RunComplete>(join(runDir, RUN_COMPLETE_FILE));
+    if (done && done.global_step === trainerState.global_step) {
+      log(
+        `nothing to do: the run already completed ${done.global_step} steps; run folder: ${runDir}`,
+      );
+      const summary = await readJson<EvalSummary>(
+        join(runDir, EVAL_SUMMARY_FILE),
+      );
+      return {
+        runDir,
+        globalStep: done.global_step,
+        checkpoint: join(runDir, done.checkpoint),
+        evalLossStart: null,
+        evalLossEnd: summary?.eval_loss ?? null,
+        summary,
+        warmStart: null,
+        stopped: false,
+        wallSeconds: (performance.now() - tStart) / 1000,
+      };
+    }
+  }
   await writeResolvedConfig(runDir, cfg);
 
   // --- data, tokenizer, model ----------------------------------------------

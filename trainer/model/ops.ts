@@ -44,6 +44,39 @@ const mmGrad = tf.customGrad((...args: GradArg[]) => {
   };
 });
 
+/**
+ * a [M, K] @ c [K, N] where `c` is a constant (no gradient wanted, e.g. the
+ * rotate-half matrix): the backward skips the weight-gradient product and
+ * its transposes. `cT` = c transposed, supplied by the caller so it is
+ * built once.
+ */
+export function mmConstRight(a: tf.Tensor2D, c: tf.Tensor2D, cT: tf.Tensor2D): tf.Tensor2D {
+  if (!recording()) return tf.matMul(a, c);
+  const f = tf.customGrad((...args: GradArg[]) => ({
+    value: tf.matMul(args[0] as tf.Tensor2D, c),
+    gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, cT),
+  }));
+  return f(a) as tf.Tensor2D;
+}
+
+/**
+ * c [M, K] @ b [K, N] where the left operand `c` is a constant (pixel values,
+ * the position-interpolation matrix): only b's gradient c^T @ dy is built.
+ */
+export function mmConstLeft(c: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  if (!recording()) return tf.matMul(c, b);
+  const f = tf.customGrad((...args: GradArg[]) => {
+    const save = args[1] as tf.GradSaveFunc;
+    // saved tensors outlive the caller's tf.tidy; `c` itself may not
+    save([tf.transpose(c)]);
+    return {
+      value: tf.matMul(c, args[0] as tf.Tensor2D),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.matMul(saved[0] as tf.Tensor2D, dy as tf.Tensor2D),
+    };
+  });
+  return f(b) as tf.Tensor2D;
+}
+
 /** x [..., K] @ w [K, N] (+ bias [N]) over the flattened leading axes. */
 export function linear(
   x: tf.Tensor,
@@ -190,25 +223,24 @@ export function scatterRows(
 }
 
 /**
- * Scaled-dot-product attention over independent chunks (one per batch row
- * and key/value head, or per image and head), each a rank-2 problem so every
- * matmul stays on the fast wasm path:
- * q [rep*Tq, d] (already scaled), kT [d, Tk], v [Tk, d], additive mask
- * [Tq, Tk] (0 / -1e9) or null -> out [rep*Tq, d].
+ * Scaled-dot-product attention for one chunk (a batch row and key/value
+ * head, or an image group and head) as rank-2 products, which stay on the
+ * fast wasm path: q [Tq*rep, d] (already scaled; rows ordered query-major,
+ * the `rep` query heads sharing this kv head innermost), kT [d, Tk],
+ * v [Tk, d], additive mask [Tq, 1, Tk] (0 / MASK_NEG) or null
+ * -> out [Tq*rep, d].
  */
 export function attendChunk(
   q: tf.Tensor2D,
   kT: tf.Tensor2D,
   v: tf.Tensor2D,
-  mask: tf.Tensor2D | null,
+  mask: tf.Tensor3D | null,
   rep: number,
 ): tf.Tensor2D {
-  let s: tf.Tensor = mm(q, kT); // [rep*Tq, Tk]
+  let s: tf.Tensor = mm(q, kT); // [Tq*rep, Tk]
   if (mask) {
-    const [tq, tk] = mask.shape;
-    s = rep === 1
-      ? tf.add(s, mask)
-      : tf.reshape(tf.add(tf.reshape(s, [rep, tq, tk]), mask), [rep * tq, tk]);
+    const [tq, , tk] = mask.shape;
+    s = rep === 1 ? tf.add(s, tf.reshape(mask, [tq, tk])) : tf.reshape(tf.add(tf.reshape(s, [tq, rep, tk]), mask), [tq * rep, tk]);
   }
   return mm(tf.softmax(s) as tf.Tensor2D, v);
 }

@@ -20,6 +20,7 @@ import {
   embeddingLookup,
   MASK_NEG,
   mm,
+  mmConstRight,
   recording,
   rmsNorm,
   scatterRows,
@@ -27,6 +28,7 @@ import {
 import { internalShape, type ParamSpec, paramSpecs } from "./params.ts";
 import { getRopeIndex, segmentsFromRow0, textRopeTables } from "./rope.ts";
 import { visionForward } from "./vision.ts";
+import { installWasmKernelFixes } from "./wasm_kernels.ts";
 import { Rng } from "../loop/rng.ts";
 
 export type { ForwardTraceInfo };
@@ -70,12 +72,6 @@ const FORWARD_KEYS = new Set([
   "logitsToKeep",
 ]);
 
-/**
- * Below this many multiply-adds per attention product the batched (rank-3)
- * matmul is used despite its slow wasm kernel: one kernel call beats
- * B*nKV small ones (decode steps). Above it, per-chunk rank-2 products.
- */
-const BATCHED_ATTENTION_MAX_MACS = 1 << 20;
 
 let instanceCount = 0;
 
@@ -102,6 +98,94 @@ function rotateHalfMatrix(d: number): tf.Tensor2D {
   return tf.tensor2d(r, [d, d]);
 }
 
+/** Packed segments are grouped into attention blocks of up to this many tokens. */
+const ATTENTION_GROUP_TOKENS = 256;
+
+interface PlanGroup {
+  /** Query rows [qStart, qStart + qLen) attend keys [qStart, qStart + kLen) (kLen includes cached keys). */
+  qLen: number;
+  kLen: number;
+  /** Additive mask [qLen, kLen] (0 / MASK_NEG). */
+  mask: Float32Array;
+}
+
+type AttentionPlan =
+  | { kind: "batched"; T: number; Tk: number; masks: Float32Array[] | null }
+  | { kind: "chunked"; rows: PlanGroup[][] };
+
+type MaterializedPlan =
+  | { kind: "batched"; mask: tf.Tensor4D | null }
+  | { kind: "chunked"; rows: { qLen: number; kLen: number; mask: tf.Tensor3D }[][] };
+
+/**
+ * Decide how attention runs and build its masks on the CPU: causal, key
+ * padding (left-padded prompts / cached keys), and block-diagonal over the
+ * packed segments. Consecutive segments are grouped into blocks of up to
+ * ATTENTION_GROUP_TOKENS so that no arithmetic is spent across distant
+ * segments while each product stays large enough to run efficiently.
+ */
+function attentionPlan(
+  B: number,
+  T: number,
+  past: number,
+  keyValid: Uint8Array[] | null,
+  segs: Int32Array[] | null,
+  segments: [number, number][][],
+): AttentionPlan {
+  const Tk = past + T;
+  const allowed = (b: number, i: number, j: number) =>
+    j <= past + i && (!keyValid || keyValid[b][j] === 1 || j === past + i) &&
+    (!segs || segs[b][j - past] === segs[b][i]);
+  const maskFor = (b: number, q0: number, qLen: number, k0: number, kLen: number) => {
+    const mk = new Float32Array(qLen * kLen);
+    for (let i = 0; i < qLen; i++) {
+      for (let j = 0; j < kLen; j++) if (!allowed(b, q0 + i, k0 + j)) mk[i * kLen + j] = MASK_NEG;
+    }
+    return mk;
+  };
+  if (B * T * Tk <= 4096) {
+    // a single query with every key valid needs no mask (decode steps)
+    const need = T > 1 || (keyValid !== null && keyValid.some((r) => r.includes(0)));
+    return { kind: "batched", T, Tk, masks: need ? Array.from({ length: B }, (_, b) => maskFor(b, 0, T, 0, Tk)) : null };
+  }
+  if (past > 0) {
+    return { kind: "chunked", rows: Array.from({ length: B }, (_, b) => [{ qLen: T, kLen: Tk, mask: maskFor(b, 0, T, 0, Tk) }]) };
+  }
+  return {
+    kind: "chunked",
+    rows: segments.map((list, b) => {
+      const groups: PlanGroup[] = [];
+      let start = 0, len = 0;
+      for (const [, n] of list) {
+        if (len > 0 && len + n > ATTENTION_GROUP_TOKENS) {
+          groups.push({ qLen: len, kLen: len, mask: maskFor(b, start, len, start, len) });
+          start += len;
+          len = 0;
+        }
+        len += n;
+      }
+      groups.push({ qLen: len, kLen: len, mask: maskFor(b, start, len, start, len) });
+      return groups;
+    }),
+  };
+}
+
+function materializePlan(plan: AttentionPlan): MaterializedPlan {
+  if (plan.kind === "batched") {
+    const m = plan.masks;
+    if (!m) return { kind: "batched", mask: null };
+    const flat = new Float32Array(m.length * plan.T * plan.Tk);
+    m.forEach((x, b) => flat.set(x, b * plan.T * plan.Tk));
+    return { kind: "batched", mask: tf.tensor4d(flat, [m.length, 1, plan.T, plan.Tk]) };
+  }
+  return {
+    kind: "chunked",
+    rows: plan.rows.map((groups) =>
+      groups.map((g) => ({ qLen: g.qLen, kLen: g.kLen, mask: tf.tensor3d(g.mask, [g.qLen, 1, g.kLen]) }))
+    ),
+  };
+}
+
 export class Qwen3VLForConditionalGeneration {
   readonly config: Qwen3VLConfig;
   readonly specs: ParamSpec[];
@@ -109,6 +193,7 @@ export class Qwen3VLForConditionalGeneration {
   private tracer: ((rec: ForwardTraceInfo) => void) | undefined;
   private derivedCache: { sources: object[]; weights: DerivedWeights } | null = null;
   private readonly rotateHalf: tf.Tensor2D;
+  private readonly rotateHalfT: tf.Tensor2D;
 
   private constructor(
     config: Qwen3VLConfig,
@@ -116,7 +201,9 @@ export class Qwen3VLForConditionalGeneration {
   ) {
     this.config = config;
     this.specs = paramSpecs(config);
+    installWasmKernelFixes();
     this.rotateHalf = rotateHalfMatrix(config.text_config.head_dim);
+    this.rotateHalfT = tf.keep(tf.transpose(this.rotateHalf));
     // TF.js variable names are process-global: suffix an instance number
     const inst = instanceCount++;
     for (const s of this.specs) {
@@ -205,6 +292,7 @@ export class Qwen3VLForConditionalGeneration {
     this.params.clear();
     this.disposeDerived();
     this.rotateHalf.dispose();
+    this.rotateHalfT.dispose();
   }
 
   setTracer(t: ((rec: ForwardTraceInfo) => void) | undefined): void {
@@ -482,22 +570,7 @@ export class Qwen3VLForConditionalGeneration {
       } else list.push([0, T]);
       segments.push(list);
     }
-    // a single query with every key valid needs no mask (decode steps)
-    const needMask = T > 1 || (keyValid !== null && keyValid.some((r) => r.includes(0)));
-    const masks: Float32Array[] | null = needMask
-      ? Array.from({ length: B }, (_, b) => {
-        const mk = new Float32Array(T * Tk);
-        for (let i = 0; i < T; i++) {
-          for (let j = 0; j < Tk; j++) {
-            let ok = j <= past + i;
-            if (ok && keyValid) ok = keyValid[b][j] === 1 || j === past + i;
-            if (ok && segs) ok = segs[b][j] === segs[b][i];
-            if (!ok) mk[i * Tk + j] = MASK_NEG;
-          }
-        }
-        return mk;
-      })
-      : null;
+    const plan = attentionPlan(B, T, past, keyValid, segs, segments);
 
     const emitTrace = (logitsLen: number, returnedPast: boolean) =>
       this.tracer?.({
@@ -548,8 +621,9 @@ export class Qwen3VLForConditionalGeneration {
         x = scatterRows(x, vis.embeds, rowIdx, "replace");
         deep = vis.deepstack;
       }
-      const maskT = masks ? masks.map((mk) => tf.tensor2d(mk, [T, Tk])) : null;
-      const cosT = tf.tensor2d(cos, [B * T, tc.head_dim]), sinT = tf.tensor2d(sin, [B * T, tc.head_dim]);
+      const att = materializePlan(plan);
+      // [B*T, 1, hd]: broadcast over the q and k heads
+      const cosT = tf.tensor3d(cos, [B * T, 1, tc.head_dim]), sinT = tf.tensor3d(sin, [B * T, 1, tc.head_dim]);
       const dw = this.derived();
       const newKV: { kT: tf.Tensor4D; v: tf.Tensor4D }[] = [];
       for (let l = 0; l < tc.num_hidden_layers; l++) {
@@ -561,7 +635,7 @@ export class Qwen3VLForConditionalGeneration {
           T,
           cosT,
           sinT,
-          maskT,
+          att,
           cache,
           past,
         );
@@ -692,9 +766,9 @@ export class Qwen3VLForConditionalGeneration {
     x: tf.Tensor2D,
     B: number,
     T: number,
-    cos: tf.Tensor2D,
-    sin: tf.Tensor2D,
-    masks: tf.Tensor2D[] | null,
+    cos: tf.Tensor3D,
+    sin: tf.Tensor3D,
+    att: MaterializedPlan,
     cache: KVCache | null,
     past: number,
   ): { out: tf.Tensor2D; kT: tf.Tensor4D; v: tf.Tensor4D } {
@@ -709,8 +783,11 @@ export class Qwen3VLForConditionalGeneration {
     // q_norm/k_norm and RoPE on all q and k heads at once: [B*T, nH + nKV, hd];
     // rotate_half(x) is x @ R with a fixed signed permutation R (exact)
     const qkn = rmsNorm(tf.reshape(qk0, [B * T, nH + nKV, hd]), w.qkNorm as unknown as tf.Tensor1D, eps);
-    const rot = tf.reshape(mm(tf.reshape(qkn, [-1, hd]) as tf.Tensor2D, this.rotateHalf), [B * T, nH + nKV, hd]);
-    const qk = tf.add(tf.mul(qkn, tf.expandDims(cos, 1)), tf.mul(rot, tf.expandDims(sin, 1)));
+    const rot = tf.reshape(
+      mmConstRight(tf.reshape(qkn, [-1, hd]) as tf.Tensor2D, this.rotateHalf, this.rotateHalfT),
+      [B * T, nH + nKV, hd],
+    );
+    const qk = tf.add(tf.mul(qkn, cos), tf.mul(rot, sin));
     const [q, k] = tf.split(tf.reshape(qk, [B, T, nH + nKV, hd]), [nH, nKV], 2);
     let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, nKV, hd, T]
     let v = tf.transpose(tf.reshape(v0, [B, T, nKV, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, nKV, T, hd]
@@ -719,25 +796,40 @@ export class Qwen3VLForConditionalGeneration {
       v = tf.concat([cache.layers[l].v, v], 2);
     }
     const Tk = past + T;
-    // query heads grouped under their kv head: [B*nKV, rep*T, hd]
-    const qg = T === 1
-      ? tf.reshape(q, [B * nKV, rep, hd])
-      : tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * nKV, rep * T, hd]);
-    let attn: tf.Tensor;
-    if (B * nKV * rep * T * Tk * hd <= BATCHED_ATTENTION_MAX_MACS) {
+    let a2: tf.Tensor2D;
+    if (att.kind === "batched") {
+      // one rank-3 product for all rows and heads (small problems: decode steps)
+      const qg = T === 1
+        ? tf.reshape(q, [B * nKV, rep, hd])
+        : tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * nKV, rep * T, hd]);
       let s: tf.Tensor = tf.matMul(qg, tf.reshape(kT, [B * nKV, hd, Tk]));
-      if (masks) s = tf.add(tf.reshape(s, [B, nKV * rep, T, Tk]), tf.expandDims(tf.stack(masks), 1));
+      if (att.mask) s = tf.add(tf.reshape(s, [B, nKV * rep, T, Tk]), att.mask);
       const pr = tf.reshape(tf.softmax(s), [B * nKV, rep * T, Tk]);
-      attn = tf.matMul(pr, tf.reshape(v, [B * nKV, Tk, hd]));
+      const attn = tf.matMul(pr, tf.reshape(v, [B * nKV, Tk, hd]));
+      a2 = (T === 1
+        ? tf.reshape(attn, [B, nH * hd])
+        : tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd])) as tf.Tensor2D;
     } else {
-      const qs = tf.unstack(qg) as tf.Tensor2D[];
+      // rank-2 products per (row, kv head, group of packed segments); query
+      // rows ordered (t, r) so a group is a contiguous block: [T*rep, hd]
+      const qs = tf.unstack(
+        tf.reshape(tf.transpose(tf.reshape(q, [B, T, nKV, rep, hd]), [0, 2, 1, 3, 4]), [B * nKV, T * rep, hd]),
+      ) as tf.Tensor2D[];
       const ks = tf.unstack(tf.reshape(kT, [B * nKV, hd, Tk])) as tf.Tensor2D[];
       const vs = tf.unstack(tf.reshape(v, [B * nKV, Tk, hd])) as tf.Tensor2D[];
-      attn = tf.stack(qs.map((qc, i) => attendChunk(qc, ks[i], vs[i], masks ? masks[Math.floor(i / nKV)] : null, rep)));
+      const outs = qs.map((qc, i) => {
+        const groups = att.rows[Math.floor(i / nKV)];
+        if (groups.length === 1) return attendChunk(qc, ks[i], vs[i], groups[0].mask, rep);
+        const qParts = tf.split(qc, groups.map((g) => g.qLen * rep), 0) as tf.Tensor2D[];
+        const kParts = tf.split(ks[i], groups.map((g) => g.kLen), 1) as tf.Tensor2D[];
+        const vParts = tf.split(vs[i], groups.map((g) => g.kLen), 0) as tf.Tensor2D[];
+        return tf.concat(groups.map((g, j) => attendChunk(qParts[j], kParts[j], vParts[j], g.mask, rep)), 0);
+      });
+      a2 = tf.reshape(
+        tf.transpose(tf.reshape(tf.stack(outs), [B, nKV, T, rep, hd]), [0, 2, 1, 3, 4]),
+        [B * T, nH * hd],
+      ) as tf.Tensor2D;
     }
-    const a2 = (T === 1
-      ? tf.reshape(attn, [B, nH * hd])
-      : tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd])) as tf.Tensor2D;
     let o: tf.Tensor = mm(a2, p("self_attn.o_proj.weight") as tf.Tensor2D);
     if (tc.attention_bias) o = tf.add(o, p("self_attn.o_proj.bias"));
     const h = tf.add(x, o) as tf.Tensor2D;

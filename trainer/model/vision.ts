@@ -13,7 +13,7 @@ import {
   layerNorm,
   linear,
   MASK_NEG,
-  mm,
+  mmConstLeft,
 } from "./ops.ts";
 import { posInterpMatrix, visionRopeTables } from "./rope.ts";
 
@@ -119,20 +119,21 @@ export function visionForward(
 
   return tf.tidy(() => {
     const maskT = groups.map((g) =>
-      g.mask ? tf.tensor2d(g.mask, [g.len, g.len]) : null
+      g.mask ? tf.tensor3d(g.mask, [g.len, 1, g.len]) : null
     );
     const cosT = tf.tensor3d(cos, [nPatch, 1, hd]),
       sinT = tf.tensor3d(sin, [nPatch, 1, hd]);
     const wPatch = p("model.visual.patch_embed.proj.weight") as tf.Tensor2D;
-    let x = linear(
-      pixelValues,
-      wPatch,
-      p("model.visual.patch_embed.proj.bias") as tf.Tensor1D,
+    // pixel values and the interpolation matrix are inputs, not weights:
+    // only the weights' gradients are built
+    let x = tf.add(
+      mmConstLeft(pixelValues, wPatch),
+      p("model.visual.patch_embed.proj.bias"),
     ) as tf.Tensor2D;
     const posW = p("model.visual.pos_embed.weight") as tf.Tensor2D;
     x = tf.add(
       x,
-      mm(tf.tensor2d(interp, [nPatch, vc.num_position_embeddings]), posW),
+      mmConstLeft(tf.tensor2d(interp, [nPatch, vc.num_position_embeddings]), posW),
     );
     const scale = 1 / Math.sqrt(hd);
     const deepstack: tf.Tensor2D[] = [];

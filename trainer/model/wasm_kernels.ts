@@ -1,14 +1,11 @@
 /**
- * Faster replacements for three TF.js wasm-backend kernels that dominate a
+ * Faster replacements for TF.js wasm-backend kernels that dominate a
  * training step of the model (measured, tfjs-backend-wasm 4.22.0):
  *
- * - `Slice` (also behind `Unpack`/`SplitV`) copies the WHOLE input tensor out
+ * - `Slice` (and `Unpack`/`SplitV`, built on it) copies the WHOLE input tensor out
  *   of the wasm heap (`readSync`) on every call, so splitting a tensor into n
  *   chunks costs n full copies (200 ms to unstack a [16, 1024, 32] tensor).
  *   Here the input is read through a heap view and only the slice is copied.
- * - `Transpose` of a large rank-2 matrix walks memory element by element
- *   (~25 ns/element); a cache-blocked loop is ~10x faster. Other ranks keep
- *   the original kernel.
  * - `Identity` copies its input; TF.js data is immutable (every kernel writes
  *   a new output, and Variable.assign swaps the data id), so sharing the data
  *   with a reference count — what `Reshape` already does — is equivalent.
@@ -58,10 +55,14 @@ function slice(args: KernelArgs, original: KernelFn): HeapTensor {
     args.attrs.begin as number[],
     args.attrs.size as number[],
   );
-  const out = args.backend.makeOutput(size, x.dtype);
+  return sliceCore(args.backend, x, begin, size);
+}
+
+function sliceCore(backend: WasmBackendLike, x: HeapTensor, begin: number[], size: number[]): HeapTensor {
+  const out = backend.makeOutput(size, x.dtype);
   // views taken after makeOutput: an allocation may grow (detach) the heap
-  const src = args.backend.typedArrayFromHeap(x);
-  const dst = args.backend.typedArrayFromHeap(out);
+  const src = backend.typedArrayFromHeap(x);
+  const dst = backend.typedArrayFromHeap(out);
   const n = sizeOf(size);
   if (n === 0) return out;
   const strides = stridesOf(x.shape);
@@ -86,30 +87,39 @@ function slice(args: KernelArgs, original: KernelFn): HeapTensor {
   return out;
 }
 
-const BLOCK = 32;
-
-function transpose(args: KernelArgs, original: KernelFn): HeapTensor {
+function splitV(args: KernelArgs, original: KernelFn): HeapTensor[] {
   const { x } = args.inputs;
-  const perm = args.attrs.perm as number[];
-  const big = x.shape.map((d, i) => [d, i]).filter(([d]) => d !== 1).map(([, i]) => i);
-  const order = perm.filter((p) => x.shape[p] !== 1);
-  const isSwap2d = big.length === 2 && order.length === 2 && order[0] === big[1] && order[1] === big[0];
-  if (x.dtype === "string" || !isSwap2d || sizeOf(x.shape) < 4096) return original(args);
-  const rows = x.shape[big[0]], cols = x.shape[big[1]];
-  const out = args.backend.makeOutput(perm.map((p) => x.shape[p]), x.dtype);
-  const src = args.backend.typedArrayFromHeap(x);
-  const dst = args.backend.typedArrayFromHeap(out);
-  for (let r0 = 0; r0 < rows; r0 += BLOCK) {
-    const r1 = Math.min(rows, r0 + BLOCK);
-    for (let c0 = 0; c0 < cols; c0 += BLOCK) {
-      const c1 = Math.min(cols, c0 + BLOCK);
-      for (let r = r0; r < r1; r++) {
-        const rowOff = r * cols;
-        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[rowOff + c];
-      }
-    }
-  }
-  return out;
+  if (x.dtype === "string") return original(args) as unknown as HeapTensor[];
+  const axis = tf.util.parseAxisParam(args.attrs.axis as number, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(
+    x as unknown as tf.Tensor,
+    args.attrs.numOrSizeSplits as number[] | number,
+    axis,
+  );
+  const begin = new Array(x.shape.length).fill(0);
+  return sizes.map((s) => {
+    const size = [...x.shape];
+    size[axis] = s;
+    const out = sliceCore(args.backend, x, [...begin], size);
+    begin[axis] += s;
+    return out;
+  });
+}
+
+function unpack(args: KernelArgs, original: KernelFn): HeapTensor[] {
+  const x = (args.inputs as unknown as { value: HeapTensor }).value;
+  if (x.dtype === "string") return original(args) as unknown as HeapTensor[];
+  let axis = args.attrs.axis as number;
+  if (axis < 0) axis += x.shape.length;
+  const outShape = x.shape.filter((_, i) => i !== axis);
+  const size = [...x.shape];
+  size[axis] = 1;
+  return Array.from({ length: x.shape[axis] }, (_, i) => {
+    const begin = new Array(x.shape.length).fill(0);
+    begin[axis] = i;
+    const out = sliceCore(args.backend, x, begin, size);
+    return { ...out, shape: outShape };
+  });
 }
 
 function identity(args: KernelArgs, original: KernelFn): HeapTensor {
@@ -119,13 +129,14 @@ function identity(args: KernelArgs, original: KernelFn): HeapTensor {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
-/** Replace the wasm Slice, Transpose and Identity kernels (idempotent; no-op on other backends). */
+/** Replace the wasm Slice, SplitV, Unpack and Identity kernels (idempotent; no-op on other backends). */
 export function installWasmKernelFixes(): void {
   if (installed || tf.getBackend() !== "wasm") return;
   installed = true;
-  const fixes: [string, (a: KernelArgs, o: KernelFn) => HeapTensor][] = [
+  const fixes: [string, (a: KernelArgs, o: KernelFn) => HeapTensor | HeapTensor[]][] = [
     ["Slice", slice],
-    ["Transpose", transpose],
+    ["SplitV", splitV],
+    ["Unpack", unpack],
     ["Identity", identity],
   ];
   for (const [name, impl] of fixes) {

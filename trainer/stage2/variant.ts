@@ -30,6 +30,7 @@ import { deriveRequestSeed, deriveRolloutSeedBase } from "../rollout/seed.ts";
 import { parseRolloutForMatching } from "../rollout/parse.ts";
 import { hungarianMatch } from "../rollout/match.ts";
 import { extractGtBboxOnly } from "./gt.ts";
+import { loadBuffer, saveBuffer } from "./buffer.ts";
 import { type Channel, planStep as planSchedule } from "./schedule.ts";
 import {
   buildStage2Batch,
@@ -288,6 +289,18 @@ export function createStage2AbVariant(
   const coordIds = tok.coordIds;
   const mbs = init.config.training.micro_batch_size;
   let buffer: BufferedWindow | null = null;
+  /** Source step of a buffer restored from a checkpoint, not loaded yet. */
+  let pending: number | null = null;
+
+  function resultFor(s: RawSample, response: ArrayLike<number>): RolloutResult {
+    const rollout = parseRolloutForMatching(tok, response);
+    const match = hungarianMatch(
+      rollout.predictions.map((p) => p.bbox),
+      s.objects.map((o) => o.bbox_2d),
+      knobs.match,
+    );
+    return { rollout, match };
+  }
 
   const embed = (m: Stage2Model) => (ids: tf.Tensor2D) => m.embedTokens(ids);
 
@@ -403,15 +416,7 @@ export function createStage2AbVariant(
     } finally {
       pixelValues?.dispose();
     }
-    return samples.map((s, i) => {
-      const rollout = parseRolloutForMatching(tok, gen.tokens[i]);
-      const match = hungarianMatch(
-        rollout.predictions.map((p) => p.bbox),
-        s.objects.map((o) => o.bbox_2d),
-        knobs.match,
-      );
-      return { rollout, match };
-    });
+    return samples.map((s, i) => resultFor(s, gen.tokens[i]));
   }
 
   function logRollouts(ctx: TrainContext<Stage2Model>, rs: RolloutResult[]) {
@@ -447,15 +452,19 @@ export function createStage2AbVariant(
         isPartialWindow,
         rolloutBuffer: knobs.buffer,
       });
-      // After a resume the in-memory buffer is gone: a reuse step whose
-      // source window is not held rolls out fresh instead.
-      const held = s.bufferReuse && buffer !== null &&
-        buffer.sourceStep === s.bufferSourceStep;
+      // The buffer is held in memory, or restored from a checkpoint (loaded
+      // from its file on first use). A reuse step whose window is held by
+      // neither (inconsistent state) falls back to the pattern, as on a
+      // partial window.
+      const held = s.bufferReuse &&
+        (buffer?.sourceStep === s.bufferSourceStep ||
+          pending === s.bufferSourceStep);
       const reuse = s.bufferReuse && held;
-      const fresh = s.channel === "B" && !reuse;
+      const channel = s.bufferReuse && !held ? s.patternChannel : s.channel;
+      const fresh = channel === "B" && !reuse;
       return {
-        channel: s.channel,
-        nPasses: s.channel === "A" ? knobs.nSoftctxIter : 1,
+        channel,
+        nPasses: channel === "A" ? knobs.nSoftctxIter : 1,
         pattern: [...knobs.pattern],
         rolloutSeedBase: fresh
           ? deriveRolloutSeedBase(init.trainingSeed, globalStep)
@@ -481,6 +490,19 @@ export function createStage2AbVariant(
       let used = samples;
       if (channel === "B") {
         if (plan.bufferReuse) {
+          const src = plan.extra?.bufferSourceStep as number;
+          if (buffer?.sourceStep !== src && pending === src) {
+            // Resumed inside a buffer window: replay the saved rollouts.
+            const saved = await loadBuffer(ctx.runDir, src);
+            buffer = { sourceStep: src, micro: new Map() };
+            for (const [mb, w] of saved) {
+              buffer.micro.set(mb, {
+                samples: w.samples,
+                rollouts: w.samples.map((x, i) => resultFor(x, w.responses[i])),
+              });
+            }
+            pending = null;
+          }
           const held = buffer?.micro.get(ctx.microBatch);
           if (!held) {
             throw new Error(
@@ -506,6 +528,17 @@ export function createStage2AbVariant(
               buffer = { sourceStep: ctx.globalStep, micro: new Map() };
             }
             buffer.micro.set(ctx.microBatch, { samples: used, rollouts: rs });
+            pending = null;
+            await saveBuffer(
+              ctx.runDir,
+              buffer.sourceStep,
+              new Map(
+                [...buffer.micro].map(([mb, w]) => [mb, {
+                  samples: w.samples,
+                  responses: w.rollouts.map((r) => r.rollout.responseIds),
+                }]),
+              ),
+            );
           }
         }
         logRollouts(ctx, rs);
@@ -595,14 +628,16 @@ export function createStage2AbVariant(
     dispose: disposePrepared,
 
     state(): JsonValue {
-      // The rollout buffer holds tensors-free JS data but also the samples;
-      // it is not persisted: a resumed reuse step rolls out fresh instead
-      // (see planStep), which the step record reports.
-      return { bufferSourceStep: buffer?.sourceStep ?? null };
+      // The buffered rollouts live in <run>/rollout_buffer/step-<s>.json;
+      // the checkpoint only names the window's source step.
+      return { bufferSourceStep: buffer?.sourceStep ?? pending };
     },
 
-    restore(): void {
+    restore(state: JsonValue): void {
       buffer = null;
+      const s = (state as { bufferSourceStep?: unknown } | null)
+        ?.bufferSourceStep;
+      pending = typeof s === "number" ? s : null;
     },
   };
 }

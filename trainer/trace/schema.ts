@@ -193,6 +193,11 @@ export const RunExpectSchema = z.strictObject({
   nSoftctxIter: posInt.nullable(),
   /** `training.gradient_accumulation_steps`. */
   gradientAccumulationSteps: posInt,
+  /** `training.seed` (the seed every step record must log). */
+  trainingSeed: z.int().optional(),
+  /** `custom.extra.rollout_matching.rollout_buffer`. */
+  rolloutBuffer: z.strictObject({ enabled: z.boolean(), mSteps: posInt })
+    .optional(),
 });
 export type RunExpect = z.infer<typeof RunExpectSchema>;
 

@@ -76,6 +76,10 @@ Deno.test("check: config excludes apply to walks and explicit files, and are rep
       paths: [`${dir}/legacy_plot.py`, `${dir}/main.py`],
     });
     assert.deepEqual(explicit.findings.map((f) => f.path), ["main.py"]);
+    // A run from a subfolder finds the config above it, patterns unchanged.
+    const below = await checkPaths({ root: `${dir}/fixtures` });
+    assert.deepEqual(below.findings, []);
+    assert.deepEqual(below.excluded, [{ path: "./", pattern: "fixtures/" }]);
     // Without the config everything is checked.
     const none = await checkPaths({ root: dir, config: null });
     assert.equal(none.findings.length, 3);

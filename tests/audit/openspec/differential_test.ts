@@ -14,6 +14,9 @@ import { runOfficial, runOfficialBatch } from "./official.ts";
 
 const CORPUS =
   new URL("../../fixtures/openspec/corpus", import.meta.url).pathname;
+/** Project-local workflow schemas: tracked task globs, broken and cyclic schemas. */
+const SCHEMAS =
+  new URL("../../fixtures/openspec/schemas", import.meta.url).pathname;
 const REPO = new URL("../../..", import.meta.url).pathname.replace(/\/$/, "");
 
 interface Case {
@@ -31,6 +34,7 @@ function toOptions(args: string[], cwd: string): ValidateOptions {
     else if (a === "--specs") opts.specs = true;
     else if (a === "--strict") opts.strict = true;
     else if (a === "--json") opts.json = true;
+    else if (a === "--archived") opts.archived = true;
     else if (a === "--type") opts.type = args[++i] as "change" | "spec";
     else opts.item = a;
   }
@@ -126,6 +130,18 @@ const CASES: Case[] = [
     cwd: CORPUS,
     args: ["modify-valid", "--strict"],
   },
+  { name: "custom schemas --all", cwd: SCHEMAS, args: ["--all", "--json"] },
+  {
+    name: "archived task completion",
+    cwd: CORPUS,
+    args: ["--archived", "--json"],
+  },
+  { name: "archived, human exit code", cwd: CORPUS, args: ["--archived"] },
+  {
+    name: "custom schemas, single change --strict",
+    cwd: SCHEMAS,
+    args: ["lite-nobox", "--strict", "--json"],
+  },
   {
     name: "project's own openspec --all --strict",
     cwd: REPO,
@@ -151,6 +167,11 @@ Deno.test("validate-spec agrees with the official OpenSpec CLI", async (t) => {
     })),
     { name: "bulk without a root", cwd: noRoot, args: ["--all", "--json"] },
     { name: "item without a root", cwd: noRoot, args: ["foo", "--json"] },
+    {
+      name: "archived without a root",
+      cwd: noRoot,
+      args: ["--archived", "--json"],
+    },
   ];
   try {
     // All cases in one Node process, plus one real command line to check

@@ -58,9 +58,8 @@ Deno.test("the project's own specs pass validate-spec --all --strict", async () 
   ]);
 });
 
-Deno.test("every scenario of the capability spec names an existing test", async () => {
-  const found = scenarios(await Deno.readTextFile(SPEC));
-  assert.ok(found.length >= 40, `only ${found.length} scenarios parsed`);
+/** Scenarios that name no test, a missing file or a test the file lacks. */
+async function testProblems(found: Scenario[]): Promise<string[]> {
   const problems: string[] = [];
   for (const s of found) {
     if (s.tests.length === 0) {
@@ -76,14 +75,42 @@ Deno.test("every scenario of the capability spec names an existing test", async 
         );
         continue;
       }
-      if (!source.includes(`"${t.name}"`) || !/Deno\.test\(/.test(source)) {
+      // The name as a Deno.test title: quoted, right after `Deno.test(`.
+      const title = new RegExp(
+        `Deno\\.test\\(\\s*"${t.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"`,
+      );
+      if (!title.test(source)) {
         problems.push(
           `spec.md:${s.line} "${s.name}": no test "${t.name}" in ${t.file}`,
         );
       }
     }
   }
-  assert.deepEqual(problems, []);
+  return problems;
+}
+
+Deno.test("every scenario of the capability spec names an existing test", async () => {
+  const found = scenarios(await Deno.readTextFile(SPEC));
+  assert.ok(found.length >= 40, `only ${found.length} scenarios parsed`);
+  assert.deepEqual(await testProblems(found), []);
+});
+
+Deno.test("a scenario naming a missing test or file is caught", async () => {
+  const text = [
+    "#### Scenario: Renamed test",
+    "- **WHEN** x",
+    '- **TEST** `tests/audit/openspec/own_spec_test.ts` — "no such',
+    '  test title"',
+    "#### Scenario: Gone file",
+    '- **TEST** `tests/nowhere_test.ts` — "anything"',
+    "#### Scenario: Untested",
+    "- **THEN** y",
+  ].join("\n");
+  assert.deepEqual(await testProblems(scenarios(text)), [
+    'spec.md:1 "Renamed test": no test "no such test title" in tests/audit/openspec/own_spec_test.ts',
+    'spec.md:5 "Gone file": tests/nowhere_test.ts does not exist',
+    'spec.md:7 "Untested" names no test',
+  ]);
 });
 
 Deno.test("the change's delta adds exactly the capability's requirements", async () => {

@@ -6,7 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { runValidate } from "../../../audit/openspec/mod.ts";
-import { formatHuman, mergeDuplicates } from "../../../audit/openspec/human.ts";
+import {
+  fixHint,
+  formatHuman,
+  mergeDuplicates,
+} from "../../../audit/openspec/human.ts";
 import type { Issue, ItemResult } from "../../../audit/openspec/types.ts";
 
 const CORPUS =
@@ -381,14 +385,14 @@ Deno.test("human output merges the double report and gives file:line and a fix",
   );
   const res = await runValidate({ item: "no-scenario", root: CORPUS });
   assert.equal(res.exitCode, 1);
-  const diagnostics = res.stderr.split("\n").filter((l) =>
+  const diagnostics = res.stdout.split("\n").filter((l) =>
     l.startsWith("openspec/")
   );
   assert.deepEqual(diagnostics, [
     "openspec/specs/no-scenario/spec.md:7: error: Requirement must have at least one scenario. " +
     "Scenarios must use level-4 headers. Convert bullet lists into:",
   ]);
-  assert.match(res.stderr, /\n {2}fix: add "#### Scenario: <name>" \(four #\)/);
+  assert.match(res.stdout, /\n {2}fix: add "#### Scenario: <name>" \(four #\)/);
 });
 
 Deno.test("mergeDuplicates keeps distinct problems apart", () => {
@@ -418,7 +422,7 @@ Deno.test("mergeDuplicates keeps distinct problems apart", () => {
     durationMs: 0,
   }];
   assert.equal(
-    formatHuman(results, false).err.filter((l) => l.includes("error:")).length,
+    formatHuman(results, false).filter((l) => l.includes("error:")).length,
     1,
   );
 });
@@ -427,7 +431,15 @@ Deno.test("bulk human output lists every item and the totals", async () => {
   const res = await runValidate({ all: true, root: CORPUS });
   assert.equal(res.exitCode, 1);
   assert.match(res.stdout, /^✓ change\/add-valid$/m);
-  assert.match(res.stderr, /^✗ change\/missing-scenario$/m);
+  assert.match(res.stdout, /^✗ change\/missing-scenario$/m);
+  // One stream, in order: an item's diagnostics follow its own line.
+  const lines = res.stdout.split("\n");
+  const at = lines.indexOf("✗ change/missing-scenario");
+  assert.match(
+    lines[at + 1],
+    /^ {2}openspec\/changes\/missing-scenario\/specs\/auth\/spec\.md:2: error: /,
+  );
+  assert.match(lines[lines.length - 2], /^Totals: /);
   assert.match(res.stdout, /^Totals: \d+ passed, \d+ failed \(\d+ items\)$/m);
 });
 
@@ -435,7 +447,7 @@ Deno.test("human notes flag headings CommonMark and OpenSpec read differently", 
   const res = await runValidate({ item: "commonmark-drift", root: CORPUS });
   assert.equal(res.exitCode, 0, "notes never change the verdict");
   const file = "openspec/changes/commonmark-drift/specs/auth/spec.md";
-  const notes = res.stderr.split("\n").filter((l) => l.includes(": note: "));
+  const notes = res.stdout.split("\n").filter((l) => l.includes(": note: "));
   assert.deepEqual(notes.map((l) => l.split(": note: ")[0]), [
     `${file}:9`,
     `${file}:13`,
@@ -457,5 +469,37 @@ Deno.test("human notes flag headings CommonMark and OpenSpec read differently", 
     "JSON stays the official shape",
   );
   const clean = await runValidate({ item: "add-valid", root: CORPUS });
-  assert.equal(clean.stderr, "", "agreeing files get no notes");
+  assert.equal(
+    clean.stdout,
+    "Change 'add-valid' is valid\n",
+    "agreeing files get no notes",
+  );
+});
+
+Deno.test("every error and warning in the corpus comes with a fix hint", async () => {
+  const missing = (await corpus()).flatMap((it) =>
+    it.issues.filter((i) =>
+      i.level !== "INFO" && fixHint(i.message) === undefined
+    )
+      .map((i) => `${it.type}/${it.id}: ${i.message.slice(0, 80)}`)
+  );
+  assert.deepEqual(missing, []);
+  assert.equal(fixHint("something no rule says"), undefined);
+});
+
+Deno.test("--archived fails archived changes with unchecked tasks", async () => {
+  const res = await runValidate({ archived: true, json: true, root: CORPUS });
+  assert.equal(res.exitCode, 1);
+  const items = (JSON.parse(res.stdout) as { items: JsonItem[] }).items;
+  assert.deepEqual(items.map((i) => [i.id, i.valid]), [
+    ["2026-01-10-done", true],
+    ["2026-01-11-open", false],
+    ["2026-01-12-no-tasks", true],
+    ["2026-01-13-nested-tasks", false],
+  ]);
+  // `[~]` and ordered `1. [ ]` items count as open work, nested ones too.
+  assert.equal(
+    item(items, "change", "2026-01-11-open").issues[0].message,
+    "3 incomplete tasks (1/4 completed)",
+  );
 });

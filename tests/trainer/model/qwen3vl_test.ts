@@ -243,3 +243,30 @@ Deno.test("gradients reach every parameter on this backend (embedding included)"
   assert.deepEqual(zero, []);
   tf.dispose([value, ...Object.values(grads)]);
 });
+
+Deno.test("long packed rows (several attention groups, two rows) match per-segment logits", async () => {
+  const m = await model();
+  const lens = [[120, 100, 90], [200, 70, 40]];
+  const segs = lens.map((row, r) => row.map((n, k) => Int32Array.from({ length: n }, (_, i) => 10 + ((i * 7 + k * 13 + r * 5) % 80))));
+  const T = 310;
+  const ids = new Int32Array(2 * T), pos = new Int32Array(4 * 2 * T);
+  segs.forEach((row, r) => {
+    const p = packedPositionIds(m.config, row.map((s) => ({ inputIds: s, imageGridThw: [] })));
+    let off = 0;
+    for (const s of row) {
+      ids.set(s, r * T + off);
+      off += s.length;
+    }
+    for (let a = 0; a < 4; a++) pos.set(p.subarray(a * T, (a + 1) * T), (a * 2 + r) * T);
+  });
+  const full = logitsOf(m, { inputIds: tf.tensor2d(ids, [2, T], "int32"), positionIds: tf.tensor3d(pos, [4, 2, T], "int32") });
+  segs.forEach((row, r) => {
+    let off = 0;
+    for (const s of row) {
+      const alone = logitsOf(m, { inputIds: ids2d([s]) });
+      const got = full.subarray((r * T + off) * VOCAB, (r * T + off + s.length) * VOCAB);
+      assert.ok(maxAbsDiff(got, alone) < 1e-4, `row ${r} segment at ${off}`);
+      off += s.length;
+    }
+  });
+});

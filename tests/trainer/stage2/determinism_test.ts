@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { resolveConfigObject } from "../../../trainer/config/mod.ts";
 import { train, type TrainOptions } from "../../../trainer/loop/train.ts";
 import { deterministicPart } from "../../../trainer/loop/metrics.ts";
+import { auditRun } from "../../../audit/trace/mod.ts";
 
 const quiet = { log: () => {}, progressTty: false, skipRolloutEval: true };
 
@@ -54,8 +55,17 @@ async function run(
   dir: string,
   pattern: string[],
   o: Partial<TrainOptions> = {},
+  rolloutExtra: Record<string, unknown> = {},
 ) {
-  return await train({ config: await config(dir, pattern), ...quiet, ...o });
+  const cfg = await config(dir, pattern);
+  Object.assign(cfg.custom.extra.rollout_matching, rolloutExtra);
+  return await train({ config: cfg, ...quiet, ...o });
+}
+
+async function auditClean(dir: string) {
+  const report = await auditRun(dir);
+  assert.deepEqual(report.violations.map((v) => v.message), []);
+  assert.ok(report.ok);
 }
 
 const metrics = async (dir: string) =>
@@ -75,6 +85,7 @@ for (const pattern of [["A"], ["B"], ["A", "B"]]) {
       const ma = await metrics(a);
       assert.deepEqual(await metrics(b), ma);
       assert.deepEqual(await weights(b, 3), await weights(a, 3));
+      await auditClean(a);
       const train = ma.map((l) => JSON.parse(l)).filter((l) =>
         l.kind === "train"
       );
@@ -113,6 +124,32 @@ Deno.test("mixed schedule: stop after a checkpoint, resume, match the uninterrup
     const train = (m: string[]) =>
       m.filter((l) => JSON.parse(l).kind === "train");
     assert.deepEqual(train(await metrics(cut)), train(await metrics(full)));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("rollout buffer: resume inside a reuse window replays the saved rollouts", async () => {
+  const root = await Deno.makeTempDir({ prefix: "stage2-buffer-" });
+  const buf = { rollout_buffer: { enabled: true, m_steps: 2 } };
+  try {
+    const full = join(root, "full"), cut = join(root, "cut");
+    await run(full, ["B", "A"], {}, buf);
+    // Step 0 rolls out fresh, step 1 reuses it (pattern says A), step 2 is B.
+    const steps = (await metrics(full)).map((l) => JSON.parse(l)).filter((l) =>
+      l.kind === "train"
+    );
+    assert.deepEqual(steps.map((l) => l["stage2/channel_b"]), [1, 1, 1]);
+    assert.equal(
+      steps[1]["rollout/seed_base"],
+      undefined,
+      "no fresh rollouts on the reuse step",
+    );
+    await run(cut, ["B", "A"], { stopAfterStep: 1 }, buf);
+    await run(cut, ["B", "A"], { resume: "auto" }, buf);
+    assert.deepEqual(await weights(cut, 3), await weights(full, 3));
+    await auditClean(full);
+    await auditClean(cut);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

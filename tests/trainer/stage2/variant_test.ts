@@ -427,14 +427,59 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
   assert.deepEqual(h.metrics.get("sum:match/fn").length, 2);
   // Partial window: no reuse.
   assert.equal(variant.planStep(1, 1, true).bufferReuse, false);
-  // After a restore the buffer is gone: the reuse step rolls out fresh.
-  variant.restore?.(variant.state?.() ?? null);
-  const resumed = variant.planStep(1, 1, false);
-  assert.deepEqual([
-    resumed.channel,
-    resumed.bufferReuse,
-    resumed.freshRollouts,
-  ], ["B", false, true]);
+  // Resume inside the window: a fresh variant restored from the checkpoint
+  // state replays the rollouts saved under <run>/rollout_buffer/.
+  const reference = await variant.prepare(h.ctx, samples(), plan1);
+  const state = variant.state!();
+  assert.deepEqual(state, { bufferSourceStep: 0 });
+  const resumed = createStage2AbVariant({
+    model,
+    tokenizer: tok,
+    config,
+    trainingSeed: 3,
+  });
+  resumed.restore!(state);
+  const rplan = resumed.planStep(1, 1, false);
+  assert.deepEqual([rplan.channel, rplan.bufferReuse, rplan.freshRollouts], [
+    "B",
+    true,
+    false,
+  ]);
+  const replay = await resumed.prepare(h.ctx, [
+    rawSample(SAMPLE_OBJECTS.slice(0, 1), 7),
+  ], rplan);
+  assert.deepEqual(replay.batch.inputIds, reference.batch.inputIds);
+  assert.deepEqual(replay.batch.boxes, reference.batch.boxes);
+  assert.deepEqual(replay.batch.pixelValues, reference.batch.pixelValues);
+  variant.dispose?.(reference);
+  resumed.dispose?.(replay);
+  // Without a buffer to resume from, the step rolls out fresh instead.
+  const bare = createStage2AbVariant({
+    model,
+    tokenizer: tok,
+    config,
+    trainingSeed: 3,
+  });
+  bare.restore!(null);
+  const fresh = bare.planStep(1, 1, false);
+  assert.deepEqual([fresh.channel, fresh.bufferReuse, fresh.freshRollouts], [
+    "A",
+    false,
+    false,
+  ]);
+  // A checkpoint naming a buffer file that is gone fails with a clear message.
+  const lost = createStage2AbVariant({
+    model,
+    tokenizer: tok,
+    config,
+    trainingSeed: 3,
+  });
+  lost.restore!({ bufferSourceStep: 0 });
+  await Deno.remove(`${h.runDir}/rollout_buffer`, { recursive: true });
+  await assert.rejects(
+    () => lost.prepare(h.ctx, samples(), lost.planStep(1, 1, false)),
+    /cannot resume inside a rollout-buffer window: .*step-0\.json/,
+  );
   assert.equal(variant.planStep(2, 1, false).channel, "B");
   assert.equal(variant.planStep(3, 1, false).bufferReuse, false);
 });
