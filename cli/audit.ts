@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { EXIT_FINDINGS, UsageError, userPath } from "./main.ts";
 import {
   auditRun,
-  RunNotFoundError,
+  RunReadError,
   TraceFormatError,
 } from "../audit/trace/mod.ts";
 import { formatHuman, formatJson } from "../audit/trace/report.ts";
@@ -25,7 +25,7 @@ export function register(program: Command): void {
       try {
         report = await auditRun(userPath(opts.run));
       } catch (e) {
-        if (e instanceof RunNotFoundError || e instanceof TraceFormatError) {
+        if (e instanceof RunReadError || e instanceof TraceFormatError) {
           throw new UsageError(e.message);
         }
         throw e;

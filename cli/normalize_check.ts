@@ -4,6 +4,7 @@
  * them, and nothing here touches TF.js or the trainer.
  */
 import type { Command } from "commander";
+import { EXIT_FINDINGS, EXIT_OK, UsageError, userPath } from "./main.ts";
 import {
   CheckError,
   checkPaths,
@@ -15,23 +16,11 @@ import {
   verboseLines,
 } from "../audit/normalize/mod.ts";
 
-// Exit codes and path resolution as in cli/main.ts, which this module must
-// not import: main.ts awaits at top level while loading it, so a static
-// import back deadlocks ("Top-level await promise never resolved").
-const EXIT_OK = 0;
-const EXIT_FINDINGS = 1;
-const EXIT_USAGE = 2;
-
-function userPath(p: string): string {
-  if (p.startsWith("/")) return p;
-  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
-  return `${base.replace(/\/$/, "")}/${p}`;
-}
-
 interface Opts {
   format: string;
   root?: string;
-  config?: string;
+  /** A path, `false` for `--no-config`, undefined for the default lookup. */
+  config?: string | false;
   verbose?: boolean;
 }
 
@@ -45,7 +34,11 @@ async function run(paths: string[], opts: Opts): Promise<number> {
   const report = await checkPaths({
     root: userPath(opts.root ?? "."),
     paths: paths.map(userPath),
-    config: opts.config === undefined ? undefined : userPath(opts.config),
+    config: opts.config === undefined
+      ? undefined
+      : opts.config === false
+      ? null
+      : userPath(opts.config),
   });
   const out = formatFindings(report.findings, format);
   if (format === "json" || out) {
@@ -76,6 +69,7 @@ export function register(program: Command): void {
       "--config <file>",
       `config with "exclude" patterns (default: the nearest ${CONFIG_NAME} in the root or a parent folder)`,
     )
+    .option("--no-config", "apply no config file (check excluded paths too)")
     .option(
       "-v, --verbose",
       "also list the config, excluded paths and suppressed findings",
@@ -84,9 +78,11 @@ export function register(program: Command): void {
       try {
         Deno.exitCode = await run(paths, opts);
       } catch (e) {
-        if (!(e instanceof CheckError)) throw e;
-        console.error(`stage2: normalize-check: ${e.message}`);
-        Deno.exitCode = EXIT_USAGE;
+        // The library's errors become the CLI's one-line usage errors (exit 2).
+        if (e instanceof CheckError) {
+          throw new UsageError(`normalize-check: ${e.message}`);
+        }
+        throw e;
       }
     });
 }

@@ -42,6 +42,10 @@ export function register(program: Command): void {
       "folder to search for the OpenSpec root from (default: current folder)",
     )
     .option(
+      "--no-interactive",
+      "accepted for compatibility with `openspec validate`; validate-spec never prompts",
+    )
+    .option(
       "--archived",
       "check that every archived change has all its tasks done (pre-commit lint)",
     )

@@ -11,7 +11,7 @@ import {
 
 await initRuntime({ log: () => {} });
 
-Deno.test("mod: coord codec is the /999 convention", () => {
+Deno.test("mod: coord codec is the /999 convention [1.7.1]", () => {
   assert.equal(lib.encodeCoord(1), 999);
   assert.equal(lib.encodeCoord(0.5), 500);
   assert.equal(lib.decodeCoord(999), 1);

@@ -56,6 +56,24 @@ export function needsParse(text: string): boolean {
   return false;
 }
 
+/**
+ * Minified JavaScript bundles are build output, not source: their names are
+ * gone (`1e3*e[0]` is an hrtime conversion), so nothing in them can be
+ * judged, and the fix belongs in their sources.
+ */
+export function isMinified(path: string, text: string): boolean {
+  if (!/\.(?:[cm]?js|jsx)$/i.test(path)) return false;
+  if (/\.min\.[cm]?js$/i.test(path)) return true;
+  for (let at = 0; at < text.length;) {
+    const nl = text.indexOf("\n", at);
+    const end = nl < 0 ? text.length : nl;
+    if (end - at > MINIFIED_LINE) return true;
+    at = end + 1;
+  }
+  return false;
+}
+const MINIFIED_LINE = 5000;
+
 /** Changelogs quote old conventions; they never state them. */
 const EXPLAINING_FILE =
   /^(?:changelog|changes|history|news|releases?)(?:\.|$)/i;
@@ -90,6 +108,8 @@ export interface CheckReport {
   filesParsed: number;
   /** Explicit paths of a type no analyzer reads. */
   unsupported: string[];
+  /** Minified bundles that were skipped (root-relative). */
+  minified: string[];
   /** The config that was applied, if any. */
   configPath: string | null;
 }
@@ -147,6 +167,8 @@ export interface FileResult {
   ignoredFile: IgnoredFile | null;
   /** Whether the prefilter sent the file to a parser. */
   parsed: boolean;
+  /** Set for minified bundles, which are skipped. */
+  minified?: boolean;
 }
 
 /** Findings of one file's text, with suppressions applied. */
@@ -154,6 +176,15 @@ export async function checkText(
   relPath: string,
   text: string,
 ): Promise<FileResult> {
+  if (isMinified(relPath, text)) {
+    return {
+      findings: [],
+      suppressed: [],
+      ignoredFile: null,
+      parsed: false,
+      minified: true,
+    };
+  }
   const parsed = needsParse(text);
   let raw: RawFinding[] = [];
   try {
@@ -247,6 +278,7 @@ export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
     filesChecked: walked.files.length,
     filesParsed: 0,
     unsupported: walked.unsupported,
+    minified: [],
     configPath: config ? configPath : null,
   };
   // Reads overlap; parsing is synchronous per file, so a small pool suffices.
@@ -268,12 +300,14 @@ export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
-  for (const r of results) {
-    if (!r) continue;
+  results.forEach((r, i) => {
     if (r.parsed) report.filesParsed++;
+    if (r.minified) {
+      report.minified.push(relTo(root, walked.files[i]) ?? walked.files[i]);
+    }
     report.findings.push(...r.findings);
     report.suppressed.push(...r.suppressed);
     if (r.ignoredFile) report.ignoredFiles.push(r.ignoredFile);
-  }
+  });
   return report;
 }

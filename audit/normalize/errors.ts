@@ -1,10 +1,7 @@
 /**
  * The checker's user-facing error (bad config, missing path, unreadable
- * file): the CLI prints its message as one line and exits 2.
- *
- * Not `UsageError` from cli/main.ts: main.ts awaits at top level while it
- * imports the command module, so importing it back deadlocks module
- * evaluation ("Top-level await promise never resolved").
+ * file): the CLI turns it into a one-line usage error, exit 2. The library
+ * has its own class so it does not depend on the CLI.
  */
 export class CheckError extends Error {
   override name = "CheckError";

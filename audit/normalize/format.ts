@@ -74,6 +74,7 @@ export function verboseLines(r: CheckReport): string[] {
   for (const e of r.excluded) {
     out.push(`excluded: ${e.path} (config pattern '${e.pattern}')`);
   }
+  for (const m of r.minified) out.push(`skipped: ${m} (minified bundle)`);
   for (const u of r.unsupported) {
     out.push(`skipped: ${u} (no analyzer for this file type)`);
   }

@@ -107,24 +107,52 @@ export function nestedChangeIssue(root: string, id: string): Issue | undefined {
   };
 }
 
+/** File text, or null when it is absent or cannot be read (delta specs: upstream skips those). */
 function readMaybe(path: string): string | null {
   try {
     return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+}
+
+interface MainSpec {
+  content: string | null;
+  /** errno-style code when the file exists but cannot be read. */
+  unreadable?: string;
+}
+
+function readMain(path: string): MainSpec {
+  try {
+    return { content: Deno.readTextFileSync(path) };
   } catch (e) {
     if (
       e instanceof Deno.errors.NotFound ||
       e instanceof Deno.errors.NotADirectory
-    ) return null;
-    throw e;
+    ) {
+      return { content: null };
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      return { content: null, unreadable: "EACCES" };
+    }
+    if (e instanceof Deno.errors.IsADirectory) {
+      return { content: null, unreadable: "EISDIR" };
+    }
+    return { content: null, unreadable: "EIO" };
   }
 }
 
-function mainSpec(ctx: ChangeContext, specId: string): string | null {
+function mainSpec(
+  ctx: ChangeContext,
+  specId: string,
+): MainSpec & { path: string } {
+  const path = `${ctx.root}/openspec/specs/${specId}/spec.md`;
   const cached = ctx.mainSpecs?.get(specId);
-  if (cached !== undefined) return cached;
-  const content = readMaybe(`${ctx.root}/openspec/specs/${specId}/spec.md`);
-  ctx.mainSpecs?.set(specId, content);
-  return content;
+  if (cached !== undefined) return { content: cached, path };
+  const main = readMain(path);
+  // Only readable or absent files are cached; an unreadable one is re-reported.
+  if (!main.unreadable) ctx.mainSpecs?.set(specId, main.content);
+  return { ...main, path };
 }
 
 /** ADDED/MODIFIED block checks: duplicates, SHALL/MUST text, scenarios. */
@@ -178,11 +206,21 @@ function checkBlocks(
 function scenarioLoss(
   modified: RequirementBlock[],
   renamed: RenamePair[],
-  main: string | null,
+  main: MainSpec & { path: string },
 ): Omit<Issue, "path" | "file">[] {
-  if (main === null) return [];
+  // Archive aborts on a main spec that exists but cannot be read; so does this.
+  if (main.unreadable && main.unreadable !== "EIO") {
+    return [{
+      level: "ERROR",
+      line: modified[0]?.line,
+      message:
+        `Could not read ${main.path} to check the MODIFIED requirements against it ` +
+        `(${main.unreadable}). Archive reads the same file, so fix the file before archiving.`,
+    }];
+  }
+  if (main.content === null) return [];
   const current = new Map<string, RequirementBlock>();
-  for (const b of extractRequirementsSection(main).blocks) {
+  for (const b of extractRequirementsSection(main.content).blocks) {
     current.set(normalizeRequirementName(b.name), b);
   }
   const renamedFrom = new Map(
@@ -229,7 +267,7 @@ function scenarioLoss(
 /** Per-file rules on one parsed delta, in the official order. */
 function deltaFileIssues(
   plan: DeltaPlan,
-  main: string | null,
+  main: (MainSpec & { path: string }) | null,
   issue: (i: Omit<Issue, "path" | "file">) => void,
 ): void {
   for (const s of plan.skippedHeaders) {
@@ -269,7 +307,7 @@ function deltaFileIssues(
   checkBlocks("ADDED", plan.added, added, issue);
   checkBlocks("MODIFIED", plan.modified, modified, issue);
   if (plan.modified.length > 0) {
-    scenarioLoss(plan.modified, plan.renamed, main).forEach(issue);
+    if (main) scenarioLoss(plan.modified, plan.renamed, main).forEach(issue);
   }
   for (const r of plan.removed) {
     const key = normalizeRequirementName(r.name);
@@ -463,7 +501,11 @@ export function validateChange(ctx: ChangeContext): Report {
   ]);
   for (const { id, entry, plan } of plans) {
     if (reported.has(entry)) continue;
-    const refusal = archiveRefusal(plan, id, mainSpec(ctx, id));
+    const main = mainSpec(ctx, id);
+    // Archive's own read of an unreadable target is a filesystem error, not
+    // a refusal; upstream skips it here, and so does this.
+    if (main.unreadable) continue;
+    const refusal = archiveRefusal(plan, id, main.content);
     if (refusal) {
       issues.push({
         level: ctx.archiveCheck ? "ERROR" : "INFO",

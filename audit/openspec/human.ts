@@ -10,6 +10,14 @@ const RANK: Record<Level, number> = { ERROR: 3, WARNING: 2, INFO: 1 };
 
 const HINTS: [RegExp, string][] = [
   [
+    /^Could not read .* to check the MODIFIED requirements/,
+    "make the main spec a readable file (archive reads it too)",
+  ],
+  [
+    /^Requirement text cannot be empty$/,
+    'name the requirement ("### Requirement: <name>") and put a SHALL/MUST sentence under it',
+  ],
+  [
     /^\d+ incomplete tasks? \(/,
     "check off the finished tasks (- [x]) or move the change back out of the archive",
   ],

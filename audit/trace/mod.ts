@@ -6,10 +6,13 @@ import { TRACE_FILE } from "../../trainer/trace/schema.ts";
 import { FORWARD_CHECKERS } from "./forward_checks.ts";
 import { type ParsedLine, parseTrace, TraceFormatError } from "./parse.ts";
 import { STEP_CHECKERS } from "./step_checks.ts";
-import type { Checker, Violation } from "./types.ts";
+import type { AuditContext, Checker, Violation } from "./types.ts";
+import type { RunExpect } from "../../trainer/trace/schema.ts";
+import { ConfigExpectError, readConfigExpect } from "./config_expect.ts";
 
 export { type ParsedLine, parseTrace, TraceFormatError };
-export type { Checker, CheckResult, Violation } from "./types.ts";
+export type { AuditContext, Checker, CheckResult, Violation } from "./types.ts";
+export { ConfigExpectError, expectFromConfig } from "./config_expect.ts";
 export { FORWARD_CHECKERS } from "./forward_checks.ts";
 export { STEP_CHECKERS } from "./step_checks.ts";
 
@@ -30,21 +33,35 @@ export interface AuditReport {
   /** The header's level ("summary" or "full") and variant. */
   level: string;
   variant: string;
+  /** Where the config expectations came from, or null when there were none. */
+  expectSource: string | null;
   invariants: InvariantResult[];
   /** All violations, ordered by line. */
   violations: Violation[];
   ok: boolean;
 }
 
-/** Runs every checker over parsed lines. */
+/**
+ * Runs every checker over parsed lines. Config expectations come from the
+ * trace header when it has them, else from `opts.expect` (the run's
+ * config.yaml).
+ */
 export function auditTrace(
   lines: ParsedLine[],
-  trace = TRACE_FILE,
+  opts: { trace?: string; expect?: RunExpect | null; expectSource?: string } =
+    {},
 ): AuditReport {
+  const header = lines[0]?.rec;
+  const fromHeader = header?.kind === "run" ? header.expect : undefined;
+  const ctx: AuditContext = fromHeader
+    ? { expect: fromHeader, expectSource: "the trace header" }
+    : opts.expect
+    ? { expect: opts.expect, expectSource: opts.expectSource ?? "config.yaml" }
+    : { expect: null, expectSource: null };
   const invariants: InvariantResult[] = [];
   const violations: Violation[] = [];
   for (const c of CHECKERS) {
-    const r = c.check(lines);
+    const r = c.check(lines, ctx);
     invariants.push({
       name: c.name,
       description: c.description,
@@ -54,10 +71,9 @@ export function auditTrace(
     violations.push(...r.violations);
   }
   violations.sort((a, b) => a.line - b.line);
-  const header = lines[0]?.rec;
   const count = (k: string) => lines.filter((l) => l.rec.kind === k).length;
   return {
-    trace,
+    trace: opts.trace ?? TRACE_FILE,
     records: {
       forwards: count("forward"),
       steps: count("step"),
@@ -65,19 +81,22 @@ export function auditTrace(
     },
     level: header?.kind === "run" ? header.level : "unknown",
     variant: header?.kind === "run" ? header.variant : "unknown",
+    expectSource: ctx.expectSource,
     invariants,
     violations,
     ok: violations.length === 0,
   };
 }
 
-/** The run folder (or trace file) could not be read. */
-export class RunNotFoundError extends Error {}
+/** The run folder, its trace or its config.yaml could not be read or used. */
+export class RunReadError extends Error {}
 
 /**
  * Reads and audits `<runDir>/trace.jsonl` (a path to the trace file itself
- * is accepted too). Throws `RunNotFoundError` for a missing or unreadable
- * run/trace and `TraceFormatError` for a malformed line.
+ * is accepted too). When the trace header carries no config expectations,
+ * the run's `config.yaml` supplies them. Throws `RunReadError` for a
+ * missing or unreadable run/trace/config and `TraceFormatError` for a
+ * malformed line.
  */
 export async function auditRun(runDir: string): Promise<AuditReport> {
   let path = runDir;
@@ -85,7 +104,7 @@ export async function auditRun(runDir: string): Promise<AuditReport> {
   try {
     info = await Deno.stat(path);
   } catch (e) {
-    throw new RunNotFoundError(
+    throw new RunReadError(
       `cannot read run ${runDir}: ${
         e instanceof Deno.errors.NotFound
           ? "no such folder"
@@ -93,16 +112,38 @@ export async function auditRun(runDir: string): Promise<AuditReport> {
       }`,
     );
   }
-  if (info.isDirectory) path = `${runDir.replace(/\/$/, "")}/${TRACE_FILE}`;
+  const dir = info.isDirectory
+    ? runDir.replace(/\/$/, "")
+    : path.slice(0, Math.max(0, path.lastIndexOf("/"))) || ".";
+  if (info.isDirectory) path = `${dir}/${TRACE_FILE}`;
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new RunNotFoundError(
+    throw new RunReadError(
       e instanceof Deno.errors.NotFound
         ? `${path} does not exist: the run wrote no trace (set training.trace: summary or full and train again)`
         : `cannot read ${path}: ${(e as Error).message}`,
     );
   }
-  return auditTrace(parseTrace(text, path), path);
+  const lines = parseTrace(text, path);
+  const header = lines[0].rec;
+  let expect: RunExpect | null = null;
+  if (header.kind === "run" && !header.expect) {
+    try {
+      expect = await readConfigExpect(dir);
+    } catch (e) {
+      if (e instanceof ConfigExpectError) {
+        throw new RunReadError(
+          `${e.message} (the audit reads the run's config.yaml to check the trace against it)`,
+        );
+      }
+      throw e;
+    }
+  }
+  return auditTrace(lines, {
+    trace: path,
+    expect,
+    expectSource: `${dir}/config.yaml`,
+  });
 }

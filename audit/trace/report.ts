@@ -13,6 +13,7 @@ export function formatHuman(r: AuditReport): string {
       r.records.resumes ? `, ${r.records.resumes} resume(s)` : ""
     }`,
   );
+  if (r.expectSource) out.push(`config expectations from ${r.expectSource}`);
   const width = Math.max(...r.invariants.map((i) => i.name.length));
   for (const i of r.invariants) {
     const verdict = i.violations > 0 ? "FAIL" : "PASS";

@@ -385,17 +385,18 @@ const seedFormula: Checker = {
 const configConsistency: Checker = {
   name: "config-consistency",
   description:
-    "steps follow the header's config: same pattern, n_softctx_iter passes on Channel A, full accumulation windows except a partial final one",
-  check(lines) {
-    const header = lines[0]?.rec;
-    const expect = header?.kind === "run" ? header.expect : undefined;
+    "steps follow the run's config: pattern, n_softctx_iter passes on Channel A, accumulation window, training seed, rollout buffer",
+  check(lines, ctx) {
+    const expect = ctx.expect;
     if (!expect) return { checked: 0, violations: [] };
+    const src = ctx.expectSource ?? "the config";
     const violations: Violation[] = [];
     const v = (line: number, message: string) =>
       violations.push({ line, invariant: "config-consistency", message });
     let checked = 0;
     const all = steps(lines);
     const lastStep = Math.max(-1, ...all.map((s) => s.rec.globalStep));
+    let reuseRun = 0;
     for (const sl of all) {
       checked++;
       const s = sl.rec;
@@ -403,7 +404,7 @@ const configConsistency: Checker = {
       if (JSON.stringify(s.pattern) !== JSON.stringify(expect.pattern)) {
         v(
           sl.line,
-          `${tag}: pattern ${JSON.stringify(s.pattern)} but the config says ${
+          `${tag}: pattern ${JSON.stringify(s.pattern)} but ${src} says ${
             JSON.stringify(expect.pattern)
           }`,
         );
@@ -412,7 +413,7 @@ const configConsistency: Checker = {
       if (!s.partialWindow && s.windowSize !== gas) {
         v(
           sl.line,
-          `${tag}: window of ${s.windowSize} micro-batches, gradient_accumulation_steps is ${gas} (and the window is not marked partial)`,
+          `${tag}: window of ${s.windowSize} micro-batches, gradient_accumulation_steps is ${gas} in ${src} (and the window is not marked partial)`,
         );
       }
       if (
@@ -423,6 +424,34 @@ const configConsistency: Checker = {
           `${tag}: marked as a partial window (size ${s.windowSize} of ${gas}) but only the final step's window may be partial and smaller`,
         );
       }
+      if (
+        expect.trainingSeed !== undefined &&
+        s.trainingSeed !== expect.trainingSeed
+      ) {
+        v(
+          sl.line,
+          `${tag}: logs training seed ${s.trainingSeed} but training.seed is ${expect.trainingSeed} in ${src}; rollout seeds must derive from the run's seed`,
+        );
+      }
+      const buf = expect.rolloutBuffer;
+      reuseRun = s.bufferReuse ? reuseRun + 1 : 0;
+      if (buf && s.bufferReuse) {
+        if (!buf.enabled || buf.mSteps < 2) {
+          v(
+            sl.line,
+            `${tag}: reuses a rollout buffer but ${src} has rollout_buffer ${
+              buf.enabled ? `m_steps ${buf.mSteps}` : "disabled"
+            }`,
+          );
+        } else if (reuseRun > buf.mSteps - 1) {
+          v(
+            sl.line,
+            `${tag}: ${reuseRun} consecutive buffer-reuse steps; m_steps ${buf.mSteps} allows ${
+              buf.mSteps - 1
+            } after the fresh one`,
+          );
+        }
+      }
     }
     if (expect.nSoftctxIter !== null) {
       for (const f of forwards(lines)) {
@@ -431,7 +460,7 @@ const configConsistency: Checker = {
         if (f.rec.nPasses !== expect.nSoftctxIter) {
           v(
             f.line,
-            `step ${f.rec.globalStep} micro-batch ${f.rec.microBatch}: Channel A ran ${f.rec.nPasses} pass(es), n_softctx_iter is ${expect.nSoftctxIter}`,
+            `step ${f.rec.globalStep} micro-batch ${f.rec.microBatch}: Channel A ran ${f.rec.nPasses} pass(es), n_softctx_iter is ${expect.nSoftctxIter} in ${src}`,
           );
         }
       }

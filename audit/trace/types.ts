@@ -1,6 +1,7 @@
 /** Shared shapes of the trace audit. */
 import type {
   ForwardRecord,
+  RunExpect,
   StepRecord,
   TraceLine,
 } from "../../trainer/trace/schema.ts";
@@ -23,12 +24,20 @@ export interface CheckResult {
   violations: Violation[];
 }
 
+/** What the audit knows besides the lines. */
+export interface AuditContext {
+  /** The config the run promised (trace header, else the run's config.yaml). */
+  expect: RunExpect | null;
+  /** Where `expect` came from, for messages ("trace header", a file path). */
+  expectSource: string | null;
+}
+
 /** A pure check of one invariant over all parsed lines. */
 export interface Checker {
   name: string;
   /** One line: what holds when the check passes. */
   description: string;
-  check(lines: ParsedLine[]): CheckResult;
+  check(lines: ParsedLine[], ctx: AuditContext): CheckResult;
 }
 
 export type ForwardLine = ParsedLine<ForwardRecord>;

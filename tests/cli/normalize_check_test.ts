@@ -64,6 +64,11 @@ Deno.test("cli normalize-check: exit codes, file lists and formats", async () =>
       [["bad.md", 3]],
     );
 
+    // --no-config checks the excluded fixtures too.
+    const all = await stage2(dir, "--no-config", "--format", "json");
+    const paths = JSON.parse(all.stdout).map((f: { path: string }) => f.path);
+    assert.deepEqual(paths, ["bad.md", "fixtures/x.py"]);
+
     const missing = await stage2(dir, "nope.py");
     assert.equal(missing.code, 2);
     assert.equal(missing.stderr.trim().split("\n").length, 1, missing.stderr);

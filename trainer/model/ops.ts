@@ -22,7 +22,10 @@ export function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 
 /** True while a gradient tape (tf.grads / tf.variableGrads) is recording. */
 export function recording(): boolean {
-  return tf.engine().state.gradientDepth > 0;
+  // the engine's own isTapeOn() test (not part of its typed API)
+  const st = tf.engine().state;
+  return st.gradientDepth > 0 &&
+    (st as unknown as { kernelDepth: number }).kernelDepth === 0;
 }
 
 // tf.customGrad's typing passes inputs and the save function as one rest array
@@ -50,7 +53,11 @@ const mmGrad = tf.customGrad((...args: GradArg[]) => {
  * its transposes. `cT` = c transposed, supplied by the caller so it is
  * built once.
  */
-export function mmConstRight(a: tf.Tensor2D, c: tf.Tensor2D, cT: tf.Tensor2D): tf.Tensor2D {
+export function mmConstRight(
+  a: tf.Tensor2D,
+  c: tf.Tensor2D,
+  cT: tf.Tensor2D,
+): tf.Tensor2D {
   if (!recording()) return tf.matMul(a, c);
   const f = tf.customGrad((...args: GradArg[]) => ({
     value: tf.matMul(args[0] as tf.Tensor2D, c),
@@ -71,7 +78,8 @@ export function mmConstLeft(c: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
     save([tf.transpose(c)]);
     return {
       value: tf.matMul(c, args[0] as tf.Tensor2D),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.matMul(saved[0] as tf.Tensor2D, dy as tf.Tensor2D),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.matMul(saved[0] as tf.Tensor2D, dy as tf.Tensor2D),
     };
   });
   return f(b) as tf.Tensor2D;
@@ -90,14 +98,18 @@ export function linear(
   return tf.reshape(y, [...lead, w.shape[1]]);
 }
 
-/** RMSNorm over the last axis (HF `Qwen3VLTextRMSNorm`, float32 throughout). */
+/**
+ * RMSNorm over the last axis (HF `Qwen3VLTextRMSNorm`, float32 throughout);
+ * `weight` null leaves the scale to the caller (folded into a matmul).
+ */
 export function rmsNorm(
   x: tf.Tensor,
-  weight: tf.Tensor1D,
+  weight: tf.Tensor | null,
   eps: number,
 ): tf.Tensor {
   const variance = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
+  const n = tf.mul(x, tf.rsqrt(tf.add(variance, eps)));
+  return weight ? tf.mul(n, weight) : n;
 }
 
 /** LayerNorm over the last axis (torch `nn.LayerNorm`, biased variance). */
@@ -153,6 +165,9 @@ export function embeddingLookup(
         } at flat position ${i} is outside the vocabulary [0, ${vocab})`,
       );
     }
+  }
+  if (!recording()) {
+    return tf.tidy(() => tf.gather(table, tf.tensor1d(ids, "int32")));
   }
   // ids travel as a JS array so the backward does not depend on a tensor
   // that a surrounding tf.tidy may already have released
@@ -240,7 +255,9 @@ export function attendChunk(
   let s: tf.Tensor = mm(q, kT); // [Tq*rep, Tk]
   if (mask) {
     const [tq, , tk] = mask.shape;
-    s = rep === 1 ? tf.add(s, tf.reshape(mask, [tq, tk])) : tf.reshape(tf.add(tf.reshape(s, [tq, rep, tk]), mask), [tq * rep, tk]);
+    s = rep === 1
+      ? tf.add(s, tf.reshape(mask, [tq, tk]))
+      : tf.reshape(tf.add(tf.reshape(s, [tq, rep, tk]), mask), [tq * rep, tk]);
   }
   return mm(tf.softmax(s) as tf.Tensor2D, v);
 }

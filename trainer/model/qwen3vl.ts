@@ -16,9 +16,7 @@ import { parseConfig, type Qwen3VLConfig } from "./config.ts";
 import { KVCache } from "./kv_cache.ts";
 import {
   activation,
-  attendChunk,
   embeddingLookup,
-  MASK_NEG,
   mm,
   mmConstRight,
   recording,
@@ -27,6 +25,12 @@ import {
 } from "./ops.ts";
 import { internalShape, type ParamSpec, paramSpecs } from "./params.ts";
 import { getRopeIndex, segmentsFromRow0, textRopeTables } from "./rope.ts";
+import {
+  attention,
+  attentionPlan,
+  type MaterializedPlan,
+  materializePlan,
+} from "./attention.ts";
 import { visionForward } from "./vision.ts";
 import { installWasmKernelFixes } from "./wasm_kernels.ts";
 import { Rng } from "../loop/rng.ts";
@@ -72,7 +76,6 @@ const FORWARD_KEYS = new Set([
   "logitsToKeep",
 ]);
 
-
 let instanceCount = 0;
 
 interface LayerWeights {
@@ -88,6 +91,46 @@ interface DerivedWeights {
   head: tf.Tensor2D;
 }
 
+type RopeTensors =
+  /** [B*T, 1, hd] tables, broadcast over the q and k heads. */
+  | { kind: "elementwise"; cos: tf.Tensor3D; sin: tf.Tensor3D }
+  /** Single-token rows (decode): per-row rotation matrices [B, hd, hd]. */
+  | { kind: "matrix"; m: tf.Tensor3D };
+
+/**
+ * RoPE operands for this forward. For one token per row outside a gradient
+ * tape, diag(cos) + R diag(sin) as a matrix turns four kernels per layer
+ * into one (decode steps are bound by per-kernel overhead).
+ */
+function ropeTensors(
+  cos: Float32Array,
+  sin: Float32Array,
+  B: number,
+  T: number,
+  d: number,
+  inference: boolean,
+): RopeTensors {
+  if (T !== 1 || !inference) {
+    return {
+      kind: "elementwise",
+      cos: tf.tensor3d(cos, [B * T, 1, d]),
+      sin: tf.tensor3d(sin, [B * T, 1, d]),
+    };
+  }
+  const m = new Float32Array(B * d * d);
+  const h = d / 2;
+  for (let b = 0; b < B; b++) {
+    const o = b * d * d, r = b * d;
+    for (let j = 0; j < d; j++) {
+      m[o + j * d + j] = cos[r + j];
+      // (x @ R)_j = -x_{j+h} for j < h, x_{j-h} otherwise
+      if (j < h) m[o + (j + h) * d + j] = -sin[r + j];
+      else m[o + (j - h) * d + j] = sin[r + j];
+    }
+  }
+  return { kind: "matrix", m: tf.tensor3d(m, [B, d, d]) };
+}
+
 /** rotate_half as a matrix: (x @ R) = concat(-x2, x1) for x [.., d]. */
 function rotateHalfMatrix(d: number): tf.Tensor2D {
   const r = new Float32Array(d * d);
@@ -98,100 +141,13 @@ function rotateHalfMatrix(d: number): tf.Tensor2D {
   return tf.tensor2d(r, [d, d]);
 }
 
-/** Packed segments are grouped into attention blocks of up to this many tokens. */
-const ATTENTION_GROUP_TOKENS = 256;
-
-interface PlanGroup {
-  /** Query rows [qStart, qStart + qLen) attend keys [qStart, qStart + kLen) (kLen includes cached keys). */
-  qLen: number;
-  kLen: number;
-  /** Additive mask [qLen, kLen] (0 / MASK_NEG). */
-  mask: Float32Array;
-}
-
-type AttentionPlan =
-  | { kind: "batched"; T: number; Tk: number; masks: Float32Array[] | null }
-  | { kind: "chunked"; rows: PlanGroup[][] };
-
-type MaterializedPlan =
-  | { kind: "batched"; mask: tf.Tensor4D | null }
-  | { kind: "chunked"; rows: { qLen: number; kLen: number; mask: tf.Tensor3D }[][] };
-
-/**
- * Decide how attention runs and build its masks on the CPU: causal, key
- * padding (left-padded prompts / cached keys), and block-diagonal over the
- * packed segments. Consecutive segments are grouped into blocks of up to
- * ATTENTION_GROUP_TOKENS so that no arithmetic is spent across distant
- * segments while each product stays large enough to run efficiently.
- */
-function attentionPlan(
-  B: number,
-  T: number,
-  past: number,
-  keyValid: Uint8Array[] | null,
-  segs: Int32Array[] | null,
-  segments: [number, number][][],
-): AttentionPlan {
-  const Tk = past + T;
-  const allowed = (b: number, i: number, j: number) =>
-    j <= past + i && (!keyValid || keyValid[b][j] === 1 || j === past + i) &&
-    (!segs || segs[b][j - past] === segs[b][i]);
-  const maskFor = (b: number, q0: number, qLen: number, k0: number, kLen: number) => {
-    const mk = new Float32Array(qLen * kLen);
-    for (let i = 0; i < qLen; i++) {
-      for (let j = 0; j < kLen; j++) if (!allowed(b, q0 + i, k0 + j)) mk[i * kLen + j] = MASK_NEG;
-    }
-    return mk;
-  };
-  if (B * T * Tk <= 4096) {
-    // a single query with every key valid needs no mask (decode steps)
-    const need = T > 1 || (keyValid !== null && keyValid.some((r) => r.includes(0)));
-    return { kind: "batched", T, Tk, masks: need ? Array.from({ length: B }, (_, b) => maskFor(b, 0, T, 0, Tk)) : null };
-  }
-  if (past > 0) {
-    return { kind: "chunked", rows: Array.from({ length: B }, (_, b) => [{ qLen: T, kLen: Tk, mask: maskFor(b, 0, T, 0, Tk) }]) };
-  }
-  return {
-    kind: "chunked",
-    rows: segments.map((list, b) => {
-      const groups: PlanGroup[] = [];
-      let start = 0, len = 0;
-      for (const [, n] of list) {
-        if (len > 0 && len + n > ATTENTION_GROUP_TOKENS) {
-          groups.push({ qLen: len, kLen: len, mask: maskFor(b, start, len, start, len) });
-          start += len;
-          len = 0;
-        }
-        len += n;
-      }
-      groups.push({ qLen: len, kLen: len, mask: maskFor(b, start, len, start, len) });
-      return groups;
-    }),
-  };
-}
-
-function materializePlan(plan: AttentionPlan): MaterializedPlan {
-  if (plan.kind === "batched") {
-    const m = plan.masks;
-    if (!m) return { kind: "batched", mask: null };
-    const flat = new Float32Array(m.length * plan.T * plan.Tk);
-    m.forEach((x, b) => flat.set(x, b * plan.T * plan.Tk));
-    return { kind: "batched", mask: tf.tensor4d(flat, [m.length, 1, plan.T, plan.Tk]) };
-  }
-  return {
-    kind: "chunked",
-    rows: plan.rows.map((groups) =>
-      groups.map((g) => ({ qLen: g.qLen, kLen: g.kLen, mask: tf.tensor3d(g.mask, [g.qLen, 1, g.kLen]) }))
-    ),
-  };
-}
-
 export class Qwen3VLForConditionalGeneration {
   readonly config: Qwen3VLConfig;
   readonly specs: ParamSpec[];
   private readonly params = new Map<string, tf.Variable>();
   private tracer: ((rec: ForwardTraceInfo) => void) | undefined;
-  private derivedCache: { sources: object[]; weights: DerivedWeights } | null = null;
+  private derivedCache: { sources: object[]; weights: DerivedWeights } | null =
+    null;
   private readonly rotateHalf: tf.Tensor2D;
   private readonly rotateHalfT: tf.Tensor2D;
 
@@ -209,10 +165,9 @@ export class Qwen3VLForConditionalGeneration {
     for (const s of this.specs) {
       const v = values.get(s.name);
       if (!v) throw new Error(`internal: no value for parameter ${s.name}`);
-      this.params.set(
-        s.name,
-        tf.variable(tf.tensor(v, internalShape(s)), true, `${s.name}#${inst}`),
-      );
+      const init = tf.tensor(v, internalShape(s));
+      this.params.set(s.name, tf.variable(init, true, `${s.name}#${inst}`));
+      init.dispose(); // the variable holds its own reference to the data
     }
   }
 
@@ -364,8 +319,9 @@ export class Qwen3VLForConditionalGeneration {
         useCache,
         cacheIn: cache !== null,
         returnedPast: false,
-        batch: 1,
-        seqLen: 1,
+        // shapes of whatever was passed (schema needs positive sizes)
+        batch: args.inputIds?.shape[0] || 1,
+        seqLen: args.inputIds?.shape[1] || 1,
         logitsLen: 0,
         positionIdsRows: null,
         row0: null,
@@ -410,10 +366,9 @@ export class Qwen3VLForConditionalGeneration {
       }
     } else {
       const table = this.param("model.language_model.embed_tokens.weight");
-      const ph = new Uint32Array(
-        tf.tidy(() => tf.slice(table, [cfg.image_token_id, 0], [1, H]))
-          .dataSync().slice().buffer,
-      );
+      const phT = tf.slice(table, [cfg.image_token_id, 0], [1, H]);
+      const ph = new Uint32Array(phT.dataSync().slice().buffer);
+      phT.dispose();
       const emb = new Uint32Array(args.inputsEmbeds!.dataSync().slice().buffer);
       for (let i = 0; i < B * T; i++) {
         let eq = true;
@@ -623,7 +578,7 @@ export class Qwen3VLForConditionalGeneration {
       }
       const att = materializePlan(plan);
       // [B*T, 1, hd]: broadcast over the q and k heads
-      const cosT = tf.tensor3d(cos, [B * T, 1, tc.head_dim]), sinT = tf.tensor3d(sin, [B * T, 1, tc.head_dim]);
+      const rope = ropeTensors(cos, sin, B, T, tc.head_dim, !recording());
       const dw = this.derived();
       const newKV: { kT: tf.Tensor4D; v: tf.Tensor4D }[] = [];
       for (let l = 0; l < tc.num_hidden_layers; l++) {
@@ -633,8 +588,7 @@ export class Qwen3VLForConditionalGeneration {
           x,
           B,
           T,
-          cosT,
-          sinT,
+          rope,
           att,
           cache,
           past,
@@ -643,11 +597,8 @@ export class Qwen3VLForConditionalGeneration {
         if (useCache) newKV.push({ kT, v });
         if (l < deep.length) x = scatterRows(x, deep[l], rowIdx, "add");
       }
-      let h: tf.Tensor = rmsNorm(
-        x,
-        this.param("model.language_model.norm.weight") as tf.Tensor1D,
-        tc.rms_norm_eps,
-      );
+      // the final norm's scale is folded into the head (see derived())
+      let h: tf.Tensor = rmsNorm(x, null, tc.rms_norm_eps);
       let tOut = T;
       if (keep > 0 && keep < T) {
         h = tf.slice(tf.reshape(h, [B, T, H]), [0, T - keep, 0], [B, keep, H]);
@@ -699,9 +650,11 @@ export class Qwen3VLForConditionalGeneration {
 
   /**
    * The fused per-layer weights the decoder multiplies with: q/k/v as one
-   * [H, (nH + 2 nKV) hd] matrix, gate/up as one [H, 2I] matrix, q_norm and
-   * k_norm tiled per head [nH + nKV, hd] with the 1/sqrt(hd) attention
-   * scaling folded into the q rows, and the LM head as [H, V].
+   * [H, (nH + 2 nKV) hd] matrix, gate/up as one [H, 2I] matrix (each with
+   * the preceding RMSNorm's scale folded into its rows), q_norm and k_norm
+   * tiled per head [nH + nKV, hd] with the 1/sqrt(hd) attention scaling
+   * folded into the q rows, and the LM head as [H, V] with the final norm's
+   * scale folded in.
    *
    * Under a gradient tape they are rebuilt from the variables each forward
    * (so gradients flow to the HF-named parameters). Otherwise they are cached
@@ -714,13 +667,18 @@ export class Qwen3VLForConditionalGeneration {
     const sources = this.specs.map((s) => this.params.get(s.name)!.dataId);
     if (!isRecording) {
       const c = this.derivedCache;
-      if (c && c.sources.length === sources.length && c.sources.every((d, i) => d === sources[i])) return c.weights;
+      if (
+        c && c.sources.length === sources.length &&
+        c.sources.every((d, i) => d === sources[i])
+      ) return c.weights;
     }
     const weights = this.buildDerived();
     if (!isRecording) {
       this.disposeDerived();
-      if (this.config.tie_word_embeddings) tf.keep(weights.head);
-      for (const lw of weights.layers) for (const t of Object.values(lw)) if (t) tf.keep(t);
+      tf.keep(weights.head);
+      for (const lw of weights.layers) {
+        for (const t of Object.values(lw)) if (t) tf.keep(t);
+      }
       this.derivedCache = { sources, weights };
     }
     return weights;
@@ -729,34 +687,69 @@ export class Qwen3VLForConditionalGeneration {
   private disposeDerived(): void {
     const c = this.derivedCache;
     if (!c) return;
-    // the untied head is the variable itself, not a derived tensor
-    if (this.config.tie_word_embeddings) c.weights.head.dispose();
-    for (const lw of c.weights.layers) for (const t of Object.values(lw)) t?.dispose();
+    c.weights.head.dispose();
+    for (const lw of c.weights.layers) {
+      for (const t of Object.values(lw)) t?.dispose();
+    }
     this.derivedCache = null;
   }
 
   private buildDerived(): DerivedWeights {
     const tc = this.config.text_config;
-    const nH = tc.num_attention_heads, nKV = tc.num_key_value_heads, hd = tc.head_dim;
+    const nH = tc.num_attention_heads,
+      nKV = tc.num_key_value_heads,
+      hd = tc.head_dim;
     const layers: LayerWeights[] = [];
     for (let l = 0; l < tc.num_hidden_layers; l++) {
-      const p = (n: string) => this.param(`model.language_model.layers.${l}.${n}`);
+      const p = (n: string) =>
+        this.param(`model.language_model.layers.${l}.${n}`);
+      // RMSNorm scales folded into the following products:
+      // (x̂ * w) @ W = x̂ @ (w[:, None] * W)
+      const inNorm = tf.reshape(p("input_layernorm.weight"), [-1, 1]);
+      const postNorm = tf.reshape(p("post_attention_layernorm.weight"), [
+        -1,
+        1,
+      ]);
       layers.push({
-        qkv: tf.concat([p("self_attn.q_proj.weight"), p("self_attn.k_proj.weight"), p("self_attn.v_proj.weight")], 1) as tf.Tensor2D,
+        qkv: tf.mul(
+          inNorm,
+          tf.concat([
+            p("self_attn.q_proj.weight"),
+            p("self_attn.k_proj.weight"),
+            p("self_attn.v_proj.weight"),
+          ], 1),
+        ) as tf.Tensor2D,
         qkvBias: tc.attention_bias
-          ? tf.concat([p("self_attn.q_proj.bias"), p("self_attn.k_proj.bias"), p("self_attn.v_proj.bias")]) as tf.Tensor1D
+          ? tf.concat([
+            p("self_attn.q_proj.bias"),
+            p("self_attn.k_proj.bias"),
+            p("self_attn.v_proj.bias"),
+          ]) as tf.Tensor1D
           : null,
         qkNorm: tf.concat([
-          tf.tile(tf.reshape(tf.mul(p("self_attn.q_norm.weight"), 1 / Math.sqrt(hd)), [1, hd]), [nH, 1]),
+          tf.tile(
+            tf.reshape(
+              tf.mul(p("self_attn.q_norm.weight"), 1 / Math.sqrt(hd)),
+              [1, hd],
+            ),
+            [nH, 1],
+          ),
           tf.tile(tf.reshape(p("self_attn.k_norm.weight"), [1, hd]), [nKV, 1]),
         ]) as tf.Tensor2D,
-        gateUp: tf.concat([p("mlp.gate_proj.weight"), p("mlp.up_proj.weight")], 1) as tf.Tensor2D,
+        gateUp: tf.mul(
+          postNorm,
+          tf.concat([p("mlp.gate_proj.weight"), p("mlp.up_proj.weight")], 1),
+        ) as tf.Tensor2D,
       });
     }
     const head = this.config.tie_word_embeddings
-      ? tf.transpose(this.param("model.language_model.embed_tokens.weight")) as tf.Tensor2D
-      : this.param("lm_head.weight") as tf.Tensor2D;
-    return { layers, head };
+      ? tf.transpose(this.param("model.language_model.embed_tokens.weight"))
+      : this.param("lm_head.weight");
+    const finalNorm = tf.reshape(
+      this.param("model.language_model.norm.weight"),
+      [-1, 1],
+    );
+    return { layers, head: tf.mul(finalNorm, head) as tf.Tensor2D };
   }
 
   /** One decoder layer on x [B*T, H]; returns the layer output and this layer's full K/V. */
@@ -766,78 +759,69 @@ export class Qwen3VLForConditionalGeneration {
     x: tf.Tensor2D,
     B: number,
     T: number,
-    cos: tf.Tensor3D,
-    sin: tf.Tensor3D,
+    rope: RopeTensors,
     att: MaterializedPlan,
     cache: KVCache | null,
     past: number,
   ): { out: tf.Tensor2D; kT: tf.Tensor4D; v: tf.Tensor4D } {
     const tc = this.config.text_config;
-    const p = (n: string) => this.param(`model.language_model.layers.${l}.${n}`);
-    const nH = tc.num_attention_heads, nKV = tc.num_key_value_heads, hd = tc.head_dim, rep = nH / nKV;
+    const p = (n: string) =>
+      this.param(`model.language_model.layers.${l}.${n}`);
+    const nH = tc.num_attention_heads,
+      nKV = tc.num_key_value_heads,
+      hd = tc.head_dim,
+      rep = nH / nKV;
     const eps = tc.rms_norm_eps;
-    const xn = rmsNorm(x, p("input_layernorm.weight") as tf.Tensor1D, eps) as tf.Tensor2D;
+    const xn = rmsNorm(x, null, eps) as tf.Tensor2D; // scale folded into w.qkv
     let qkv: tf.Tensor = mm(xn, w.qkv); // [B*T, (nH + 2 nKV) hd]
     if (w.qkvBias) qkv = tf.add(qkv, w.qkvBias);
     const [qk0, v0] = tf.split(qkv, [(nH + nKV) * hd, nKV * hd], 1);
     // q_norm/k_norm and RoPE on all q and k heads at once: [B*T, nH + nKV, hd];
     // rotate_half(x) is x @ R with a fixed signed permutation R (exact)
-    const qkn = rmsNorm(tf.reshape(qk0, [B * T, nH + nKV, hd]), w.qkNorm as unknown as tf.Tensor1D, eps);
-    const rot = tf.reshape(
-      mmConstRight(tf.reshape(qkn, [-1, hd]) as tf.Tensor2D, this.rotateHalf, this.rotateHalfT),
-      [B * T, nH + nKV, hd],
+    const qkn = rmsNorm(
+      tf.reshape(qk0, [B * T, nH + nKV, hd]),
+      w.qkNorm,
+      eps,
     );
-    const qk = tf.add(tf.mul(qkn, cos), tf.mul(rot, sin));
+    let qk: tf.Tensor;
+    if (rope.kind === "matrix") {
+      // one token per row: RoPE is a per-row linear map, x @ (diag(cos) + R diag(sin))
+      qk = tf.matMul(tf.reshape(qkn, [B, nH + nKV, hd]), rope.m);
+    } else {
+      const rot = tf.reshape(
+        mmConstRight(
+          tf.reshape(qkn, [-1, hd]) as tf.Tensor2D,
+          this.rotateHalf,
+          this.rotateHalfT,
+        ),
+        [B * T, nH + nKV, hd],
+      );
+      qk = tf.add(tf.mul(qkn, rope.cos), tf.mul(rot, rope.sin));
+    }
     const [q, k] = tf.split(tf.reshape(qk, [B, T, nH + nKV, hd]), [nH, nKV], 2);
     let kT = tf.transpose(k, [0, 2, 3, 1]) as tf.Tensor4D; // [B, nKV, hd, T]
-    let v = tf.transpose(tf.reshape(v0, [B, T, nKV, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, nKV, T, hd]
+    let v = tf.transpose(tf.reshape(v0, [B, T, nKV, hd]), [
+      0,
+      2,
+      1,
+      3,
+    ]) as tf.Tensor4D; // [B, nKV, T, hd]
     if (cache && past > 0) {
       kT = tf.concat([cache.layers[l].kT, kT], 3);
       v = tf.concat([cache.layers[l].v, v], 2);
     }
-    const Tk = past + T;
-    let a2: tf.Tensor2D;
-    if (att.kind === "batched") {
-      // one rank-3 product for all rows and heads (small problems: decode steps)
-      const qg = T === 1
-        ? tf.reshape(q, [B * nKV, rep, hd])
-        : tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * nKV, rep * T, hd]);
-      let s: tf.Tensor = tf.matMul(qg, tf.reshape(kT, [B * nKV, hd, Tk]));
-      if (att.mask) s = tf.add(tf.reshape(s, [B, nKV * rep, T, Tk]), att.mask);
-      const pr = tf.reshape(tf.softmax(s), [B * nKV, rep * T, Tk]);
-      const attn = tf.matMul(pr, tf.reshape(v, [B * nKV, Tk, hd]));
-      a2 = (T === 1
-        ? tf.reshape(attn, [B, nH * hd])
-        : tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd])) as tf.Tensor2D;
-    } else {
-      // rank-2 products per (row, kv head, group of packed segments); query
-      // rows ordered (t, r) so a group is a contiguous block: [T*rep, hd]
-      const qs = tf.unstack(
-        tf.reshape(tf.transpose(tf.reshape(q, [B, T, nKV, rep, hd]), [0, 2, 1, 3, 4]), [B * nKV, T * rep, hd]),
-      ) as tf.Tensor2D[];
-      const ks = tf.unstack(tf.reshape(kT, [B * nKV, hd, Tk])) as tf.Tensor2D[];
-      const vs = tf.unstack(tf.reshape(v, [B * nKV, Tk, hd])) as tf.Tensor2D[];
-      const outs = qs.map((qc, i) => {
-        const groups = att.rows[Math.floor(i / nKV)];
-        if (groups.length === 1) return attendChunk(qc, ks[i], vs[i], groups[0].mask, rep);
-        const qParts = tf.split(qc, groups.map((g) => g.qLen * rep), 0) as tf.Tensor2D[];
-        const kParts = tf.split(ks[i], groups.map((g) => g.kLen), 1) as tf.Tensor2D[];
-        const vParts = tf.split(vs[i], groups.map((g) => g.kLen), 0) as tf.Tensor2D[];
-        return tf.concat(groups.map((g, j) => attendChunk(qParts[j], kParts[j], vParts[j], g.mask, rep)), 0);
-      });
-      a2 = tf.reshape(
-        tf.transpose(tf.reshape(tf.stack(outs), [B, nKV, T, rep, hd]), [0, 2, 1, 3, 4]),
-        [B * T, nH * hd],
-      ) as tf.Tensor2D;
-    }
+    const a2 = attention(q, kT, v, att, B, T, nKV, rep, hd); // [B*T, nH*hd]
     let o: tf.Tensor = mm(a2, p("self_attn.o_proj.weight") as tf.Tensor2D);
     if (tc.attention_bias) o = tf.add(o, p("self_attn.o_proj.bias"));
     const h = tf.add(x, o) as tf.Tensor2D;
-    const hn = rmsNorm(h, p("post_attention_layernorm.weight") as tf.Tensor1D, eps) as tf.Tensor2D;
+    const hn = rmsNorm(h, null, eps) as tf.Tensor2D; // scale folded into w.gateUp
     const I = tc.intermediate_size;
     const [g, u] = tf.split(mm(hn, w.gateUp), [I, I], 1);
     const act = tf.mul(activation(tc.hidden_act, g), u) as tf.Tensor2D;
-    const out = tf.add(h, mm(act, p("mlp.down_proj.weight") as tf.Tensor2D)) as tf.Tensor2D;
+    const out = tf.add(
+      h,
+      mm(act, p("mlp.down_proj.weight") as tf.Tensor2D),
+    ) as tf.Tensor2D;
     return { out, kT, v };
   }
 }

@@ -133,7 +133,10 @@ export function visionForward(
     const posW = p("model.visual.pos_embed.weight") as tf.Tensor2D;
     x = tf.add(
       x,
-      mmConstLeft(tf.tensor2d(interp, [nPatch, vc.num_position_embeddings]), posW),
+      mmConstLeft(
+        tf.tensor2d(interp, [nPatch, vc.num_position_embeddings]),
+        posW,
+      ),
     );
     const scale = 1 / Math.sqrt(hd);
     const deepstack: tf.Tensor2D[] = [];

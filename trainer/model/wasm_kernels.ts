@@ -58,7 +58,12 @@ function slice(args: KernelArgs, original: KernelFn): HeapTensor {
   return sliceCore(args.backend, x, begin, size);
 }
 
-function sliceCore(backend: WasmBackendLike, x: HeapTensor, begin: number[], size: number[]): HeapTensor {
+function sliceCore(
+  backend: WasmBackendLike,
+  x: HeapTensor,
+  begin: number[],
+  size: number[],
+): HeapTensor {
   const out = backend.makeOutput(size, x.dtype);
   // views taken after makeOutput: an allocation may grow (detach) the heap
   const src = backend.typedArrayFromHeap(x);
@@ -133,7 +138,10 @@ function identity(args: KernelArgs, original: KernelFn): HeapTensor {
 export function installWasmKernelFixes(): void {
   if (installed || tf.getBackend() !== "wasm") return;
   installed = true;
-  const fixes: [string, (a: KernelArgs, o: KernelFn) => HeapTensor | HeapTensor[]][] = [
+  const fixes: [
+    string,
+    (a: KernelArgs, o: KernelFn) => HeapTensor | HeapTensor[],
+  ][] = [
     ["Slice", slice],
     ["SplitV", splitV],
     ["Unpack", unpack],
@@ -146,7 +154,8 @@ export function installWasmKernelFixes(): void {
     tf.unregisterKernel(name, "wasm");
     tf.registerKernel({
       ...cfg,
-      kernelFunc: ((a: KernelArgs) => impl(a, original)) as unknown as tf.KernelFunc,
+      kernelFunc: ((a: KernelArgs) =>
+        impl(a, original)) as unknown as tf.KernelFunc,
     });
   }
 }

@@ -165,3 +165,22 @@ Deno.test("check: output formats carry path, line, column, rule and a fix", asyn
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("check: minified bundles are skipped and listed, sources are not", async () => {
+  const bundle = `var box={x1:1};` + "a=1;".repeat(2000) + `f(box.x1*1000);\n`;
+  const dir = await tree({
+    "dist/app.min.js": "f(box.x1*1000);\n",
+    "dist/app.js": bundle,
+    "src/app.js": "export const f = (box) => box.x1 * 1000;\n",
+  });
+  try {
+    const r = await checkPaths({ root: dir, config: null });
+    assert.deepEqual(r.findings.map((f) => f.path), ["src/app.js"]);
+    assert.deepEqual(r.minified.sort(), ["dist/app.js", "dist/app.min.js"]);
+    assert.ok(
+      verboseLines(r).includes("skipped: dist/app.min.js (minified bundle)"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

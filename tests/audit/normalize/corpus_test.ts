@@ -74,6 +74,22 @@ Deno.test("fixture corpus: 100% recall and no false positive", async () => {
       }% ` +
       `(${report.filesChecked} files)`,
   );
+  // Per language: declared findings and files (hard negatives included).
+  const langs = new Map<string, { files: number; expected: number }>();
+  for await (const e of Deno.readDir(CORPUS)) {
+    const ext = e.name.slice(e.name.lastIndexOf(".") + 1);
+    const l = langs.get(ext) ?? { files: 0, expected: 0 };
+    l.files++;
+    l.expected += want.filter((w) => w.startsWith(`corpus/${e.name}:`)).length;
+    langs.set(ext, l);
+  }
+  console.log(
+    "  by type: " +
+      [...langs].sort().map(([ext, l]) =>
+        `${ext} ${l.files} files/${l.expected} expected`
+      )
+        .join(", "),
+  );
   for (const f of falsePositives) {
     const full = report.findings.find((x) =>
       `${x.path}:${x.line}:${x.rule}` === f

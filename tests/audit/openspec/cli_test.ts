@@ -21,7 +21,13 @@ async function stage2(args: string[]) {
 }
 
 Deno.test("validate-spec CLI: verdicts, JSON and bad flags", async () => {
-  const ok = await stage2(["add-valid", "--strict", "--root", CORPUS]);
+  const ok = await stage2([
+    "add-valid",
+    "--strict",
+    "--no-interactive",
+    "--root",
+    CORPUS,
+  ]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stdout, "Change 'add-valid' is valid\n");
 

@@ -44,6 +44,21 @@ const item = (items: JsonItem[], type: string, id: string) => {
 /** [fixture item, level, message pattern]: one fixture per implemented rule. */
 const RULES: [string, Issue["level"], RegExp][] = [
   [
+    "spec/empty-requirement-text",
+    "ERROR",
+    /^Requirement text cannot be empty$/,
+  ],
+  [
+    "spec/empty-requirement-text",
+    "ERROR",
+    /^Requirement "Bodyless" must contain SHALL or MUST$/,
+  ],
+  [
+    "change/unreadable-main",
+    "ERROR",
+    /^Could not read .*\/specs\/unreadable\/spec\.md to check the MODIFIED requirements against it \(EISDIR\)/,
+  ],
+  [
     "spec/no-purpose",
     "ERROR",
     /^Spec must have a Purpose section\. Missing required sections/,

@@ -280,6 +280,9 @@ Deno.test("a micro-batch on another channel than its window -> schedule", () => 
 Deno.test("buffer reuse: clean as Channel B, illegal on a partial window", () => {
   // step 3 reuses step 2's Channel-B window although the pattern says A
   const recs = buildCleanTrace({ steps: 4, evalAt: [] });
+  const header = recs[0];
+  assert.ok(header.kind === "run");
+  header.expect!.rolloutBuffer = { enabled: true, mSteps: 2 };
   for (const r of recs) {
     if (r.kind === "forward" && r.globalStep === 3) {
       r.channel = "B";
@@ -327,14 +330,25 @@ Deno.test("wrong rollout seed base -> seed-formula", () => {
 });
 
 Deno.test("seed formula is exact where float math is not", () => {
-  // (2^53 - 1) + 5 * 1000003 overflows doubles; BigInt gives the exact low 31 bits.
+  // (2^53 - 1) + 2 * 1000003 is not a double; BigInt gives the exact low 31 bits.
   const seed = Number.MAX_SAFE_INTEGER;
-  const recs = breakStep(2, (s) => {
-    s.trainingSeed = seed;
-    s.rolloutSeedBase = Number(
-      (BigInt(seed) + 2n * 1000003n) & 0x7FFFFFFFn,
-    );
-  });
+  const withSeed = () => {
+    const recs = buildCleanTrace();
+    const h = recs[0];
+    assert.ok(h.kind === "run");
+    h.expect!.trainingSeed = seed;
+    for (const r of recs) {
+      if (r.kind !== "step") continue;
+      r.trainingSeed = seed;
+      if (r.rolloutSeedBase !== null) {
+        r.rolloutSeedBase = Number(
+          (BigInt(seed) + BigInt(r.globalStep) * 1000003n) & 0x7FFFFFFFn,
+        );
+      }
+    }
+    return recs;
+  };
+  const recs = withSeed();
   assert.deepEqual(audit(recs).violations, []);
   const naive = (seed + 2 * 1000003) % 2 ** 31;
   assert.notEqual(
@@ -344,7 +358,7 @@ Deno.test("seed formula is exact where float math is not", () => {
   const recs2 = breakStep(2, (s) => {
     s.trainingSeed = seed;
     s.rolloutSeedBase = naive;
-  });
+  }, withSeed());
   assert.deepEqual(fired(recs2), ["seed-formula"]);
 });
 

@@ -130,3 +130,20 @@ Deno.test("cli audit: works as the real entry point (subprocess)", async () => {
   assert.equal(out.code, 1, new TextDecoder().decode(out.stderr));
   assert.match(text, /^trace\.jsonl:3 attention-segments: /m);
 });
+
+Deno.test("audit core never pulls in TF.js (static import graph)", async () => {
+  const root = new URL("../../../", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", `${root}audit/trace/mod.ts`],
+    cwd: root,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.equal(out.code, 0);
+  const info = JSON.parse(new TextDecoder().decode(out.stdout));
+  const specs: string[] = info.modules.map((m: { specifier: string }) =>
+    m.specifier
+  );
+  assert.ok(specs.some((s) => s.endsWith("/audit/trace/mod.ts")));
+  assert.deepEqual(specs.filter((s) => /tensorflow|tfjs/.test(s)), []);
+});

@@ -151,6 +151,8 @@ export function buildCleanTrace(opts: BuildOptions = {}): TraceLine[] {
       pattern: [...PATTERN],
       nSoftctxIter: N_PASSES,
       gradientAccumulationSteps: WINDOW,
+      trainingSeed: SEED,
+      rolloutBuffer: { enabled: false, mSteps: 1 },
     },
   }];
   for (let s = 0; s < nSteps; s++) {

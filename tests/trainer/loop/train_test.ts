@@ -114,3 +114,68 @@ Deno.test("packing that cannot hold a sample fails at start-up, saying how to fi
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("warm start trains the Stage-1 config once, keyed by its hash, then starts from its checkpoint", async () => {
+  const root = await Deno.makeTempDir({ prefix: "stage2-loop-" });
+  try {
+    const stage1 = join(root, "stage1.yaml");
+    await Deno.writeTextFile(
+      stage1,
+      [
+        "data:",
+        "  synth: { n_train: 4, n_val: 1, seed: 5, image_size: 64, max_objects: 1 }",
+        "training:",
+        "  max_steps: 1",
+        "  micro_batch_size: 2",
+        "  gradient_accumulation_steps: 1",
+        "  eval_steps: 0",
+        "  save_steps: 0",
+        "  trace: off",
+        "",
+      ].join("\n"),
+    );
+    const cfg = await resolveConfigObject({
+      model: { warm_start_config: "stage1.yaml" },
+      data: {
+        synth: {
+          n_train: 4,
+          n_val: 1,
+          seed: 5,
+          image_size: 64,
+          max_objects: 1,
+        },
+      },
+      training: {
+        output_dir: join(root, "main"),
+        max_steps: 1,
+        micro_batch_size: 2,
+        gradient_accumulation_steps: 1,
+        eval_steps: 0,
+        trace: "off",
+      },
+    }, join(root, "main.yaml"));
+    const logs: string[] = [];
+    const opts = { ...quiet, log: (s: string) => void logs.push(s) };
+    const first = await train({ config: cfg, ...opts });
+    assert.ok(first.warmStart, "the warm start ran");
+    assert.match(first.warmStart.runDir, /warm_start\/sft-[0-9a-f]{12}$/);
+    assert.ok(logs.some((l) => l.startsWith("warm start: training")));
+    const firstWeights = await bytes(
+      join(first.runDir, "checkpoint-1/model.safetensors"),
+    );
+    logs.length = 0;
+    const second = await train({ config: cfg, ...opts });
+    assert.equal(second.warmStart?.runDir, first.warmStart.runDir);
+    assert.ok(
+      logs.some((l) => l.startsWith("warm start: reusing")),
+      logs.join("\n"),
+    );
+    // both runs start from the same Stage-1 weights, so they end equal
+    assert.deepEqual(
+      await bytes(join(second.runDir, "checkpoint-1/model.safetensors")),
+      firstWeights,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -247,26 +247,65 @@ Deno.test("gradients reach every parameter on this backend (embedding included)"
 Deno.test("long packed rows (several attention groups, two rows) match per-segment logits", async () => {
   const m = await model();
   const lens = [[120, 100, 90], [200, 70, 40]];
-  const segs = lens.map((row, r) => row.map((n, k) => Int32Array.from({ length: n }, (_, i) => 10 + ((i * 7 + k * 13 + r * 5) % 80))));
+  const segs = lens.map((row, r) =>
+    row.map((n, k) =>
+      Int32Array.from(
+        { length: n },
+        (_, i) => 10 + ((i * 7 + k * 13 + r * 5) % 80),
+      )
+    )
+  );
   const T = 310;
   const ids = new Int32Array(2 * T), pos = new Int32Array(4 * 2 * T);
   segs.forEach((row, r) => {
-    const p = packedPositionIds(m.config, row.map((s) => ({ inputIds: s, imageGridThw: [] })));
+    const p = packedPositionIds(
+      m.config,
+      row.map((s) => ({ inputIds: s, imageGridThw: [] })),
+    );
     let off = 0;
     for (const s of row) {
       ids.set(s, r * T + off);
       off += s.length;
     }
-    for (let a = 0; a < 4; a++) pos.set(p.subarray(a * T, (a + 1) * T), (a * 2 + r) * T);
+    for (let a = 0; a < 4; a++) {
+      pos.set(p.subarray(a * T, (a + 1) * T), (a * 2 + r) * T);
+    }
   });
-  const full = logitsOf(m, { inputIds: tf.tensor2d(ids, [2, T], "int32"), positionIds: tf.tensor3d(pos, [4, 2, T], "int32") });
+  const full = logitsOf(m, {
+    inputIds: tf.tensor2d(ids, [2, T], "int32"),
+    positionIds: tf.tensor3d(pos, [4, 2, T], "int32"),
+  });
   segs.forEach((row, r) => {
     let off = 0;
     for (const s of row) {
       const alone = logitsOf(m, { inputIds: ids2d([s]) });
-      const got = full.subarray((r * T + off) * VOCAB, (r * T + off + s.length) * VOCAB);
+      const got = full.subarray(
+        (r * T + off) * VOCAB,
+        (r * T + off + s.length) * VOCAB,
+      );
       assert.ok(maxAbsDiff(got, alone) < 1e-4, `row ${r} segment at ${off}`);
       off += s.length;
     }
   });
+});
+
+Deno.test("inference forwards see weight updates (fused-weight cache follows Variable.assign)", async () => {
+  const m = await tinyModel(9);
+  const ids = ids2d([Int32Array.from([10, 11, 12, 13, 14, 15])]);
+  const before = logitsOf(m, { inputIds: ids });
+  const name = "model.language_model.layers.0.self_attn.k_proj.weight";
+  const v = m.param(name);
+  v.assign(tf.randomNormal(v.shape, 0, 0.5, "float32", 1));
+  const after = logitsOf(m, { inputIds: ids });
+  assert.ok(maxAbsDiff(before, after) > 1e-4, "stale fused weights were used");
+  // a taped forward builds the fused weights from the variables themselves
+  let taped: Float32Array | undefined;
+  const { grads, value } = tf.variableGrads(() => {
+    const o = m.forward({ inputIds: ids });
+    taped = o.logits.dataSync().slice() as Float32Array;
+    return tf.sum(o.logits) as tf.Scalar;
+  });
+  tf.dispose([value, ...Object.values(grads)]);
+  assert.ok(maxAbsDiff(after, taped!) < 1e-6);
+  m.dispose();
 });

@@ -74,7 +74,7 @@ Deno.test("end-of-turn cut discards the suffix", () => {
   assert.equal(r.responseIds.length, tok.encode(one).length);
 });
 
-Deno.test("no top-level brace: invalid rollout, prefix '{', zero predictions", () => {
+Deno.test("no top-level brace: invalid rollout, prefix '{', zero predictions [1.7.4]", () => {
   for (const text of ["", "red circle", '"object_1": {}', "  \n"]) {
     const r = parseRolloutForMatching(tok, [...tok.encode(text), imEnd]);
     assert.equal(r.invalid, true, text);

@@ -4,13 +4,13 @@ import {
   deriveRolloutSeedBase,
 } from "../../../trainer/rollout/seed.ts";
 
-Deno.test("seed base matches the spec formula for small steps", () => {
+Deno.test("seed base matches the spec formula for small steps [1.7.5]", () => {
   assert.equal(deriveRolloutSeedBase(42, 0), 42);
   assert.equal(deriveRolloutSeedBase(42, 1), 42 + 1000003);
   assert.equal(deriveRolloutSeedBase(7, 5), 7 + 5 * 1000003);
 });
 
-Deno.test("seed base is exact past 2^31 and 2^53 (Python semantics)", () => {
+Deno.test("seed base is exact past 2^31 and 2^53 (Python semantics) [1.7.5]", () => {
   // Values computed with Python: (seed + step * 1000003) & 0x7FFFFFFF
   assert.equal(deriveRolloutSeedBase(42, 3000), 852525394);
   assert.equal(deriveRolloutSeedBase(0, 2147), 2147006441);

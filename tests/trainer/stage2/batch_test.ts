@@ -155,7 +155,7 @@ Deno.test("invalid rollout trains on '{' + all GT objects", () => {
   assert.deepEqual(seq.boxes.map((b) => b.kind), ["fn", "fn", "fn"]);
 });
 
-Deno.test("packing: segments in one row, text positions restart, offsets mapped", () => {
+Deno.test("packing: segments in one row, text positions restart, offsets mapped [1.7.7]", () => {
   const a = buildChannelASequence(rawSample(SAMPLE_OBJECTS.slice(0, 1), 0));
   const b = buildChannelASequence(rawSample(SAMPLE_OBJECTS.slice(1), 1));
   const batch = collateStage2([a, b], collate);

@@ -18,7 +18,7 @@ function allFinite(t: tf.Tensor): boolean {
   return Array.from(t.dataSync()).every(Number.isFinite);
 }
 
-Deno.test("expectation decode is E[k]/999, bin 999 -> 1.0", () => {
+Deno.test("expectation decode is E[k]/999, bin 999 -> 1.0 [1.7.1, 1.7.6]", () => {
   const c = expectationDecode(onehotLogits([0, 500, 999], 80)).dataSync();
   assert.ok(Math.abs(c[0] - 0) < 1e-6);
   assert.ok(Math.abs(c[1] - decodeCoord(500)) < 1e-6);
@@ -27,7 +27,7 @@ Deno.test("expectation decode is E[k]/999, bin 999 -> 1.0", () => {
   assert.ok(Math.abs(c[1] - 0.5) > 4e-4);
 });
 
-Deno.test("expectation decode is the mean, not the argmax", () => {
+Deno.test("expectation decode is the mean, not the argmax [1.7.6]", () => {
   // Two equal modes at bins 100 and 900 (+ a tiny bias towards 100 so the
   // argmax is 100): the expectation is close to 500/999.
   const z = new Float32Array(1000).fill(-1e4);
@@ -55,7 +55,7 @@ Deno.test("temperature flattens the distribution; bad inputs rejected", () => {
   );
 });
 
-Deno.test("L1 and GIoU match hand-computed values in normalized space", () => {
+Deno.test("L1 and GIoU match hand-computed values in normalized space [1.7.6]", () => {
   const { l1, giou } = bboxL1GiouLoss(
     tf.tensor2d([[0.1, 0.1, 0.5, 0.5], [0, 0, 0.2, 0.2]]),
     tf.tensor2d([[0.1, 0.1, 0.5, 0.6], [0.4, 0.4, 0.6, 0.6]]),

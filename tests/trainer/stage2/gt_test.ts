@@ -14,7 +14,7 @@ Deno.test("valid boxes pass through with coercion only", () => {
   ]);
 });
 
-Deno.test("poly in ground truth is a hard error telling to filter upstream", () => {
+Deno.test("poly in ground truth is a hard error telling to filter upstream [1.7.3]", () => {
   assert.throws(
     () =>
       extractGtBboxOnly(rec([
@@ -35,7 +35,7 @@ Deno.test("poly in ground truth is a hard error telling to filter upstream", () 
   );
 });
 
-Deno.test("malformed boxes are errors naming record and object; nothing repaired", () => {
+Deno.test("malformed boxes are errors naming record and object; nothing repaired [1.7.3]", () => {
   const cases: [unknown, RegExp][] = [
     [
       { desc: "x", bbox_2d: [0, 0, 1] },

@@ -66,7 +66,7 @@ Deno.test("CE is sum(w*nll)/max(sum w, 1) over next-token predictions", () => {
   assert.equal(Math.abs(none.ce.dataSync()[0]), 0);
 });
 
-Deno.test("coord slot p is decoded from logits at p-1 (causal shift)", () => {
+Deno.test("coord slot p is decoded from logits at p-1 (causal shift) [1.7.2]", () => {
   // Logits at r predict token r+1: the correct shift gives ~zero geometry loss.
   const good = stage2Loss(peaked(1), batch(), opts);
   assert.ok(good.l1.dataSync()[0] < 1e-4, `l1 ${good.l1.dataSync()[0]}`);
@@ -76,7 +76,7 @@ Deno.test("coord slot p is decoded from logits at p-1 (causal shift)", () => {
   assert.ok(bad.l1.dataSync()[0] > 0.1);
 });
 
-Deno.test("guardrails: sliced logits, CE on coord tokens, slot at position 0", () => {
+Deno.test("guardrails: sliced logits, CE on coord tokens, slot at position 0 [1.7.10]", () => {
   assert.throws(
     () => stage2Loss(tf.zeros([1, L - 1, V]) as tf.Tensor3D, batch(), opts),
     /sliced logits/,

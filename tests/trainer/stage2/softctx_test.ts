@@ -80,7 +80,7 @@ Deno.test("pass 0 is the fresh base embedding", () => {
   for (let f = 0; f < B * T; f++) assert.ok(rowsEqualBitwise(out, base, f));
 });
 
-Deno.test("coord slots get softmax(z[p-1]/T) @ E, not z[p]", () => {
+Deno.test("coord slots get softmax(z[p-1]/T) @ E, not z[p] [1.7.2]", () => {
   const temp = 0.7;
   const out = softContextEmbeddings({
     embedTokens,
@@ -105,7 +105,7 @@ Deno.test("coord slots get softmax(z[p-1]/T) @ E, not z[p]", () => {
   }
 });
 
-Deno.test("only coord-slot rows change; placeholder rows bitwise identical", () => {
+Deno.test("only coord-slot rows change; placeholder rows bitwise identical [1.7.9]", () => {
   const out = softContextEmbeddings({
     embedTokens,
     inputIds: ids,

@@ -15,7 +15,7 @@ const samples = () => [
   rawSample(SAMPLE_OBJECTS.slice(2), 1),
 ];
 
-Deno.test("Channel A: n passes, only the last records gradients, trace invariants hold", async () => {
+Deno.test("Channel A: n passes, only the last records gradients, 4-row ids, trace invariants hold [1.7.2, 1.7.7, 1.7.8, 1.7.9]", async () => {
   const model = microModel(tok);
   const config = await stage2Config({
     custom: { extra: { stage2_ab: { n_softctx_iter: 3 } } },
@@ -188,7 +188,7 @@ Deno.test("determinism: same seed and data give bitwise-identical weights and me
   assert.deepEqual(a.weights, b.weights);
 });
 
-Deno.test("guardrails: sliced logits, returned cache, helper keys", async () => {
+Deno.test("guardrails: sliced logits, returned or carried cache, helper keys [1.7.8, 1.7.10]", async () => {
   const model = microModel(tok);
   const config = await stage2Config();
   const { trainingForward } = await import(
@@ -337,7 +337,7 @@ Deno.test("guardrails at start-up and on data: packing metadata, decode params, 
   );
 });
 
-Deno.test("a 3-row position id under packing is caught by the trace checks", async () => {
+Deno.test("a 3-row position id under packing is caught by the trace checks [1.7.7]", async () => {
   const model = microModel(tok);
   const config = await stage2Config();
   const h = harness(model, config);
@@ -484,7 +484,7 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
   assert.equal(variant.planStep(3, 1, false).bufferReuse, false);
 });
 
-Deno.test("invalid rollouts fall back to '{' and are counted; all GT appended", async () => {
+Deno.test("invalid rollouts fall back to '{' and are counted; all GT appended [1.7.4]", async () => {
   const model = microModel(tok);
   const config = await stage2Config({
     custom: { extra: { stage2_ab: { schedule: { pattern: ["B"] } } } },

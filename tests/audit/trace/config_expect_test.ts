@@ -1,0 +1,196 @@
+import assert from "node:assert/strict";
+import { stringify } from "yaml";
+import {
+  ConfigExpectError,
+  expectFromConfig,
+  readConfigExpect,
+} from "../../../audit/trace/config_expect.ts";
+import { auditRun, RunReadError } from "../../../audit/trace/mod.ts";
+import type { ForwardRecord } from "../../../trainer/trace/schema.ts";
+import {
+  buildCleanTrace,
+  find,
+  isForward,
+  N_PASSES,
+  PATTERN,
+  SEED,
+  toText,
+  WINDOW,
+} from "./synthetic.ts";
+
+/** The resolved-config keys the audit reads, as trainer/config writes them. */
+function resolved(over: Record<string, unknown> = {}) {
+  return {
+    training: { seed: SEED, gradient_accumulation_steps: WINDOW },
+    custom: {
+      trainer_variant: "stage2_ab_training",
+      extra: {
+        stage2_ab: { schedule: { pattern: PATTERN }, n_softctx_iter: N_PASSES },
+        rollout_matching: { rollout_buffer: { enabled: false, m_steps: 1 } },
+      },
+    },
+    ...over,
+  };
+}
+
+Deno.test("expectFromConfig: reads pattern, passes, window, seed, buffer", () => {
+  assert.deepEqual(expectFromConfig(resolved()), {
+    pattern: PATTERN,
+    nSoftctxIter: N_PASSES,
+    gradientAccumulationSteps: WINDOW,
+    trainingSeed: SEED,
+    rolloutBuffer: { enabled: false, mSteps: 1 },
+  });
+  const sft = expectFromConfig({
+    training: { seed: 1, gradient_accumulation_steps: 4 },
+    custom: { trainer_variant: "sft" },
+  });
+  assert.equal(sft.pattern, null);
+  assert.equal(sft.nSoftctxIter, null);
+});
+
+Deno.test("expectFromConfig: a wrong key is an error naming file and key", () => {
+  const bad = resolved();
+  (bad.training as Record<string, unknown>).gradient_accumulation_steps = "2";
+  assert.throws(
+    () => expectFromConfig(bad, "runs/x/config.yaml"),
+    (e: unknown) =>
+      e instanceof ConfigExpectError &&
+      /^runs\/x\/config\.yaml: training\.gradient_accumulation_steps is "2"/
+        .test(e.message),
+  );
+});
+
+async function runWith(trace: string, config?: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "stage2-audit-cfg-" });
+  await Deno.writeTextFile(`${dir}/trace.jsonl`, trace);
+  if (config !== undefined) {
+    await Deno.writeTextFile(`${dir}/config.yaml`, config);
+  }
+  return dir;
+}
+
+/** The clean trace without header expectations (as older loops write it). */
+function headerless() {
+  const recs = buildCleanTrace();
+  delete (recs[0] as { expect?: unknown }).expect;
+  return recs;
+}
+
+Deno.test("auditRun: without header expectations, config.yaml supplies them", async () => {
+  assert.equal(await readConfigExpect("/nonexistent"), null);
+  const clean = await runWith(toText(headerless()), stringify(resolved()));
+  const ok = await auditRun(clean);
+  assert.deepEqual(ok.violations, []);
+  assert.equal(ok.expectSource, `${clean}/config.yaml`);
+  assert.ok(
+    ok.invariants.find((i) => i.name === "config-consistency")!.checked > 0,
+  );
+  // configured for 2 passes, the trace ran 3
+  const cfg2 = resolved();
+  cfg2.custom.extra.stage2_ab.n_softctx_iter = 2;
+  const wrong = await runWith(toText(headerless()), stringify(cfg2));
+  const r = await auditRun(wrong);
+  assert.ok(r.violations.length > 0);
+  assert.ok(r.violations.every((v) => v.invariant === "config-consistency"));
+  assert.match(
+    r.violations[0].message,
+    /ran 3 pass\(es\), n_softctx_iter is 2 in .*config\.yaml/,
+  );
+  for (const d of [clean, wrong]) await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("auditRun: unusable config.yaml -> RunReadError naming it", async () => {
+  const dir = await runWith(toText(headerless()), "training: [unclosed\n");
+  await assert.rejects(
+    () => auditRun(dir),
+    (e: unknown) =>
+      e instanceof RunReadError &&
+      /config\.yaml: not valid YAML/.test(e.message),
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("config-consistency: a step logging another training seed", async () => {
+  const recs = buildCleanTrace();
+  const i = find(recs, (r) => r.kind === "step" && r.globalStep === 2);
+  const step = recs[i];
+  assert.ok(step.kind === "step");
+  // self-consistent seed formula, but not the run's seed
+  step.trainingSeed = SEED + 1;
+  step.rolloutSeedBase = (SEED + 1 + 2 * 1000003) & 0x7FFFFFFF;
+  const dir = await runWith(toText(recs));
+  const r = await auditRun(dir);
+  assert.deepEqual(r.violations.map((v) => v.invariant), [
+    "config-consistency",
+  ]);
+  assert.match(
+    r.violations[0].message,
+    /training seed 18 but training\.seed is 17/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("config-consistency: buffer reuse beyond m_steps or when disabled", async () => {
+  // steps 2 (fresh B) then 3 and 4 reuse it: m_steps 2 allows one reuse step
+  const recs = buildCleanTrace({ steps: 5, evalAt: [] });
+  const header = recs[0];
+  assert.ok(header.kind === "run");
+  header.expect!.rolloutBuffer = { enabled: true, mSteps: 2 };
+  for (const s of [3, 4]) {
+    for (const r of recs) {
+      if (r.kind === "step" && r.globalStep === s) {
+        Object.assign(r, { channel: "B", bufferReuse: true });
+      }
+      if (r.kind === "forward" && r.globalStep === s) r.channel = "B";
+    }
+  }
+  // B steps train on one plain pass per micro-batch
+  const kept = recs.filter((r) =>
+    !(r.kind === "forward" && (r.globalStep === 3 || r.globalStep === 4) &&
+      r.pass !== 2)
+  );
+  for (const r of kept) {
+    if (r.kind === "forward" && (r.globalStep === 3 || r.globalStep === 4)) {
+      Object.assign(r, {
+        pass: 0,
+        nPasses: 1,
+        inputKind: "input_ids",
+        placeholderBitwiseEqual: null,
+        softctx: null,
+      });
+      r.argKeys[0] = "inputIds";
+    }
+  }
+  const dir = await runWith(toText(kept));
+  const r = await auditRun(dir);
+  assert.deepEqual(r.violations.map((v) => v.invariant), [
+    "config-consistency",
+  ]);
+  assert.match(
+    r.violations[0].message,
+    /step 4: 2 consecutive buffer-reuse steps; m_steps 2 allows 1/,
+  );
+  header.expect!.rolloutBuffer = { enabled: false, mSteps: 2 };
+  await Deno.writeTextFile(`${dir}/trace.jsonl`, toText(kept));
+  const r2 = await auditRun(dir);
+  assert.match(
+    r2.violations[0].message,
+    /step 3: reuses a rollout buffer but .* has rollout_buffer disabled/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("header expectations win over config.yaml", async () => {
+  const cfg = resolved();
+  cfg.custom.extra.stage2_ab.n_softctx_iter = 7; // would fail if it were used
+  const recs = buildCleanTrace();
+  const f =
+    recs[find(recs, (r) => isForward(r, { channel: "A" }))] as ForwardRecord;
+  assert.equal(f.nPasses, N_PASSES);
+  const dir = await runWith(toText(recs), stringify(cfg));
+  const r = await auditRun(dir);
+  assert.deepEqual(r.violations, []);
+  assert.equal(r.expectSource, "the trace header");
+  await Deno.remove(dir, { recursive: true });
+});
