@@ -86,10 +86,18 @@ async function runTrain(flags: TrainFlags): Promise<void> {
     }
     throw e;
   }
-  if (result.warmStart?.summary) {
-    console.log(
-      formatSummary(result.warmStart.summary, "stage 1 (warm start)"),
-    );
+  const ws = result.warmStart;
+  if (ws) {
+    if (ws.evalLossStart !== null && ws.evalLossEnd !== null) {
+      console.log(
+        `stage 1 (warm start, ${ws.runDir}): eval loss ${
+          ws.evalLossStart.toFixed(4)
+        } -> ${ws.evalLossEnd.toFixed(4)}`,
+      );
+    }
+    if (ws.summary) {
+      console.log(formatSummary(ws.summary, "stage 1 (warm start)"));
+    }
   }
   if (result.summary) {
     console.log(
@@ -98,9 +106,9 @@ async function runTrain(flags: TrainFlags): Promise<void> {
   }
   if (result.evalLossStart !== null && result.evalLossEnd !== null) {
     console.log(
-      `eval loss ${result.evalLossStart.toFixed(4)} -> ${
-        result.evalLossEnd.toFixed(4)
-      }`,
+      `${loaded.config.custom.trainer_variant}: eval loss ${
+        result.evalLossStart.toFixed(4)
+      } -> ${result.evalLossEnd.toFixed(4)}`,
     );
   }
   console.log(`run folder: ${result.runDir}`);

@@ -8,7 +8,7 @@
 import type { DetectionRecord } from "../data/types.ts";
 import { loadAndPreprocess } from "../data/image.ts";
 import { smartResize, type VisionPreprocessConfig } from "../data/vision.ts";
-import { renderChatSample, renderPrompt } from "../tokenizer/chat.ts";
+import { renderChatSample } from "../tokenizer/chat.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { RawSample } from "./variant.ts";
 
@@ -58,14 +58,6 @@ export class SampleStore {
 
   get size(): number {
     return this.records.length;
-  }
-
-  /** The prompt ids of record `i` (generation prefix). */
-  promptIds(i: number): Int32Array {
-    return renderPrompt(
-      this.tokenizer,
-      imagePadCount(this.records[i], this.vision),
-    );
   }
 
   async get(i: number): Promise<RawSample> {

@@ -44,7 +44,6 @@ import {
   WindowMetrics,
 } from "./metrics.ts";
 import { writePreprocessorConfig } from "./infer.ts";
-import { fillCount } from "./packing.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { RngStreams } from "./rng.ts";
 import {
@@ -104,11 +103,21 @@ export interface TrainResult {
   evalLossStart: number | null;
   evalLossEnd: number | null;
   summary: EvalSummary | null;
-  /** The warm-start run's own summary, when this run started from one. */
-  warmStart: { runDir: string; summary: EvalSummary | null } | null;
+  /** The warm-start run's own results, when this run started from one. */
+  warmStart: WarmStartInfo | null;
   /** True when `stopAfterStep` ended the run early. */
   stopped: boolean;
   wallSeconds: number;
+}
+
+/** What the warm-start (Stage-1) run reports to the run it seeds. */
+export interface WarmStartInfo {
+  runDir: string;
+  checkpoint: string;
+  summary: EvalSummary | null;
+  /** Eval loss of its initial and final weights. */
+  evalLossStart: number | null;
+  evalLossEnd: number | null;
 }
 
 interface RunComplete {
@@ -144,14 +153,34 @@ async function clearRun(runDir: string): Promise<void> {
   }
 }
 
+/** The `eval_loss` values of a run's metrics.jsonl, in order. */
+async function evalLosses(runDir: string): Promise<number[]> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(join(runDir, METRICS_FILE));
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const l of text.split("\n")) {
+    try {
+      const o = JSON.parse(l);
+      if (o.kind === "eval" && typeof o.eval_loss === "number") {
+        out.push(o.eval_loss);
+      }
+    } catch {
+      // blank or torn line
+    }
+  }
+  return out;
+}
+
 /** Trains the warm-start config (or reuses its finished run); returns its final checkpoint. */
 async function warmStart(
   cfg: Stage2Config,
   opts: TrainOptions,
   log: (s: string) => void,
-): Promise<
-  { checkpoint: string; runDir: string; summary: EvalSummary | null }
-> {
+): Promise<WarmStartInfo> {
   const depth = (opts.warmStartDepth ?? 0) + 1;
   const path = cfg.model.warm_start_config!;
   if (depth > MAX_WARM_START_DEPTH) {
@@ -169,10 +198,13 @@ async function warmStart(
   const done = await readJson<RunComplete>(join(runDir, RUN_COMPLETE_FILE));
   if (done && done.config_hash === hash) {
     log(`warm start: reusing the finished run ${runDir}`);
+    const evals = await evalLosses(runDir);
     return {
       checkpoint: join(runDir, done.checkpoint),
       runDir,
       summary: await readJson<EvalSummary>(join(runDir, EVAL_SUMMARY_FILE)),
+      evalLossStart: evals.at(0) ?? null,
+      evalLossEnd: evals.at(-1) ?? null,
     };
   }
   log(`warm start: training ${path} into ${runDir}`);
@@ -186,7 +218,13 @@ async function warmStart(
     stopAfterStep: undefined,
     warmStartDepth: depth,
   });
-  return { checkpoint: r.checkpoint!, runDir, summary: r.summary };
+  return {
+    checkpoint: r.checkpoint!,
+    runDir,
+    summary: r.summary,
+    evalLossStart: r.evalLossStart,
+    evalLossEnd: r.evalLossEnd,
+  };
 }
 
 /** Takes the next micro-batch's sample indices from the data order. */
@@ -201,7 +239,7 @@ function drawMicroBatch(
   let total = lengths[idx[0]];
   while (idx.length < microBatchSize) {
     const next = order.peek();
-    if (fillCount([total, lengths[next]], 2, packing.max_length) < 2) break;
+    if (total + lengths[next] > packing.max_length) break;
     total += lengths[next];
     idx.push(order.next());
   }
@@ -304,9 +342,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } else {
     let ckpt = cfg.model.checkpoint;
     if (ckpt === null && cfg.model.warm_start_config !== null) {
-      const w = await warmStart(cfg, opts, log);
-      ckpt = w.checkpoint;
-      warm = { runDir: w.runDir, summary: w.summary };
+      warm = await warmStart(cfg, opts, log);
+      ckpt = warm.checkpoint;
     }
     if (ckpt !== null) {
       rtok = await tokenizerFromFile(

@@ -6,7 +6,7 @@
  * the fast wasm path and spends no arithmetic across distant segments.
  */
 import { tf } from "../runtime.ts";
-import { attendChunk, MASK_NEG } from "./ops.ts";
+import { attendChunk, MASK_NEG, unstack0 } from "./ops.ts";
 
 /** Packed segments are grouped into attention blocks of up to this many tokens. */
 const ATTENTION_GROUP_TOKENS = 256;
@@ -170,14 +170,14 @@ export function attention(
   } else {
     // rank-2 products per (row, kv head, group of packed segments); query
     // rows ordered (t, r) so a group is a contiguous block: [T*rep, hd]
-    const qs = tf.unstack(
+    const qs = unstack0(
       tf.reshape(
         tf.transpose(tf.reshape(q, [B, T, nKV, rep, hd]), [0, 2, 1, 3, 4]),
         [B * nKV, T * rep, hd],
       ),
     ) as tf.Tensor2D[];
-    const ks = tf.unstack(tf.reshape(kT, [B * nKV, hd, Tk])) as tf.Tensor2D[];
-    const vs = tf.unstack(tf.reshape(v, [B * nKV, Tk, hd])) as tf.Tensor2D[];
+    const ks = unstack0(tf.reshape(kT, [B * nKV, hd, Tk])) as tf.Tensor2D[];
+    const vs = unstack0(tf.reshape(v, [B * nKV, Tk, hd])) as tf.Tensor2D[];
     const outs = qs.map((qc, i) => {
       const groups = att.rows[Math.floor(i / nKV)];
       if (groups.length === 1) {

@@ -70,7 +70,12 @@ export interface TinyConfigIds {
   visionEndTokenId: number;
   /** `<|im_end|>`: the end-of-turn token generation stops on. */
   imEndTokenId: number;
-  /** Defaults to `imageTokenId` (videos are not used; HF requires the field). */
+  /**
+   * HF requires the field; there are no videos here. Defaults to the
+   * `<|im_end|>` id, which never follows `<|vision_start|>`: HF's
+   * get_rope_index counts a vision block as a video when its first token is
+   * the video id, so it must not alias the image id.
+   */
   videoTokenId?: number;
   bosTokenId?: number;
   padTokenId?: number;
@@ -96,7 +101,7 @@ export function tinyConfig(
     architectures: ["Qwen3VLForConditionalGeneration"],
     model_type: "qwen3_vl",
     image_token_id: ids.imageTokenId,
-    video_token_id: ids.videoTokenId ?? ids.imageTokenId,
+    video_token_id: ids.videoTokenId ?? ids.imEndTokenId,
     vision_start_token_id: ids.visionStartTokenId,
     vision_end_token_id: ids.visionEndTokenId,
     tie_word_embeddings: true,
@@ -316,9 +321,10 @@ export function parseConfig(
   return {
     ...(top as unknown as Qwen3VLConfig),
     model_type: "qwen3_vl",
-    video_token_id: (top.video_token_id as number | undefined) ??
-      (top.image_token_id as number),
-    vision_end_token_id: (top.vision_end_token_id as number | undefined) ?? -1,
+    // absent fields take HF's Qwen3VLConfig defaults, as transformers would
+    video_token_id: (top.video_token_id as number | undefined) ?? 151656,
+    vision_end_token_id: (top.vision_end_token_id as number | undefined) ??
+      151653,
     tie_word_embeddings: tie,
     text_config: {
       ...(tc as unknown as Qwen3VLTextConfig),

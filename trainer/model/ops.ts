@@ -262,5 +262,14 @@ export function attendChunk(
   return mm(tf.softmax(s) as tf.Tensor2D, v);
 }
 
+/**
+ * tf.unstack along axis 0 that also works under a gradient tape when the
+ * axis has size 1: TF.js passes a lone output gradient to Unpack's gradient
+ * as a bare tensor, which its `stack` then rejects. A reshape avoids it.
+ */
+export function unstack0(x: tf.Tensor): tf.Tensor[] {
+  return x.shape[0] === 1 ? [tf.reshape(x, x.shape.slice(1))] : tf.unstack(x);
+}
+
 /** Large negative additive mask value; finite so fully masked rows stay finite. */
 export const MASK_NEG = -1e9;

@@ -562,8 +562,11 @@ export class Qwen3VLForConditionalGeneration {
     const rowIdx = Int32Array.from(rows);
 
     const out = tf.tidy(() => {
-      let x = hasIds
-        ? this.embedTokens(args.inputIds!).reshape([B * T, H]) as tf.Tensor2D
+      let x = ids
+        ? embeddingLookup(
+          this.param("model.language_model.embed_tokens.weight") as tf.Tensor2D,
+          ids,
+        )
         : args.inputsEmbeds!.reshape([B * T, H]) as tf.Tensor2D;
       let deep: tf.Tensor2D[] = [];
       if (args.pixelValues && nVisual > 0) {
@@ -577,7 +580,6 @@ export class Qwen3VLForConditionalGeneration {
         deep = vis.deepstack;
       }
       const att = materializePlan(plan);
-      // [B*T, 1, hd]: broadcast over the q and k heads
       const rope = ropeTensors(cos, sin, B, T, tc.head_dim, !recording());
       const dw = this.derived();
       const newKV: { kT: tf.Tensor4D; v: tf.Tensor4D }[] = [];

@@ -14,6 +14,7 @@ import {
   linear,
   MASK_NEG,
   mmConstLeft,
+  unstack0,
 } from "./ops.ts";
 import { posInterpMatrix, visionRopeTables } from "./rope.ts";
 
@@ -165,22 +166,20 @@ export function visionForward(
       const qH = tf.transpose(q, [1, 0, 2]); // [nh, N, hd]
       const kTH = tf.transpose(k, [1, 2, 0]); // [nh, hd, N]
       const vH = tf.transpose(v0, [1, 0, 2]); // [nh, N, hd]
+      // split (not slice) per group: the gradient of a split is one concat,
+      // a slice's is a full-size pad per chunk
+      const lens = groups.map((g) => g.len);
       const heads: tf.Tensor2D[] = [];
+      const qHs = unstack0(qH), kHs = unstack0(kTH), vHs = unstack0(vH);
       for (let h = 0; h < nh; h++) {
-        const parts = groups.map((g, gi) =>
+        const qs = groups.length > 1 ? tf.split(qHs[h], lens, 0) : [qHs[h]];
+        const ks = groups.length > 1 ? tf.split(kHs[h], lens, 1) : [kHs[h]];
+        const vs = groups.length > 1 ? tf.split(vHs[h], lens, 0) : [vHs[h]];
+        const parts = groups.map((_, gi) =>
           attendChunk(
-            tf.reshape(tf.slice(qH, [h, g.start, 0], [1, g.len, hd]), [
-              g.len,
-              hd,
-            ]) as tf.Tensor2D,
-            tf.reshape(tf.slice(kTH, [h, 0, g.start], [1, hd, g.len]), [
-              hd,
-              g.len,
-            ]) as tf.Tensor2D,
-            tf.reshape(tf.slice(vH, [h, g.start, 0], [1, g.len, hd]), [
-              g.len,
-              hd,
-            ]) as tf.Tensor2D,
+            qs[gi] as tf.Tensor2D,
+            ks[gi] as tf.Tensor2D,
+            vs[gi] as tf.Tensor2D,
             maskT[gi],
             1,
           )

@@ -148,3 +148,44 @@ Deno.test("cached decode steps reproduce the full forward's logits (left-padded 
   assert.equal(cache.length, L + 3);
   cache.dispose();
 });
+
+Deno.test("forward, taped forward and generate leave no tensors behind", async () => {
+  const m = await tinyModel(8);
+  const px = image(61);
+  const ids = tf.tensor2d(promptIds(62), [1, 27], "int32");
+  // first calls build the cached fused weights; count after them
+  m.forward({ inputIds: ids, pixelValues: px, imageGridThw: [[1, 8, 8]] })
+    .logits.dispose();
+  await m.generate({
+    prompts: [promptIds(62)],
+    pixelValues: px,
+    imageGridThw: [[1, 8, 8]],
+    maxNewTokens: 2,
+    mode: "greedy",
+  });
+  const before = tf.memory().numTensors;
+  m.forward({ inputIds: ids, pixelValues: px, imageGridThw: [[1, 8, 8]] })
+    .logits.dispose();
+  m.forward({
+    inputsEmbeds: m.embedTokens(ids),
+    pixelValues: px,
+    imageGridThw: [[1, 8, 8]],
+  }).logits.dispose();
+  await m.generate({
+    prompts: [promptIds(62), promptIds(63, 1, 2)],
+    pixelValues: tf.concat([px, px]) as tf.Tensor2D,
+    imageGridThw: [[1, 8, 8], [1, 8, 8]],
+    maxNewTokens: 5,
+    mode: "sample",
+    seeds: [1, 2],
+  });
+  const { value, grads } = tf.variableGrads(() =>
+    tf.sum(
+      m.forward({ inputIds: ids, pixelValues: px, imageGridThw: [[1, 8, 8]] })
+        .logits,
+    ) as tf.Scalar
+  );
+  tf.dispose([value, ...Object.values(grads)]);
+  // the embedTokens output and the concat above are the caller's: 2 tensors
+  assert.equal(tf.memory().numTensors - before, 2);
+});

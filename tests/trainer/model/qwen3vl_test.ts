@@ -3,7 +3,8 @@ import { tf } from "../../../trainer/runtime.ts";
 import {
   type ForwardTraceInfo,
   packedPositionIds,
-  type Qwen3VLForConditionalGeneration,
+  Qwen3VLForConditionalGeneration,
+  tinyConfig,
 } from "../../../trainer/model/mod.ts";
 import {
   IDS,
@@ -307,5 +308,33 @@ Deno.test("inference forwards see weight updates (fused-weight cache follows Var
   });
   tf.dispose([value, ...Object.values(grads)]);
   assert.ok(maxAbsDiff(after, taped!) < 1e-6);
+  m.dispose();
+});
+
+Deno.test("one kv head, one vision head, one row: the taped forward still differentiates", async () => {
+  await tinyModel(); // runtime
+  const cfg = tinyConfig(VOCAB, IDS);
+  Object.assign(cfg.text_config, {
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    head_dim: 32,
+    num_hidden_layers: 1,
+  });
+  Object.assign(cfg.vision_config, { num_heads: 1 });
+  const m = Qwen3VLForConditionalGeneration.create(cfg, 2);
+  // long enough for the chunked (rank-2 per row and kv head) attention path
+  const ids = ids2d([Int32Array.from([...promptIds(9, 20, 60)])]);
+  const { value, grads } = tf.variableGrads(() =>
+    tf.sum(
+      m.forward({
+        inputIds: ids,
+        pixelValues: image(5),
+        imageGridThw: [[1, 8, 8]],
+      }).logits,
+    ) as tf.Scalar
+  );
+  assert.ok(Number.isFinite(value.dataSync()[0]));
+  assert.equal(Object.keys(grads).length, m.trainableVariables().length);
+  tf.dispose([value, ...Object.values(grads)]);
   m.dispose();
 });
