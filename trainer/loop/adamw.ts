@@ -61,8 +61,9 @@ export class AdamW {
           `AdamW: parameter ${p.name} is ${p.dtype}; only float32 is trained`,
         );
       }
-      this.m.set(p.name, tf.variable(tf.zerosLike(p), false));
-      this.v.set(p.name, tf.variable(tf.zerosLike(p), false));
+      // tidy frees the zero tensors the variables were initialised from
+      this.m.set(p.name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.v.set(p.name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
     }
   }
 
@@ -127,7 +128,9 @@ export class AdamW {
             `${key} has shape [${s.shape}] but the parameter is [${p.shape}]`,
           );
         } else {
-          dst.get(p.name)!.assign(tf.tensor(s.data, p.shape, "float32"));
+          tf.tidy(() =>
+            dst.get(p.name)!.assign(tf.tensor(s.data, p.shape, "float32"))
+          );
         }
       }
     });

@@ -31,19 +31,30 @@ export function recording(): boolean {
 // tf.customGrad's typing passes inputs and the save function as one rest array
 type GradArg = tf.Tensor | tf.GradSaveFunc;
 
+/**
+ * Runs a custom gradient body in its own tidy scope. TF.js calls custom
+ * gradient functions outside any scope of their own, so their temporaries
+ * (transposes, one-hot matrices) would otherwise live until the whole
+ * backward pass ends and raise its peak memory.
+ */
+function backwardTidy<T extends tf.Tensor | tf.Tensor[]>(f: () => T): T {
+  return tf.tidy(f);
+}
+
 const mmGrad = tf.customGrad((...args: GradArg[]) => {
   const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   save([a, b]);
   return {
     value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved as tf.Tensor2D[];
-      const dy2 = dy as tf.Tensor2D;
-      return [
-        tf.matMul(dy2, tf.transpose(sb)),
-        tf.matMul(tf.transpose(sa), dy2),
-      ];
-    },
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      backwardTidy(() => {
+        const [sa, sb] = saved as tf.Tensor2D[];
+        const dy2 = dy as tf.Tensor2D;
+        return [
+          tf.matMul(dy2, tf.transpose(sb)),
+          tf.matMul(tf.transpose(sa), dy2),
+        ];
+      }),
   };
 });
 
@@ -175,16 +186,20 @@ export function embeddingLookup(
     value: tf.tidy(() =>
       tf.gather(args[0] as tf.Tensor, tf.tensor1d(ids, "int32"))
     ),
-    gradFunc: (dy: tf.Tensor) => {
-      const oneHot = tf.oneHot(
-        tf.tensor1d(ids, "int32"),
-        vocab,
-        1,
-        0,
-        "float32",
-      );
-      return tf.matMul(tf.transpose(oneHot) as tf.Tensor2D, dy as tf.Tensor2D); // [V, H]
-    },
+    gradFunc: (dy: tf.Tensor) =>
+      backwardTidy(() => {
+        const oneHot = tf.oneHot(
+          tf.tensor1d(ids, "int32"),
+          vocab,
+          1,
+          0,
+          "float32",
+        );
+        return tf.matMul(
+          tf.transpose(oneHot) as tf.Tensor2D,
+          dy as tf.Tensor2D,
+        ); // [V, H]
+      }),
   }));
   return f(table) as tf.Tensor2D;
 }
@@ -224,14 +239,15 @@ export function scatterRows(
     });
     return {
       value,
-      gradFunc: (dy: tf.Tensor) => {
-        const rowsT = tf.tensor1d(rows, "int32");
-        const dSrc = tf.gather(dy, rowsT);
-        const dBase = mode === "replace"
-          ? tf.mul(dy, tf.tensor2d(keep, [r, 1]))
-          : tf.clone(dy);
-        return [dBase, dSrc];
-      },
+      gradFunc: (dy: tf.Tensor) =>
+        backwardTidy(() => {
+          const rowsT = tf.tensor1d(rows, "int32");
+          const dSrc = tf.gather(dy, rowsT);
+          const dBase = mode === "replace"
+            ? tf.mul(dy, tf.tensor2d(keep, [r, 1]))
+            : tf.clone(dy);
+          return [dBase, dSrc];
+        }),
     };
   });
   return f(base, src) as tf.Tensor2D;

@@ -117,6 +117,8 @@ export interface Stage2Prepared {
   /** [4, B, L] when packed, [3, B, L] otherwise. */
   positionIds: tf.Tensor3D;
   pixelValues: tf.Tensor2D | null;
+  /** Channel B: each sample's parsed rollout and matching; else null. */
+  rollouts: RolloutResult[] | null;
   /** Expected coord embeddings from pass n-2 (Channel A, n >= 2). */
   softRows: tf.Tensor3D | null;
   nPasses: number;
@@ -562,6 +564,7 @@ export function createStage2AbVariant(
         channel,
         batch,
         ...t,
+        rollouts: rs ?? null,
         softRows: null,
         nPasses: channel === "A" ? knobs.nSoftctxIter : 1,
       };

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { resolveConfigObject } from "../../../trainer/config/mod.ts";
 import { train, type TrainOptions } from "../../../trainer/loop/train.ts";
 import { deterministicPart } from "../../../trainer/loop/metrics.ts";
+import { tf } from "../../../trainer/runtime.ts";
 
 const quiet = { log: () => {}, progressTty: false, skipRolloutEval: true };
 
@@ -83,13 +84,19 @@ Deno.test("same config twice: bitwise weights and identical metrics; kill + resu
   }
 });
 
-Deno.test("a different seed gives different weights (the equality above can fail)", async () => {
+Deno.test("a different seed gives different weights (the equality above can fail); no tensors leak", async () => {
   const root = await Deno.makeTempDir({ prefix: "stage2-loop-" });
   try {
     const a = join(root, "a"), b = join(root, "b");
     const cfgA = await tinyConfig(a, { max_steps: 1, eval_steps: 0 });
     const cfgB = await tinyConfig(b, { max_steps: 1, eval_steps: 0, seed: 12 });
+    const live = tf.memory().numTensors;
     await train({ config: cfgA, ...quiet });
+    assert.equal(
+      tf.memory().numTensors,
+      live,
+      "a finished run leaves no tensors behind",
+    );
     await train({ config: cfgB, ...quiet });
     assert.notDeepEqual(
       await bytes(join(b, "checkpoint-1/model.safetensors")),

@@ -51,7 +51,7 @@ export function microModel(
     depth: 1,
     hidden_size: 16,
     intermediate_size: 32,
-    num_heads: 2,
+    num_heads: 1,
     patch_size: 2,
     out_hidden_size: 32,
     num_position_embeddings: 16,
