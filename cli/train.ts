@@ -66,6 +66,15 @@ async function runTrain(flags: TrainFlags): Promise<void> {
     : flags.resume === true
     ? "auto"
     : userPath(flags.resume as string);
+  if (typeof flags.resume === "string" && resume !== undefined) {
+    try {
+      await Deno.stat(`${resume}/trainer_state.json`);
+    } catch {
+      throw new UsageError(
+        `--resume ${flags.resume}: no trainer_state.json there; pass a checkpoint-<step> folder, or --resume alone for the run folder's latest`,
+      );
+    }
+  }
   if (!flags.config) {
     console.error(
       `stage2 train: no --config given, running the quickstart (${configPath})`,
@@ -81,6 +90,9 @@ async function runTrain(flags: TrainFlags): Promise<void> {
       progressTty: flags.progress === false ? false : undefined,
     });
   } catch (e) {
+    // A bad warm-start config is a usage error like a bad --config.
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    // Set STAGE2_DEBUG=1 to see the stack trace instead of one line.
     if (isUserFacing(e) && !Deno.env.get("STAGE2_DEBUG")) {
       throw new UsageError(e.message, 1);
     }

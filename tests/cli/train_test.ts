@@ -41,6 +41,16 @@ Deno.test("stage2 train usage errors exit 2 with a one-line message", async () =
   assert.equal(unknownKey.code, 2);
   assert.match(unknownKey.err, /max_stepz/);
 
+  const resume = await run([
+    "train",
+    "--config",
+    preset,
+    "--resume",
+    "/nonexistent/checkpoint-3",
+  ]);
+  assert.equal(resume.code, 2);
+  assert.match(resume.err, /no trainer_state\.json there/);
+
   const flag = await run(["train", "--bogus"]);
   assert.equal(flag.code, 2);
 });

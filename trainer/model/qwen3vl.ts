@@ -312,6 +312,11 @@ export class Qwen3VLForConditionalGeneration {
     if (cache && args.useCache === false) {
       throw new Error("forward: pastKeyValues was passed with useCache: false");
     }
+    if (useCache && recording()) {
+      throw new Error(
+        "forward: useCache/pastKeyValues are for generation only; training forwards (under a gradient tape) run without a cache",
+      );
+    }
     if (hasIds === hasEmb) {
       this.tracer?.({
         inputKind: hasIds ? "both" : "none",
@@ -556,6 +561,11 @@ export class Qwen3VLForConditionalGeneration {
     if (!Number.isInteger(keep) || keep < 0 || keep > T) {
       throw new Error(
         `forward: logitsToKeep must be an integer in [0, ${T}], got ${keep}`,
+      );
+    }
+    if (keep > 0 && keep < T && recording()) {
+      throw new Error(
+        "forward: logitsToKeep is for inference only; training forwards (under a gradient tape) need logits for every position",
       );
     }
     const { cos, sin } = textRopeTables(cfg, pos3, B, T);

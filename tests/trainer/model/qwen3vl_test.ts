@@ -338,3 +338,21 @@ Deno.test("one kv head, one vision head, one row: the taped forward still differ
   tf.dispose([value, ...Object.values(grads)]);
   m.dispose();
 });
+
+Deno.test("under a gradient tape, a KV cache or sliced logits are refused", async () => {
+  const m = await model();
+  const ids = ids2d([Int32Array.from([10, 11, 12, 13])]);
+  const taped = (args: Parameters<typeof m.forward>[0]) => () =>
+    tf.variableGrads(() => tf.sum(m.forward(args).logits) as tf.Scalar);
+  assert.throws(
+    taped({ inputIds: ids, useCache: true }),
+    /useCache\/pastKeyValues are for generation only/,
+  );
+  assert.throws(
+    taped({ inputIds: ids, logitsToKeep: 1 }),
+    /logitsToKeep is for inference only/,
+  );
+  // full logits (logitsToKeep 0 = all) are fine
+  const { value, grads } = taped({ inputIds: ids, logitsToKeep: 0 })();
+  tf.dispose([value, ...Object.values(grads)]);
+});
