@@ -66,7 +66,14 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`stage2: ${e.message}`);
       return e.exitCode;
     }
-    throw e;
+    // Anything else is a bug or an environment failure: one line for the
+    // user, the stack only on request.
+    if (Deno.env.get("STAGE2_DEBUG")) throw e;
+    console.error(
+      `stage2: ${e instanceof Error ? e.message : String(e)}` +
+        " (set STAGE2_DEBUG=1 for the stack trace)",
+    );
+    return 1;
   }
 }
 
