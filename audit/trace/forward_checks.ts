@@ -7,12 +7,7 @@ import type {
   ForwardChecks,
   ForwardRecord,
 } from "../../trainer/trace/schema.ts";
-import {
-  type Checker,
-  type CheckResult,
-  type ForwardLine,
-  forwards,
-} from "./types.ts";
+import { type Checker, type CheckResult, forwards } from "./types.ts";
 import type { ParsedLine } from "./parse.ts";
 
 const derived = new WeakMap<ForwardRecord, ForwardChecks>();
@@ -309,5 +304,3 @@ export const FORWARD_CHECKERS: Checker[] = [
     },
   ),
 ];
-
-export type { ForwardLine };

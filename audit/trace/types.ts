@@ -3,7 +3,6 @@ import type {
   ForwardRecord,
   RunExpect,
   StepRecord,
-  TraceLine,
 } from "../../trainer/trace/schema.ts";
 import type { ParsedLine } from "./parse.ts";
 
@@ -49,11 +48,4 @@ export function forwards(lines: ParsedLine[]): ForwardLine[] {
 
 export function steps(lines: ParsedLine[]): StepLine[] {
   return lines.filter((l): l is StepLine => l.rec.kind === "step");
-}
-
-export function isKind<K extends TraceLine["kind"]>(
-  l: ParsedLine,
-  kind: K,
-): l is ParsedLine<Extract<TraceLine, { kind: K }>> {
-  return l.rec.kind === kind;
 }
