@@ -54,9 +54,13 @@ export async function main(argv: string[]): Promise<number> {
     else program.command(cmd).description(`(run \`stage2 ${cmd} --help\`)`);
   }
   try {
+    Deno.exitCode = EXIT_OK;
     await program.parseAsync(argv, { from: "user" });
-    // Commands report findings by setting `Deno.exitCode`.
-    return Deno.exitCode;
+    // Commands report findings by setting `Deno.exitCode`; hand it back and
+    // reset it so an in-process caller (tests) does not inherit it.
+    const code = Deno.exitCode;
+    Deno.exitCode = EXIT_OK;
+    return code;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.exitCode === 0) return EXIT_OK; // --help / --version

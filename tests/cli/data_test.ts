@@ -1,26 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../../cli/main.ts";
+import { runCli as run } from "./_run.ts";
 import { loadJsonl } from "../../trainer/data/jsonl.ts";
 import { buildTinyTokenizer } from "../../trainer/tokenizer/build.ts";
 import { renderChatText } from "../../trainer/tokenizer/chat.ts";
-
-/** Run the CLI with console output captured. */
-async function run(
-  args: string[],
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test("stage2 data synth writes a dataset the loader accepts; stage2 data tokenizer builds from it", async () => {
   const dir = await Deno.makeTempDir();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../../cli/main.ts";
+import { runCli as run } from "./_run.ts";
 import { initRuntime } from "../../trainer/runtime.ts";
 import { synthInMemory } from "../../trainer/data/synth.ts";
 import { encodePngRgb } from "../../trainer/data/png.ts";
@@ -11,22 +11,6 @@ import {
 } from "../../trainer/loop/setup.ts";
 
 await initRuntime({ log: () => {} });
-
-async function run(
-  args: string[],
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 /** An untrained tiny checkpoint plus one synthetic PNG. */
 async function fixture(dir: string): Promise<{ ckpt: string; image: string }> {

@@ -1,23 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../../cli/main.ts";
-
-/** Run the CLI with console output captured. */
-async function run(
-  args: string[],
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+import { runCli as run } from "./_run.ts";
 
 Deno.test("stage2 train usage errors exit 2 with a one-line message", async () => {
   const bad = await run(["train", "--set", "no-equals-sign"]);
