@@ -9,8 +9,13 @@
  *   tokens/s, seconds per optimizer step, and peak resident memory (run
  *   first, so the peak is the loop's own).
  *
+ * - the checkers: `normalize-check` over a generated 2,000-file tree, and
+ *   `validate-spec` next to the official OpenSpec CLI on a generated
+ *   250-item repository (single call and `--all`).
+ *
  * Flags: `--quick` shrinks every workload (for a smoke run); `--json` prints
- * only the JSON object.
+ * only the JSON object; `--no-checkers` skips the checker section (it needs
+ * the npm registry to install the official OpenSpec CLI once).
  */
 import { join } from "node:path";
 import { initRuntime } from "../trainer/runtime.ts";
@@ -22,6 +27,11 @@ import {
   benchMatmulPeak,
   DEFAULT_WORKLOAD,
 } from "./model_bench.ts";
+import {
+  benchNormalizeCheck,
+  benchNormalizeCheckCli,
+} from "./normalize_check_bench.ts";
+import { benchValidateSpec } from "./validate_spec_bench.ts";
 
 /** Peak resident set size of this process in bytes (Linux VmHWM), or null. */
 export function peakRssBytes(): number | null {
@@ -85,6 +95,35 @@ export async function benchTrainingLoop(steps: number): Promise<LoopBench> {
   }
 }
 
+function checkerLines(c: {
+  normalize_check: { files: number; seconds: number };
+  normalize_check_cli: { seconds: number };
+  validate_spec: {
+    items: number;
+    officialAllMs: number;
+    stage2AllMs: number;
+    officialSingleMs: number;
+    stage2SingleMs: number;
+    verdictMismatches: number;
+  };
+}): string[] {
+  const v = c.validate_spec;
+  const ms = (x: number) => `${(x / 1000).toFixed(2)} s`;
+  return [
+    `normalize-check           ${c.normalize_check.files} files in ${
+      c.normalize_check.seconds.toFixed(2)
+    } s in-process, ${c.normalize_check_cli.seconds.toFixed(2)} s as a CLI`,
+    `validate-spec --all       ${ms(v.stage2AllMs)} vs official ${
+      ms(v.officialAllMs)
+    } (${
+      (v.officialAllMs / v.stage2AllMs).toFixed(1)
+    }x, ${v.items} items, ${v.verdictMismatches} verdict mismatches)`,
+    `validate-spec one item    ${ms(v.stage2SingleMs)} vs official ${
+      ms(v.officialSingleMs)
+    } (${(v.officialSingleMs / v.stage2SingleMs).toFixed(1)}x)`,
+  ];
+}
+
 if (import.meta.main) {
   const quick = Deno.args.includes("--quick");
   const jsonOnly = Deno.args.includes("--json");
@@ -106,6 +145,21 @@ if (import.meta.main) {
   );
   say("generation with and without KV cache ...");
   const gen = await benchGeneration(undefined, quick ? 16 : 128);
+  let checkers = null;
+  if (!Deno.args.includes("--no-checkers")) {
+    say("normalize-check over a generated tree ...");
+    const files = quick ? 200 : 2000;
+    const nc = await benchNormalizeCheck(files);
+    const ncCli = await benchNormalizeCheckCli(files);
+    say("validate-spec vs the official OpenSpec CLI ...");
+    const half = quick ? 20 : 125;
+    const vs = await benchValidateSpec(half, half, quick ? 1 : 5);
+    checkers = {
+      normalize_check: nc,
+      normalize_check_cli: ncCli,
+      validate_spec: vs,
+    };
+  }
 
   const result = {
     backend: info,
@@ -130,6 +184,7 @@ if (import.meta.main) {
       seconds_per_step: loop.secondsPerStep,
       peak_rss_mib: loop.peakRssMiB,
     },
+    checkers,
   };
   if (jsonOnly) {
     console.log(JSON.stringify(result, null, 2));
@@ -154,6 +209,7 @@ if (import.meta.main) {
         `peak RSS                  ${
           loop.peakRssMiB === null ? "n/a" : `${f(loop.peakRssMiB, 0)} MiB`
         }`,
+        ...(checkers ? checkerLines(checkers) : []),
       ].join("\n"),
     );
     console.log(JSON.stringify(result));
