@@ -197,11 +197,11 @@ export function embeddingLookup(
     ),
     gradFunc: (dy: tf.Tensor) =>
       backwardTidy(() => {
-        const oneHot = tf.oneHot(
-          tf.tensor1d(ids, "int32"),
-          vocab,
-          1,
-          0,
+        // Cast instead of oneHot's dtype argument: the wasm kernel writes
+        // int32 bit patterns into a float32 buffer (1 reads as 1.4e-45),
+        // which silently zeroed every input-embedding gradient.
+        const oneHot = tf.cast(
+          tf.oneHot(tf.tensor1d(ids, "int32"), vocab),
           "float32",
         );
         return tf.matMul(

@@ -74,11 +74,21 @@ Deno.test("embedding lookup and row scatter: exact forward, gradients as the den
   const dOurs = tf.grad((t: tf.Tensor) =>
     tf.sum(tf.mul(embeddingLookup(t as tf.Tensor2D, ids), w))
   )(table);
-  const oneHot = tf.oneHot(tf.tensor1d(ids, "int32"), 10, 1, 0, "float32");
+  // Reference one-hot built on the JS side, independent of tf.oneHot.
+  const dense = new Float32Array(ids.length * 10);
+  ids.forEach((id, i) => dense[i * 10 + id] = 1);
+  const oneHot = tf.tensor2d(dense, [ids.length, 10]);
   const dRef = tf.grad((t: tf.Tensor) =>
     tf.sum(tf.mul(tf.matMul(oneHot, t as tf.Tensor2D), w))
   )(table);
-  assert.ok(maxAbsDiff(dOurs.dataSync(), dRef.dataSync()) < 1e-5); // row 3 accumulates 3 times
+  assert.ok(maxAbsDiff(dOurs.dataSync(), dRef.dataSync()) < 1e-5);
+  // By hand: row 3 accumulates w rows 0, 1 and 4; an unused row gets 0.
+  const wv = w.dataSync(), g = dOurs.dataSync();
+  for (let h = 0; h < 4; h++) {
+    const want = wv[h] + wv[4 + h] + wv[16 + h];
+    assert.ok(Math.abs(g[12 + h] - want) < 1e-5, `d table[3][${h}]`);
+    assert.equal(g[4 + h], 0);
+  }
   assert.throws(
     () => embeddingLookup(table, Int32Array.from([10])),
     /token id 10 .*outside the vocabulary \[0, 10\)/,
