@@ -21,8 +21,10 @@ import * as fnAppend from "./trainer/rollout/fn_append.ts";
 import * as softctx from "./trainer/stage2/softctx.ts";
 import * as batch from "./trainer/stage2/batch.ts";
 import * as loss from "./trainer/stage2/loss.ts";
+import * as audit from "./audit/trace/mod.ts";
 
 export type { Xyxy } from "./trainer/coord/pixels.ts";
+export type { AuditReport } from "./audit/trace/mod.ts";
 export type { GtObject } from "./trainer/data/types.ts";
 export type {
   Channel,
@@ -244,3 +246,14 @@ export const buildStage2Batch: typeof batch.buildStage2Batch =
  *   { coordTokenIds: tokenizer.coordIds, bboxL1Weight: 1, bboxGiouWeight: 1 });
  */
 export const stage2Loss: typeof loss.stage2Loss = loss.stage2Loss;
+
+/**
+ * Audits a run folder's `trace.jsonl` (what `stage2 audit --run DIR` prints):
+ * every training forward and optimizer step re-checked against the method's
+ * invariants. `report.ok` is false when any invariant has violations.
+ *
+ * @example
+ * const report = await auditRun("runs/quickstart");
+ * for (const inv of report.invariants) console.log(inv.name, inv.violations);
+ */
+export const auditRun: typeof audit.auditRun = audit.auditRun;

@@ -133,3 +133,17 @@ Deno.test("mod: rollout parse -> match -> Stage-2 batch -> loss", () => {
   const changed = Array.from(diff).flatMap((v, i) => (v ? [i] : []));
   assert.deepEqual(changed, [...batch.coordSlots].sort((a, b) => a - b));
 });
+
+Deno.test("auditRun: a clean run passes, a broken one names the invariant", async () => {
+  const fixtures = new URL("./fixtures/audit/", import.meta.url);
+  const clean = await lib.auditRun(
+    decodeURIComponent(new URL("clean_summary", fixtures).pathname),
+  );
+  assert.equal(clean.ok, true);
+  assert.ok(clean.invariants.every((i) => i.violations === 0));
+  const broken = await lib.auditRun(
+    decodeURIComponent(new URL("broken_summary", fixtures).pathname),
+  );
+  assert.equal(broken.ok, false);
+  assert.ok(broken.violations.length > 0);
+});
