@@ -47,26 +47,18 @@ export interface Stage2Sequence {
   coordSlots: number[];
 }
 
-/** A collated micro-batch ready for the forward and the loss. */
-export interface Stage2Batch {
-  /** input_ids [B, L] row-major. */
-  inputIds: Int32Array;
-  batch: number;
-  length: number;
-  /** position_ids [4, B, L] row-major: text (restarts per segment), t, h, w. */
-  positionIds: Int32Array;
-  pixelValues: Float32Array;
-  pixelShape: [number, number];
-  imageGridThw: [number, number, number][];
+/**
+ * A collated micro-batch ready for the forward and the loss: the loop's
+ * collation (ids, 4-row position ids, pixels, segments) plus the Stage-2
+ * supervision mapped to flat row positions.
+ */
+export interface Stage2Batch extends Omit<CollatedBatch, "samples"> {
   /** CE weight of the label at each position [B, L] (label t is predicted from t-1). */
   ceWeights: Float32Array;
   /** Boxes with `positions` as flat indices `row * L + t`. */
   boxes: SupervisedBox[];
   /** Answer coord-token positions as flat indices `row * L + t`. */
   coordSlots: number[];
-  segmentStarts: number[][];
-  segmentLengths: number[][];
-  packed: boolean;
 }
 
 /** CE weight of a token role: structure/eot 1, desc `descCeWeight`, else 0. */
@@ -304,21 +296,8 @@ export function collateStage2(
       for (const p of s.coordSlots) coordSlots.push(base + p);
     });
   });
-  return {
-    inputIds: collated.inputIds,
-    batch: B,
-    length: L,
-    positionIds: collated.positionIds,
-    pixelValues: collated.pixelValues,
-    pixelShape: collated.pixelShape,
-    imageGridThw: collated.imageGridThw,
-    ceWeights,
-    boxes,
-    coordSlots,
-    segmentStarts: collated.segmentStarts,
-    segmentLengths: collated.segmentLengths,
-    packed: collated.packed,
-  };
+  const { samples: _samples, ...rows } = collated;
+  return { ...rows, ceWeights, boxes, coordSlots };
 }
 
 /** Per-sample Channel-B inputs: the parsed rollout and its matching. */
