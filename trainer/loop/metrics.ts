@@ -94,7 +94,11 @@ export class LogAccumulator {
 export interface MetricsLine {
   /** Completed optimizer updates when the line was written. */
   step: number;
-  /** "train" (logging step), "eval" (eval loss) or "final". */
+  /**
+   * "train" (logging step), "eval" (eval loss), "final", or "rollout" (one
+   * per step with fresh rollouts: `values.global_step` is the step whose
+   * seed base `values["rollout/seed_base"]` was used).
+   */
   kind: string;
   values: Record<string, number>;
   timing: Record<string, number>;

@@ -2,8 +2,10 @@
  * Deterministic gated top-k Hungarian matching of predicted boxes to ground
  * truth. The assignment itself is solved by the npm `linear-sum-assignment`
  * package (Jonker-Volgenant shortest augmenting path): it has no randomness,
- * scans rows and columns in index order and breaks ties with strict `<`, so
- * equal inputs always give equal matchings (ties go to the lower index).
+ * scans rows and columns in a fixed order and breaks ties with strict `<`, so
+ * equal inputs always give equal matchings. Which of two equal-cost
+ * predictions wins is the solver's fixed choice, not necessarily the lower
+ * index.
  */
 import { linearSumAssignment } from "linear-sum-assignment";
 import type { Xyxy } from "../coord/pixels.ts";

@@ -104,12 +104,21 @@ for (const pattern of [["A"], ["B"], ["A", "B"]]) {
           const ch = pattern[(l.step - 1) % pattern.length];
           assert.equal(l["stage2/channel_a"], ch === "A" ? 1 : 0);
           assert.equal(l["stage2/channel_b"], ch === "B" ? 1 : 0);
-          if (ch === "B") {
-            assert.equal(
-              l["rollout/seed_base"],
-              (11 + (l.step - 1) * 1000003) & 0x7FFFFFFF,
-            );
-          }
+          assert.equal(l["rollout/seed_base"], undefined, "never averaged");
+        }
+        // One exact seed-base line per step with fresh rollouts (every B step).
+        const rollouts = (await metrics(a)).map((l) => JSON.parse(l)).filter((
+          l,
+        ) => l.kind === "rollout");
+        const bSteps = [0, 1, 2].filter((s) =>
+          pattern[s % pattern.length] === "B"
+        );
+        assert.deepEqual(rollouts.map((l) => l.global_step), bSteps);
+        for (const l of rollouts) {
+          assert.equal(
+            l["rollout/seed_base"],
+            (11 + l.global_step * 1000003) & 0x7FFFFFFF,
+          );
         }
         if (mixed) {
           // Kill after step 1 (a checkpoint), resume: schedule and weights continue.
@@ -142,9 +151,11 @@ Deno.test("rollout buffer: resume inside a reuse window replays the saved rollou
       l.kind === "train"
     );
     assert.deepEqual(steps.map((l) => l["stage2/channel_b"]), [1, 1, 1]);
-    assert.equal(
-      steps[1]["rollout/seed_base"],
-      undefined,
+    const rolloutSteps = (await metrics(full)).map((l) => JSON.parse(l))
+      .filter((l) => l.kind === "rollout").map((l) => l.global_step);
+    assert.deepEqual(
+      rolloutSteps,
+      [0, 2],
       "no fresh rollouts on the reuse step",
     );
     await run(cut, ["B", "A"], { stopAfterStep: 1 }, buf);
