@@ -232,20 +232,28 @@ const window: Checker = {
   },
 };
 
+/** Training forwards grouped by (global step, micro-batch), in line order. */
+function trainPassesByMicroBatch(
+  lines: Parameters<typeof forwards>[0],
+): Map<string, ForwardLine[]> {
+  const groups = new Map<string, ForwardLine[]>();
+  for (const f of forwards(lines)) {
+    if (f.rec.purpose !== "train") continue;
+    const key = `${f.rec.globalStep}/${f.rec.microBatch}`;
+    const g = groups.get(key) ?? [];
+    g.push(f);
+    groups.set(key, g);
+  }
+  return groups;
+}
+
 const passSequence: Checker = {
   name: "pass-sequence",
   description:
     "each micro-batch runs its training passes 0..nPasses-1 once each, in order",
   check(lines) {
     const violations: Violation[] = [];
-    const groups = new Map<string, ForwardLine[]>();
-    for (const f of forwards(lines)) {
-      if (f.rec.purpose !== "train") continue;
-      const key = `${f.rec.globalStep}/${f.rec.microBatch}`;
-      const g = groups.get(key) ?? [];
-      g.push(f);
-      groups.set(key, g);
-    }
+    const groups = trainPassesByMicroBatch(lines);
     for (const g of groups.values()) {
       const n = g[0].rec.nPasses;
       const tag = `step ${g[0].rec.globalStep} micro-batch ${
@@ -298,14 +306,7 @@ const passConsistency: Checker = {
     "all soft-context passes of a micro-batch see the same rows: shape, position ids, segments, placeholders, coord slots",
   check(lines) {
     const violations: Violation[] = [];
-    const groups = new Map<string, ForwardLine[]>();
-    for (const f of forwards(lines)) {
-      if (f.rec.purpose !== "train") continue;
-      const key = `${f.rec.globalStep}/${f.rec.microBatch}`;
-      const g = groups.get(key) ?? [];
-      g.push(f);
-      groups.set(key, g);
-    }
+    const groups = trainPassesByMicroBatch(lines);
     let checked = 0;
     for (const g of groups.values()) {
       if (g.length < 2) continue;
