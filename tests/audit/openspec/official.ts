@@ -97,26 +97,33 @@ let isolatedHome: Promise<string> | undefined;
 const home =
   () => (isolatedHome ??= Deno.makeTempDir({ prefix: "openspec-home-" }));
 
+/**
+ * Environment for the official CLI: no telemetry or colour, and empty
+ * config/data homes so a developer's global OpenSpec config or store
+ * registry cannot change the verdicts under test.
+ */
+function isolatedEnv(isolated: string): Record<string, string> {
+  return {
+    OPENSPEC_TELEMETRY: "0",
+    DO_NOT_TRACK: "1",
+    NO_COLOR: "1",
+    CI: "1",
+    XDG_CONFIG_HOME: `${isolated}/config`,
+    XDG_DATA_HOME: `${isolated}/data`,
+  };
+}
+
 /** Run `openspec <args>` in `cwd` with telemetry off and no user config. */
 export async function runOfficial(
   args: string[],
   cwd: string,
 ): Promise<OfficialRun> {
   const bin = await officialBin();
-  // Empty config/data homes: a developer's global OpenSpec config or store
-  // registry must not change the verdicts under test.
   const isolated = await home();
   const res = await new Deno.Command("node", {
     args: [bin, ...args],
     cwd,
-    env: {
-      OPENSPEC_TELEMETRY: "0",
-      DO_NOT_TRACK: "1",
-      NO_COLOR: "1",
-      CI: "1",
-      XDG_CONFIG_HOME: `${isolated}/config`,
-      XDG_DATA_HOME: `${isolated}/data`,
-    },
+    env: isolatedEnv(isolated),
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -150,14 +157,7 @@ export async function runOfficialBatch(
   const driver = new URL("./official_driver.mjs", import.meta.url).pathname;
   const res = await new Deno.Command("node", {
     args: [driver, pkg, casesFile],
-    env: {
-      OPENSPEC_TELEMETRY: "0",
-      DO_NOT_TRACK: "1",
-      NO_COLOR: "1",
-      CI: "1",
-      XDG_CONFIG_HOME: `${isolated}/config`,
-      XDG_DATA_HOME: `${isolated}/data`,
-    },
+    env: isolatedEnv(isolated),
     stdout: "piped",
     stderr: "piped",
   }).output();

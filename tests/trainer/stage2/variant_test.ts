@@ -15,18 +15,19 @@ const samples = () => [
   rawSample(SAMPLE_OBJECTS.slice(2), 1),
 ];
 
+/** The Stage-2 variant under test, on the shared tiny tokenizer, seed 3. */
+const variantFor = (
+  model: Parameters<typeof createStage2AbVariant>[0]["model"],
+  config: Parameters<typeof createStage2AbVariant>[0]["config"],
+) => createStage2AbVariant({ model, tokenizer: tok, config, trainingSeed: 3 });
+
 Deno.test("Channel A: n passes, only the last records gradients, 4-row ids, trace invariants hold [1.7.2, 1.7.7, 1.7.8, 1.7.9]", async () => {
   const model = microModel(tok);
   const config = await stage2Config({
     custom: { extra: { stage2_ab: { n_softctx_iter: 3 } } },
   });
   const h = harness(model, config);
-  const variant = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const variant = variantFor(model, config);
   const r = await runStep(h, variant, samples(), 0);
   assert.ok(Number.isFinite(r.loss));
   const fw = h.forwards().filter((f) => f.purpose === "train");
@@ -80,12 +81,7 @@ Deno.test("A-only with n_softctx_iter 1 equals a plain teacher-forced step (1e-6
     custom: { extra: { stage2_ab: { n_softctx_iter: 1 } } },
   });
   const h = harness(model, config);
-  const variant = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const variant = variantFor(model, config);
   const plan = variant.planStep(0, 1, false);
   const prepared = await variant.prepare(h.ctx, samples(), plan);
   const vars = model.trainableVariables();
@@ -126,12 +122,7 @@ Deno.test("Channel B greedy: seeded rollouts, counters, FN append trains", async
     custom: { extra: { stage2_ab: { schedule: { pattern: ["B"] } } } },
   });
   const h = harness(model, config);
-  const variant = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const variant = variantFor(model, config);
   const plan = variant.planStep(2, 1, false);
   assert.equal(plan.channel, "B");
   assert.equal(plan.freshRollouts, true);
@@ -167,12 +158,7 @@ Deno.test("determinism: same seed and data give bitwise-identical weights and me
       training: { trace: "off" },
     });
     const h = harness(model, config);
-    const variant = createStage2AbVariant({
-      model,
-      tokenizer: tok,
-      config,
-      trainingSeed: 3,
-    });
+    const variant = variantFor(model, config);
     const out = [];
     for (let s = 0; s < 2; s++) {
       out.push(await runStep(h, variant, samples(), s));
@@ -195,12 +181,7 @@ Deno.test("guardrails: sliced logits, returned or carried cache, helper keys [1.
     "../../../trainer/stage2/variant.ts"
   );
   const h = harness(model, config);
-  const variant = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const variant = variantFor(model, config);
   const plan = variant.planStep(0, 1, false);
   const prepared = await variant.prepare(h.ctx, samples(), plan);
   const embeds = model.embedTokens(prepared.inputIds);
@@ -277,58 +258,30 @@ Deno.test("guardrails at start-up and on data: packing metadata, decode params, 
   const noRope = Object.create(model);
   noRope.getRopeIndex = undefined;
   assert.throws(
-    () =>
-      createStage2AbVariant({
-        model: noRope,
-        tokenizer: tok,
-        config,
-        trainingSeed: 3,
-      }),
+    () => variantFor(noRope, config),
     /packing is on .*4-row position ids.*training\.packing\.enabled: false/,
   );
   const unpacked = await stage2Config({
     training: { packing: { enabled: false } },
   });
-  createStage2AbVariant({
-    model: noRope,
-    tokenizer: tok,
-    config: unpacked,
-    trainingSeed: 3,
-  });
+  variantFor(noRope, unpacked);
   // The config loader rejects this too; configs built in code are re-checked.
   const sampling = await stage2Config({
     custom: { extra: { rollout_matching: { decode_mode: "sample" } } },
   });
   sampling.custom.extra.rollout_matching.temperature = 0;
   assert.throws(
-    () =>
-      createStage2AbVariant({
-        model,
-        tokenizer: tok,
-        config: sampling,
-        trainingSeed: 3,
-      }),
+    () => variantFor(model, sampling),
     /temperature must be > 0 with decode_mode: sample/,
   );
   const sft = await stage2Config({ custom: { trainer_variant: "sft" } });
   assert.throws(
-    () =>
-      createStage2AbVariant({
-        model,
-        tokenizer: tok,
-        config: sft,
-        trainingSeed: 3,
-      }),
+    () => variantFor(model, sft),
     /stage2_ab_training/,
   );
   // A polygon in the ground truth stops the step with an actionable message.
   const h = harness(model, config);
-  const variant = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const variant = variantFor(model, config);
   const bad = rawSample(SAMPLE_OBJECTS.slice(0, 1), 4);
   (bad.objects as unknown[]).push({ desc: "blob", poly: [1, 2, 3, 4, 5, 6] });
   await assert.rejects(
@@ -341,12 +294,7 @@ Deno.test("a 3-row position id under packing is caught by the trace checks [1.7.
   const model = microModel(tok);
   const config = await stage2Config();
   const h = harness(model, config);
-  const variant = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const variant = variantFor(model, config);
   const prepared = await variant.prepare(
     h.ctx,
     samples(),
@@ -403,12 +351,7 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
     },
   });
   const h = harness(model, config);
-  const variant = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const variant = variantFor(model, config);
   await runStep(h, variant, samples(), 0);
   const rolloutLines = () =>
     h.forwards().filter((f) => f.purpose === "rollout").length;
@@ -432,12 +375,7 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
   const reference = await variant.prepare(h.ctx, samples(), plan1);
   const state = variant.state!();
   assert.deepEqual(state, { bufferSourceStep: 0 });
-  const resumed = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const resumed = variantFor(model, config);
   resumed.restore!(state);
   const rplan = resumed.planStep(1, 1, false);
   assert.deepEqual([rplan.channel, rplan.bufferReuse, rplan.freshRollouts], [
@@ -454,12 +392,7 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
   variant.dispose?.(reference);
   resumed.dispose?.(replay);
   // Without a buffer to resume from, the step rolls out fresh instead.
-  const bare = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const bare = variantFor(model, config);
   bare.restore!(null);
   const fresh = bare.planStep(1, 1, false);
   assert.deepEqual([fresh.channel, fresh.bufferReuse, fresh.freshRollouts], [
@@ -468,12 +401,7 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
     false,
   ]);
   // A checkpoint naming a buffer file that is gone fails with a clear message.
-  const lost = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const lost = variantFor(model, config);
   lost.restore!({ bufferSourceStep: 0 });
   await Deno.remove(`${h.runDir}/rollout_buffer`, { recursive: true });
   await assert.rejects(
@@ -500,12 +428,7 @@ Deno.test("invalid rollouts fall back to '{' and are counted; all GT appended [1
       stopped: req.prompts.map(() => true),
     });
   h.ctx.model = chatty;
-  const variant = createStage2AbVariant({
-    model: chatty,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const variant = variantFor(chatty, config);
   const plan = variant.planStep(0, 1, false);
   const prepared = await variant.prepare(h.ctx, samples(), plan);
   assert.deepEqual(h.metrics.get("sum:stage2/invalid_rollout"), [1, 1]);
@@ -543,12 +466,7 @@ Deno.test("sampled rollouts are reproducible for the same seed base, batch and b
     },
   });
   const h = harness(model, config);
-  const variant = createStage2AbVariant({
-    model,
-    tokenizer: tok,
-    config,
-    trainingSeed: 3,
-  });
+  const variant = variantFor(model, config);
   const ids = async (step: number) => {
     h.ctx.globalStep = step;
     const p = await variant.prepare(
