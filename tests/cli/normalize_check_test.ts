@@ -77,6 +77,24 @@ Deno.test("cli normalize-check: exit codes, file lists and formats", async () =>
       /^stage2: normalize-check: no such file or folder: .*nope\.py/,
     );
 
+    // Bad input is exit 2 with one line naming the path, never a hang.
+    const noRoot = await stage2(dir, "--root", "nowhere", "ok.py");
+    assert.equal(noRoot.code, 2);
+    assert.match(
+      noRoot.stderr,
+      /^stage2: normalize-check: root folder does not exist: .*\/nowhere\n$/,
+    );
+    const mk = await new Deno.Command("mkfifo", { args: [`${dir}/pipe.py`] })
+      .output();
+    assert.ok(mk.success, "mkfifo");
+    const fifo = await stage2(dir, "pipe.py");
+    assert.equal(fifo.code, 2);
+    assert.match(
+      fifo.stderr,
+      /^stage2: normalize-check: .*\/pipe\.py: not a regular file or folder .*\n$/,
+    );
+    await Deno.remove(`${dir}/pipe.py`);
+
     const format = await stage2(dir, "--format", "xml");
     assert.equal(format.code, 2);
     assert.match(format.stderr, /unknown --format 'xml'/);
