@@ -79,6 +79,14 @@ const MINIFIED_LINE = 5000;
 const EXPLAINING_FILE =
   /^(?:changelog|changes|history|news|releases?)(?:\.|$)/i;
 
+/**
+ * An OpenSpec change's proposal, design and task list narrate the change
+ * (the bug, the plan, the work items); its normative text lives in the spec
+ * deltas under `specs/`, which are checked like any spec.
+ */
+const CHANGE_NARRATIVE =
+  /(?:^|\/)openspec\/changes\/(?:archive\/)?[^/]+\/(?:proposal|design|tasks)\.md$/i;
+
 export interface CheckOptions {
   /** Absolute root: findings are reported relative to it. */
   root: string;
@@ -175,7 +183,7 @@ export async function analyzeText(
         }
         if (l === "yaml") return await analyzeYaml(code);
         return null;
-      }, EXPLAINING_FILE.test(base));
+      }, EXPLAINING_FILE.test(base) || CHANGE_NARRATIVE.test(path));
     }
   }
   return [];
