@@ -46,7 +46,7 @@ const STRONG_CUE = new RegExp(
     String
       .raw`pitfalls?|mistakes?|mistaken\w*|erroneous\w*|banned|disallow\w*|` +
     String
-      .raw`reject\w*|flags?|flagged|flagging|detects?|detected|catch(?:es)?|` +
+      .raw`reject\w*|flags?|flagged|flagging|detects?|detected|catch(?:es)?|reports|` +
     String.raw`caught|no\s+longer|used\s+to|why|avoid\w*|don't|do\s+not|` +
     String.raw`does\s+not|doesn't|instead\s+of|rather\s+than|fix|fixes|fixed|` +
     String
