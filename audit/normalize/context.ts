@@ -55,6 +55,7 @@ export const TIME = set(`
  */
 export const UNIT = set(`
   bytes byte kb kib mb mib gb gib kbps mbps bit bits memory mem rss heap
+  kilobyte kilobytes megabyte megabytes gigabyte gigabytes
   megapixel megapixels mpx kpx meters meter metres metre mm cm km um nm
   micron microns kg gram grams price cents dollars usd
 `);

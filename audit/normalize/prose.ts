@@ -75,7 +75,7 @@ const WEAK_CUE =
 
 /** Section headings under which the old convention is quoted, not stated. */
 export const EXPLAINING_HEADING =
-  /changelog|change\s+log|history|release\s+notes|migrat|pitfall|anti-?pattern|mistake|forbidden|what\s+not\s+to|\bwhy\b|\bnot\b|legacy/i;
+  /changelog|change\s+log|history|release\s+notes|migrat|pitfall|anti-?pattern|mistake|forbidden|what\s+not\s+to|\bwhy\b|\bnot\b|legacy|problems?\b|troubleshoot|known\s+issues|gotchas?|caveats?/i;
 
 const NUM0 = String.raw`1_?000(?:\.0+)?`;
 const NUM = String.raw`${NUM0}(?![\w])`;
