@@ -129,12 +129,10 @@ if (!havePreCommit && !required) {
   );
 }
 
-Deno.test({
-  name:
-    "pre-commit: the hooks run from a user's repository (real pre-commit, current tree)",
-  ignore: !havePreCommit && !required,
-  sanitizeResources: false,
-  async fn(t) {
+Deno.test(
+  "pre-commit: the hooks run from a user's repository (real pre-commit, current tree)",
+  { ignore: !havePreCommit && !required, sanitizeResources: false },
+  async (t) => {
     assert.ok(havePreCommit, "pre-commit is required here but not on PATH");
     const tmp = await Deno.makeTempDir({ prefix: "stage2-hooks-" });
     try {
@@ -219,4 +217,4 @@ Deno.test({
       await Deno.remove(tmp, { recursive: true });
     }
   },
-});
+);
