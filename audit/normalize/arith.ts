@@ -17,6 +17,7 @@ import {
   TOLERANCE,
   UNIT,
   WEAK_COORD,
+  words,
 } from "./context.ts";
 import type { RawFinding, RuleId } from "./types.ts";
 
@@ -97,7 +98,7 @@ export function judge(c: ArithCandidate): Verdict | null {
   const ctx = c.contextWords;
   if (c.floor || c.sequence) return null;
   // Time and unit conversions are the most common legitimate 1000 in code.
-  const viaWords = c.via ? wordsOfName(c.via.name) : [];
+  const viaWords = c.via ? words(c.via.name) : [];
   for (const ws of [own, ctx, viaWords]) {
     if (any(ws, TIME) || any(ws, UNIT)) return null;
   }
@@ -174,11 +175,6 @@ export function judge(c: ArithCandidate): Verdict | null {
     offset: c.offset,
     message: `coordinate multiplied by 1000${about}: \`${shown}\``,
   };
-}
-
-function wordsOfName(name: string): string[] {
-  return name.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase()
-    .split(/[^a-z0-9]+/).filter(Boolean);
 }
 
 /**

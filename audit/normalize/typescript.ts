@@ -74,7 +74,7 @@ const ITERATORS = new Set([
 ]);
 const TEST_CALLEE =
   /^(?:assert\w*|expect|equal|strictEqual|deepEqual|deepStrictEqual|notEqual|ok|to(?:Be\w*|Equal|StrictEqual|Match\w*|Contain\w*)|closeTo|approximately)$/;
-/** Operands that repeat rather than scale: `"-".repeat`-like products. */
+/** Operands that are no numbers (a string or array literal): no coordinate. */
 const SEQUENCE = new Set([
   "StringLiteral",
   "TemplateLiteral",
