@@ -131,7 +131,7 @@ if (!havePreCommit && !required) {
 
 Deno.test(
   "pre-commit: the hooks run from a user's repository (real pre-commit, current tree)",
-  { ignore: !havePreCommit && !required, sanitizeResources: false },
+  { ignore: !havePreCommit && !required },
   async (t) => {
     assert.ok(havePreCommit, "pre-commit is required here but not on PATH");
     const tmp = await Deno.makeTempDir({ prefix: "stage2-hooks-" });
