@@ -14,6 +14,7 @@ import {
   type OutputFormat,
   summary,
   verboseLines,
+  warnings,
 } from "../audit/normalize/mod.ts";
 
 interface Opts {
@@ -45,6 +46,7 @@ async function run(paths: string[], opts: Opts): Promise<number> {
     await Deno.stdout.write(new TextEncoder().encode(out));
   }
   if (opts.verbose) { for (const l of verboseLines(report)) console.error(l); }
+  for (const w of warnings(report)) console.error(w);
   if (format !== "json") console.error(summary(report));
   return report.findings.length ? EXIT_FINDINGS : EXIT_OK;
 }

@@ -4,7 +4,7 @@
  * `audit/openspec` modules so a pre-commit call stays fast.
  */
 import type { Command } from "commander";
-import { runValidate } from "../audit/openspec/mod.ts";
+import { resolveRoot, runValidate } from "../audit/openspec/mod.ts";
 import { UsageError, userPath } from "./main.ts";
 
 interface Flags {
@@ -86,6 +86,12 @@ async function run(item: string | undefined, flags: Flags): Promise<void> {
     } catch (e) {
       if (e instanceof UsageError) throw e;
       throw new UsageError(`--root ${flags.root}: no such directory`);
+    }
+    // Name the folder the user gave, not "the current directory".
+    if (!resolveRoot(root, false)) {
+      throw new UsageError(
+        `--root ${flags.root}: no OpenSpec root in ${root} or above it (expected an openspec/ folder holding specs/ or changes/)`,
+      );
     }
   }
   const result = await runValidate({

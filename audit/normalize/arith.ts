@@ -15,6 +15,9 @@ import {
   INDEX,
   TIME,
   TOLERANCE,
+  UNIT,
+  WEAK_COORD,
+  words,
 } from "./context.ts";
 import type { RawFinding, RuleId } from "./types.ts";
 
@@ -39,10 +42,34 @@ export interface ArithCandidate {
   operandWords: string[];
   /** Words of what the operand's names were bound to (defaults, loops). */
   boundWords: string[];
-  /** Words of the assignment target, enclosing call and function. */
+  /**
+   * Words of the assignment target, enclosing calls and function: the
+   * coordinate evidence around the operation.
+   */
   contextWords: string[];
+  /** Words of the name the result is stored under (target, parameter, key). */
+  targetWords: string[];
+  /**
+   * Words of the test around it: the comparison, or the arguments of an
+   * assertion call (`assertAlmostEquals(decode(500), 500 / 1000)`).
+   */
+  testWords: string[];
+  /**
+   * Words of the whole test function around it, for an operand with no
+   * evidence of its own (`assert_allclose(to_unit(b), np.array(b) / 1000)`
+   * in a test of `coords`); never for constants.
+   */
+  testBodyWords: string[];
+  /** The operation sits in an ordering comparison (`<`, `<=`, ...). */
+  bound: boolean;
   /** The other operand folds to a number (`2 / 1000`); its value. */
   operandValue: number | null;
+  /** The other operand is a string or list literal (`"-" * 1000`). */
+  sequence: boolean;
+  /** `x // 1000`: floor division, never a bin decode. */
+  floor: boolean;
+  /** Words of a divisor applied to the product (`v * 1000 / n`), if any. */
+  perWords: string[] | null;
   /** Inside an assertion or an expected-value computation. */
   inTest: boolean;
   /** The operation indexes an array (`z[i * 1000 + k]`). */
@@ -58,26 +85,52 @@ export interface Verdict {
 }
 
 /**
- * Decide one candidate. `fileCoord` says whether the file mentions
- * coordinates at all; it settles operands that carry no cue either way.
+ * Decide one candidate. A finding needs evidence that the number next to
+ * the 1000 is a coordinate or bin (its own name, what it was bound to, the
+ * name the result is stored under, the function or call around it), or,
+ * for a constant (`2 / 1000`), that it is a tolerance or a test
+ * expectation about coordinates. What the rest of the file talks about is
+ * no evidence.
  */
-export function judge(c: ArithCandidate, fileCoord: boolean): Verdict | null {
+export function judge(c: ArithCandidate): Verdict | null {
   const own = c.operandWords;
   const bound = c.boundWords;
   const ctx = c.contextWords;
-  // Time conversions are the most common legitimate 1000 in code.
-  if (any(own, TIME) || any(ctx, TIME)) return null;
+  if (c.floor || c.sequence) return null;
+  // Time and unit conversions are the most common legitimate 1000 in code.
+  const viaWords = c.via ? words(c.via.name) : [];
+  for (const ws of [own, ctx, viaWords]) {
+    if (any(ws, TIME) || any(ws, UNIT)) return null;
+  }
   // `z[i * 1000 + k]` is a row stride; `heat[int(y * 1000)]` rasterizes.
-  if (c.inIndex && !any(own, COORD)) return null;
-  const inTest = c.inTest || any(ctx, EXPECT);
+  if (c.inIndex && !any(own, COORD) && !any(bound, COORD)) return null;
+  // `v * 1000 / n_rollouts` is a rate per thousand.
+  if (c.kind === "mul" && c.perWords && any(c.perWords, COUNT)) return null;
+  const inTest = c.inTest || any(c.targetWords, EXPECT);
+  const testCoord = any(c.testWords, COORD);
+  let tolerance = false;
   if (c.operandValue !== null) {
-    // `3 * 1000` is a count; `0.5 * 1000` in a test is an encoded expectation.
     if (c.kind === "mul") {
-      if (!(inTest && c.operandValue >= 0 && c.operandValue <= 1)) return null;
+      // `3 * 1000` is a count; `0.5 * 1000` in a coordinate test encodes.
+      if (
+        !(inTest && testCoord && c.operandValue >= 0 && c.operandValue <= 1)
+      ) {
+        return null;
+      }
+    } else if (!(inTest && testCoord)) {
+      // `MAX_BYTES / 1000`: a big constant in other units.
+      if (Math.abs(c.operandValue) >= 1000) return null;
+      tolerance = any(c.targetWords, TOLERANCE) ||
+        (c.bound && any(c.testWords, TOLERANCE));
+      if (!tolerance && !any(c.targetWords, COORD)) return null;
+    } else {
+      // `abs(a - b) <= 3 / 1000` is a tolerance even inside an assertion.
+      tolerance = c.bound && any(c.testWords, TOLERANCE);
     }
-    if (any(ctx, COUNT) && !inTest) return null;
-    if (!fileCoord && !any(ctx, COORD) && !any(ctx, TOLERANCE)) return null;
-  } else if (!isCoordinate(own, bound, ctx, fileCoord)) {
+  } else if (
+    !isCoordinate(own, bound, ctx) &&
+    !(inTest && isCoordinate(own, bound, [...c.testWords, ...c.testBodyWords]))
+  ) {
     return null;
   }
   const shown = c.text.length > 60 ? c.text.slice(0, 57) + "..." : c.text;
@@ -96,21 +149,18 @@ export function judge(c: ArithCandidate, fileCoord: boolean): Verdict | null {
         `1000 as ${from} \`${c.via.name}\` normalizes coordinates in \`${shown}\``,
     };
   }
-  // `abs(a - b) <= 3 / 1000` is a tolerance even inside an assertion.
-  const tolerance = c.kind === "div" && c.operandValue !== null &&
-    (!inTest || any(c.contextWords, TOLERANCE));
-  if (inTest && !tolerance) {
-    return {
-      rule: "test-expect-1000",
-      offset: c.offset,
-      message: `test expectation computed with 1000: \`${shown}\``,
-    };
-  }
   if (tolerance) {
     return {
       rule: "tolerance-1000",
       offset: c.offset,
       message: `distance in 1000ths of the image: \`${shown}\``,
+    };
+  }
+  if (inTest) {
+    return {
+      rule: "test-expect-1000",
+      offset: c.offset,
+      message: `test expectation computed with 1000: \`${shown}\``,
     };
   }
   if (c.kind === "div") {
@@ -131,24 +181,23 @@ export function judge(c: ArithCandidate, fileCoord: boolean): Verdict | null {
  * Whether the operand of a 1000 is a coordinate. The operand's own words
  * weigh most (`ks[0] * w` is a coordinate even though `ks` came from
  * "tokens"), then what its names were bound to, then the assignment target
- * and enclosing call or function; a file about boxes settles the rest.
+ * and enclosing call or function. A generic name (`k`) defers to its
+ * binding (`k = resolve_top_k(...)` is a count).
  */
-function isCoordinate(
-  own: string[],
-  bound: string[],
-  ctx: string[],
-  fileCoord: boolean,
-): boolean {
+function isCoordinate(own: string[], bound: string[], ctx: string[]): boolean {
   if (any(own, COUNT)) return false;
-  // A value computed from a clock is a time whatever its name.
-  if (any(bound, TIME)) return false;
+  // A value computed from a clock or in other units is not a coordinate.
+  if (any(bound, TIME) || any(bound, UNIT)) return false;
+  const strong = (ws: string[]) =>
+    ws.some((w) => COORD.has(w) && !WEAK_COORD.has(w));
+  if (strong(own)) return true;
+  // `k = int(tok[len("<|coord_"):-2])`: a parsed coord token, a box list.
+  if (strong(bound)) return true;
+  if (any(bound, COUNT)) return false;
   if (any(own, COORD)) return true;
   if (any(own, INDEX)) return false;
   if (any(bound, COORD)) return true;
-  if (any(bound, COUNT)) return false;
-  if (any(ctx, COORD)) return true;
-  if (any(ctx, COUNT)) return false;
-  return fileCoord;
+  return any(ctx, COORD);
 }
 
 /** Turn verdicts into raw findings, one per reported offset. */
@@ -166,9 +215,4 @@ export function verdictsToFindings(vs: Verdict[]): RawFinding[] {
 /** Whether a folded number is 1000 (1000, 1000.0, 1e3, 999 + 1). */
 export function isThousand(v: number | null): boolean {
   return v !== null && Math.abs(v - 1000) < 1e-9;
-}
-
-/** Tolerance-named context, exported for analyzers that label targets. */
-export function isToleranceName(ws: string[]): boolean {
-  return any(ws, TOLERANCE);
 }

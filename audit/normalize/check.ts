@@ -20,6 +20,7 @@ import {
   collectFiles,
   type Excluded,
   extOf,
+  type Gitignored,
   LANGUAGE_OF,
   normalizePath,
   relTo,
@@ -78,6 +79,14 @@ const MINIFIED_LINE = 5000;
 const EXPLAINING_FILE =
   /^(?:changelog|changes|history|news|releases?)(?:\.|$)/i;
 
+/**
+ * An OpenSpec change's proposal, design and task list narrate the change
+ * (the bug, the plan, the work items); its normative text lives in the spec
+ * deltas under `specs/`, which are checked like any spec.
+ */
+const CHANGE_NARRATIVE =
+  /(?:^|\/)openspec\/changes\/(?:archive\/)?[^/]+\/(?:proposal|design|tasks)\.md$/i;
+
 export interface CheckOptions {
   /** Absolute root: findings are reported relative to it. */
   root: string;
@@ -96,13 +105,32 @@ export interface IgnoredFile {
   reason: string;
 }
 
+/** A file that was read but could not be analyzed as written. */
+export interface SkippedFile {
+  /** Root-relative path. */
+  path: string;
+  /** `binary`: a NUL byte; `invalid-json`: checked leniently only. */
+  kind: "binary" | "invalid-json";
+  detail: string;
+}
+
 export interface CheckReport {
   findings: Finding[];
   suppressed: Suppressed[];
   excluded: Excluded[];
+  /** Walked paths a `.gitignore` rule excluded, with the rule. */
+  gitignored: Gitignored[];
+  /** Named folders checked although a `.gitignore` rule excludes them. */
+  overridden: Gitignored[];
+  /** Binary files skipped and JSON files that do not parse as JSON. */
+  skipped: SkippedFile[];
+  /** Walked entries with a checked extension that are not regular files. */
+  special: string[];
+  /** Named folders of which ignore rules or excludes left nothing. */
+  empty: string[];
   /** Files silenced by `normalize-check: ignore-file`. */
   ignoredFiles: IgnoredFile[];
-  /** Files that were read. */
+  /** Files that were read and analyzed (binary files not included). */
   filesChecked: number;
   /** Files that passed the prefilter and were parsed. */
   filesParsed: number;
@@ -155,7 +183,7 @@ export async function analyzeText(
         }
         if (l === "yaml") return await analyzeYaml(code);
         return null;
-      }, EXPLAINING_FILE.test(base));
+      }, EXPLAINING_FILE.test(base) || CHANGE_NARRATIVE.test(path));
     }
   }
   return [];
@@ -256,9 +284,36 @@ export async function findConfig(root: string): Promise<string | null> {
   }
 }
 
+/**
+ * Why a `.json` file is not JSON, or null. Such files (JSON with comments,
+ * a truncated artifact) are still checked through the lenient YAML reader,
+ * but the user hears that they are broken.
+ */
+function jsonProblem(text: string): string | null {
+  try {
+    JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    return null;
+  } catch (e) {
+    return (e as Error).message.split("\n")[0];
+  }
+}
+
 /** Run the checker over files and folders. */
 export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
   const root = normalizePath(opts.root);
+  let rootInfo: Deno.FileInfo;
+  try {
+    rootInfo = await Deno.stat(root);
+  } catch (e) {
+    throw new CheckError(
+      e instanceof Deno.errors.NotFound
+        ? `root folder does not exist: ${root}`
+        : `cannot read root folder ${root}: ${(e as Error).message}`,
+    );
+  }
+  if (!rootInfo.isDirectory) {
+    throw new CheckError(`root is not a folder: ${root}`);
+  }
   const paths = (opts.paths?.length ? opts.paths : [root]).map(normalizePath);
   const configPath = opts.config === undefined
     ? await findConfig(root)
@@ -274,6 +329,11 @@ export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
     findings: [],
     suppressed: [],
     excluded: walked.excluded,
+    gitignored: walked.gitignored,
+    overridden: walked.overridden,
+    skipped: [],
+    special: walked.special,
+    empty: walked.empty,
     ignoredFiles: [],
     filesChecked: walked.files.length,
     filesParsed: 0,
@@ -283,6 +343,9 @@ export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
   };
   // Reads overlap; parsing is synchronous per file, so a small pool suffices.
   const results: FileResult[] = new Array(walked.files.length);
+  const skipped: Array<SkippedFile | undefined> = new Array(
+    walked.files.length,
+  );
   let next = 0;
   const worker = async () => {
     while (next < walked.files.length) {
@@ -294,12 +357,31 @@ export async function checkPaths(opts: CheckOptions): Promise<CheckReport> {
       } catch (e) {
         throw new CheckError(`cannot read ${abs}: ${(e as Error).message}`);
       }
-      if (text.includes("\0")) continue; // binary despite its extension
       const rel = relTo(root, abs) ?? abs;
+      const nul = text.indexOf("\0");
+      if (nul >= 0) {
+        skipped[i] = {
+          path: rel,
+          kind: "binary",
+          detail: `NUL byte at offset ${nul}`,
+        };
+        continue;
+      }
+      if (extOf(abs) === "json") {
+        const problem = jsonProblem(text);
+        if (problem) {
+          skipped[i] = { path: rel, kind: "invalid-json", detail: problem };
+        }
+      }
       results[i] = await checkText(rel, text);
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));
+  for (const s of skipped) {
+    if (!s) continue;
+    report.skipped.push(s);
+    if (s.kind === "binary") report.filesChecked--;
+  }
   results.forEach((r, i) => {
     if (r.parsed) report.filesParsed++;
     if (r.minified) {

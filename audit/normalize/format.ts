@@ -62,18 +62,49 @@ export function formatFindings(
 export function summary(r: CheckReport): string {
   const files = new Set(r.findings.map((f) => f.path)).size;
   const n = r.findings.length;
+  const binary = r.skipped.filter((s) => s.kind === "binary").length;
+  const badJson = r.skipped.length - binary;
   return `normalize-check: ${n} finding${n === 1 ? "" : "s"}` +
     (n ? ` in ${files} file${files === 1 ? "" : "s"}` : "") +
-    ` (${r.filesChecked} files checked, ${r.filesParsed} parsed)`;
+    ` (${r.filesChecked} files checked, ${r.filesParsed} parsed` +
+    (binary ? `, ${binary} binary skipped` : "") +
+    (badJson ? `, ${badJson} not valid JSON` : "") + ")";
+}
+
+/**
+ * Lines for stderr whatever the verbosity: named folders of which nothing
+ * was left to check, so an ignore rule never silently turns a check into
+ * a pass.
+ */
+export function warnings(r: CheckReport): string[] {
+  return r.empty.map((p) =>
+    `normalize-check: warning: nothing checked in ${p}: ignore rules or excludes left out every file (--verbose lists them)`
+  );
 }
 
 /** `--verbose`: config, excludes, ignored files and suppressed findings. */
 export function verboseLines(r: CheckReport): string[] {
   const out: string[] = [];
   out.push(`config: ${r.configPath ?? "(none)"}`);
+  for (const o of r.overridden) {
+    out.push(
+      `checked although ignored: ${o.path} (named explicitly; rule '${o.rule}' in ${o.source})`,
+    );
+  }
+  for (const g of r.gitignored) {
+    out.push(`gitignored: ${g.path} (rule '${g.rule}' in ${g.source})`);
+  }
   for (const e of r.excluded) {
     out.push(`excluded: ${e.path} (config pattern '${e.pattern}')`);
   }
+  for (const s of r.skipped) {
+    out.push(
+      s.kind === "binary"
+        ? `skipped: ${s.path} (binary: ${s.detail})`
+        : `not valid JSON: ${s.path} (${s.detail}); checked leniently`,
+    );
+  }
+  for (const p of r.special) out.push(`skipped: ${p} (not a regular file)`);
   for (const m of r.minified) out.push(`skipped: ${m} (minified bundle)`);
   for (const u of r.unsupported) {
     out.push(`skipped: ${u} (no analyzer for this file type)`);

@@ -250,6 +250,7 @@ async function analyzeTree(
           map: m.map,
           context: headings.join(" "),
           explaining,
+          paragraph: true,
         }));
         prevIntro = m.text;
       } else if (n.type === "code") {

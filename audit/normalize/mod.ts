@@ -8,8 +8,16 @@ export type {
   CheckReport,
   FileResult,
   IgnoredFile,
+  SkippedFile,
 } from "./check.ts";
-export { formatFindings, FORMATS, summary, verboseLines } from "./format.ts";
+export type { Excluded, Gitignored } from "./walk.ts";
+export {
+  formatFindings,
+  FORMATS,
+  summary,
+  verboseLines,
+  warnings,
+} from "./format.ts";
 export type { OutputFormat } from "./format.ts";
 export { CONFIG_NAME } from "./config.ts";
 export { RULES } from "./types.ts";

@@ -20,6 +20,12 @@ export interface ProseBlock {
   explaining?: boolean;
   /** Treat every line as its own sentence (code without a parser). */
   lines?: boolean;
+  /**
+   * Wrapped paragraph text (Markdown, docstrings, string values): a line
+   * break does not end a sentence. In comment blocks it does, since
+   * consecutive comment lines are often separate notes.
+   */
+  paragraph?: boolean;
 }
 
 /** Words that make a sentence about coordinates and bins. */
@@ -40,12 +46,27 @@ const STRONG_CUE = new RegExp(
     String
       .raw`pitfalls?|mistakes?|mistaken\w*|erroneous\w*|banned|disallow\w*|` +
     String
-      .raw`reject\w*|flags?|flagged|flagging|detects?|detected|catch(?:es)?|` +
+      .raw`reject\w*|flags?|flagged|flagging|detects?|detected|catch(?:es)?|reports|` +
     String.raw`caught|no\s+longer|used\s+to|why|avoid\w*|don't|do\s+not|` +
     String.raw`does\s+not|doesn't|instead\s+of|rather\s+than|fix|fixes|fixed|` +
     String
-      .raw`old|older|previous\w*|formerly|anti-?patterns?|stale|off-by-one)\b`,
+      .raw`old|older|previous\w*|formerly|anti-?patterns?|stale|off-by-one|` +
+    // The cleanup itself: "Ban `/1000` ...", "replace them with `/999`",
+    // "[x] remove k/1000 from ...", "`x1 / 1000` becomes `x1 / 999`".
+    String.raw`bans?|remov\w*|replac\w*|drop|drops|dropped|delet\w*|` +
+    String.raw`eliminat\w*|purg\w*|becomes?|became|gone|` +
+    // "Nothing in this repository may normalize bins by 1000".
+    String.raw`nothing\s+(?:[\w-]+\s+){0,5}(?:may|must|shall|should|can)|` +
+    String.raw`nowhere)\b`,
   "i",
+);
+
+/**
+ * Counts, not coordinates: "`ceil(top_k * 1000)` candidates", "50 of the
+ * 1000 coord tokens". A product in such a sentence counts vocabulary.
+ */
+const COUNT_SENTENCE = new Set(
+  `topk topp vocab vocabulary candidates candidate`.split(/\s+/),
 );
 
 /** Near the mention only: negation or history. */
@@ -54,7 +75,7 @@ const WEAK_CUE =
 
 /** Section headings under which the old convention is quoted, not stated. */
 export const EXPLAINING_HEADING =
-  /changelog|change\s+log|history|release\s+notes|migrat|pitfall|anti-?pattern|mistake|forbidden|what\s+not\s+to|\bwhy\b|\bnot\b|legacy/i;
+  /changelog|change\s+log|history|release\s+notes|migrat|pitfall|anti-?pattern|mistake|forbidden|what\s+not\s+to|\bwhy\b|\bnot\b|legacy|problems?\b|troubleshoot|known\s+issues|gotchas?|caveats?/i;
 
 const NUM0 = String.raw`1_?000(?:\.0+)?`;
 const NUM = String.raw`${NUM0}(?![\w])`;
@@ -93,6 +114,8 @@ interface Mention {
   lhs: string;
   /** Where the operator or verb starts: cues are read before it. */
   op: number;
+  /** A product (`x * 1000`), which a count can explain. */
+  mul?: boolean;
 }
 
 function findMentions(text: string): Mention[] {
@@ -123,17 +146,31 @@ function findMentions(text: string): Mention[] {
     out.push({ start, end, form: text.slice(start, end), lhs, op: slash });
   }
   for (const m of text.matchAll(MUL)) {
+    // A JSDoc leader (` * 1000-step grid`) and "1000-based" are no products.
+    const end = m.index + m[0].length;
+    if (/-[A-Za-z]/.test(text.slice(end, end + 2))) continue;
+    const lineStart = text.lastIndexOf("\n", m.index - 1) + 1;
+    if (m[0].trimStart()[0] === "*" && !text.slice(lineStart, m.index).trim()) {
+      continue;
+    }
     // `1000 * 28 * 28` and `3 * 1000` are counts; `0.5 * 1000` encodes.
     const other = m[0].trimStart().startsWith("1")
       ? /^\s*(\d+(?:\.\d+)?)(?![\w.])/.exec(text.slice(m.index + m[0].length))
       : /(?<![\w.])(\d+(?:\.\d+)?)\s*$/.exec(text.slice(0, m.index));
     if (other && Number(other[1]) > 1) continue;
+    const lhs = m[0].trimStart().startsWith("1")
+      ? ""
+      : /([A-Za-z_][\w.]*)\s*$/.exec(
+        text.slice(Math.max(0, m.index - 40), m.index),
+      )
+        ?.[1] ?? "";
     out.push({
       start: m.index,
       end: m.index + m[0].length,
       form: m[0],
-      lhs: "",
+      lhs,
       op: m.index,
+      mul: true,
     });
   }
   for (const re of [VERB, THS, SETTING]) {
@@ -168,7 +205,13 @@ function sentences(b: ProseBlock): Array<[number, number]> {
     return spans;
   }
   segmenter ??= new Intl.Segmenter("en", { granularity: "sentence" });
-  for (const s of segmenter.segment(b.text)) {
+  // ICU ends a sentence at every line feed; a wrapped paragraph is one
+  // text. Newlines before list items and table rows stay (same length, so
+  // offsets hold).
+  const flat = b.paragraph
+    ? b.text.replace(/\n(?!\s*(?:[-*+|>]|\d+[.)])\s)/g, " ")
+    : b.text;
+  for (const s of segmenter.segment(flat)) {
     // Table rows and list-like lines in one paragraph are separate claims;
     // the cells of one row are read together ("| `k/1000` | forbidden |").
     let at = s.index;
@@ -206,9 +249,12 @@ export function analyzeProse(b: ProseBlock): RawFinding[] {
   const spans = sentences(b);
   const ctxWords = b.context ? words(b.context) : [];
   const out: RawFinding[] = [];
+  const reported = new Set<number>();
   for (const m of mentions) {
     const span = spans.find(([s, e]) => m.start >= s && m.start < e) ??
       [0, b.text.length];
+    // One finding per sentence: "normalized by 1000: the position is `k / 1000`".
+    if (reported.has(span[0])) continue;
     const sentence = b.text.slice(span[0], span[1]);
     if (STRONG_CUE.test(sentence)) continue;
     const before = wordsBefore(b.text.slice(span[0], m.op), 6);
@@ -216,12 +262,17 @@ export function analyzeProse(b: ProseBlock): RawFinding[] {
     if (WEAK_CUE.test(before) || WEAK_CUE.test(after)) continue;
     if (any(words(m.lhs), TIME)) continue;
     const sw = words(sentence);
+    if (
+      m.mul && (any(words(m.lhs), COUNT_SENTENCE) || any(sw, COUNT_SENTENCE) ||
+        any(ctxWords, COUNT_SENTENCE))
+    ) continue;
     const coord = [...sw, ...ctxWords].some((w) => PROSE_COORD.has(w));
     if (!coord) continue;
     if (any(sw, TIME) && !words(m.form).some((w) => PROSE_COORD.has(w))) {
       continue;
     }
     const form = m.form.replace(/\s+/g, " ").trim();
+    reported.add(span[0]);
     out.push({
       offset: b.map(m.start),
       rule: "prose-1000",

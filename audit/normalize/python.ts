@@ -1,3 +1,4 @@
+// normalize-check: ignore-file -- this checker's own sources quote the forms it looks for
 /**
  * Python analyzer: a tree-sitter syntax tree (web-tree-sitter with the
  * `tree-sitter-python` grammar's wasm, both from npm, loaded on first use)
@@ -15,15 +16,7 @@ import {
   verdictsToFindings,
   type Via,
 } from "./arith.ts";
-import {
-  any,
-  COORD,
-  COUNT,
-  fileHasCoordContext,
-  NORM_NAME,
-  TIME,
-  words,
-} from "./context.ts";
+import { any, COORD, COUNT, NORM_NAME, TIME, UNIT, words } from "./context.ts";
 import { analyzeProse, OffsetMap } from "./prose.ts";
 import { selectSpans, toRange } from "./pychunks.ts";
 import { lineStarts } from "./lines.ts";
@@ -91,6 +84,26 @@ const STATEMENT_END = new Set([
   "module",
   "block",
 ]);
+/** Operands that repeat rather than scale: `"-" * 1000`, `[0] * 1000`. */
+const SEQUENCE = new Set([
+  "string",
+  "concatenated_string",
+  "list",
+  "tuple",
+  "list_comprehension",
+]);
+
+/** What surrounds an operation: see `ArithCandidate`. */
+interface Context {
+  ctx: string[];
+  target: string[];
+  test: string[];
+  body: string[];
+  bound: boolean;
+  inTest: boolean;
+  inIndex: boolean;
+}
+
 const TEST_CALL =
   /^(?:assert\w*|\w+\.assert\w*|approx|pytest\.approx|\w*\.?isclose|\w*\.?allclose|\w*\.?testing\.assert\w*)$/;
 
@@ -368,10 +381,20 @@ class PyAnalysis {
     return out;
   }
 
-  context(n: Node): { ctx: string[]; inTest: boolean; inIndex: boolean } {
-    const ctx: string[] = [];
-    let inTest = false;
-    let inIndex = false;
+  context(n: Node): Context {
+    const c: Context = {
+      ctx: [],
+      target: [],
+      test: [],
+      body: [],
+      bound: false,
+      inTest: false,
+      inIndex: false,
+    };
+    const named = (words: string[]) => {
+      c.ctx.push(...words);
+      c.target.push(...words);
+    };
     let child: Node = n;
     let statementDone = false;
     for (let p = n.parent; p; child = p, p = p.parent) {
@@ -379,50 +402,73 @@ class PyAnalysis {
         switch (p.type) {
           case "assignment":
           case "augmented_assignment":
-            ctx.push(...words(p.childForFieldName("left")?.text ?? ""));
+            named(words(p.childForFieldName("left")?.text ?? ""));
             break;
           case "keyword_argument":
-            ctx.push(...words(p.childForFieldName("name")?.text ?? ""));
+          case "default_parameter":
+          case "typed_default_parameter":
+            named(words(p.childForFieldName("name")?.text ?? ""));
             break;
           case "pair":
-            ctx.push(...words(p.childForFieldName("key")?.text ?? ""));
+            named(words(p.childForFieldName("key")?.text ?? ""));
             break;
           case "call": {
             const fn = p.childForFieldName("function")?.text ?? "";
-            ctx.push(...words(fn));
-            if (TEST_CALL.test(fn)) inTest = true;
+            c.ctx.push(...words(fn));
+            if (TEST_CALL.test(fn)) {
+              c.inTest = true;
+              c.test.push(
+                ...words(p.text.slice(0, 300)),
+                ...this.boundWords(p),
+              );
+            }
+            // `min(999, round(x * 1000))`: clamped to the last bin.
+            const args = p.childForFieldName("arguments");
+            if (args?.namedChildren.some((a) => a?.text === "999")) {
+              c.ctx.push("bin");
+            }
             break;
           }
           case "subscript":
-            if (p.childForFieldName("value")?.id !== child.id) inIndex = true;
+            if (p.childForFieldName("value")?.id !== child.id) c.inIndex = true;
             break;
           case "assert_statement":
-            inTest = true;
+            c.inTest = true;
             break;
-          case "comparison_operator":
-            ctx.push(...words(p.text.slice(0, 200)));
+          case "comparison_operator": {
+            const ws = words(p.text.slice(0, 300));
+            c.ctx.push(...ws);
+            // `out = dec.decode_boxes(...)` then `out[0] == approx(...)`.
+            c.test.push(...ws, ...this.boundWords(p));
+            if (
+              p.children.some((x) => x && /^[<>]=?$/.test(x.type))
+            ) c.bound = true;
             break;
+          }
         }
         if (STATEMENT_END.has(p.type)) statementDone = true;
       }
       if (p.type === "lambda" && p.parent?.type === "argument_list") continue;
       if (p.type === "function_definition" || p.type === "lambda") {
         const name = p.childForFieldName("name")?.text ?? "";
-        ctx.push(...words(name));
+        c.ctx.push(...words(name));
+        if (c.inTest && p.type === "function_definition") {
+          c.body.push(...words(p.text.slice(0, 2000)));
+        }
         // `norm = lambda v: ...`: the name the lambda is stored under.
         const owner = p.parent;
-        const named = owner?.type === "assignment"
+        const stored = owner?.type === "assignment"
           ? owner.childForFieldName("left")
           : owner?.type === "keyword_argument"
           ? owner.childForFieldName("name")
           : owner?.type === "pair"
           ? owner.childForFieldName("key")
           : null;
-        if (p.type === "lambda" && named) ctx.push(...words(named.text));
+        if (p.type === "lambda" && stored) c.ctx.push(...words(stored.text));
         break;
       }
     }
-    return { ctx, inTest, inIndex };
+    return c;
   }
 
   /** Operands of `a / b`, `a *= b`, or `x.div(b)` / `np.divide(a, b)`. */
@@ -468,31 +514,67 @@ class PyAnalysis {
       }
     }
     if (!thousand) return null;
-    const { ctx, inTest, inIndex } = this.context(n);
-    if (n.type === "augmented_assignment") ctx.push(...words(left.text));
+    const c = this.context(n);
+    if (n.type === "augmented_assignment") {
+      c.ctx.push(...words(left.text));
+      c.target.push(...words(left.text));
+    }
     const ov = this.fold(operand);
+    const op = n.childForFieldName("operator")?.type ?? "";
+    // `v * 1000 / n`: the product's divisor.
+    let up = n.parent;
+    let below: Node = n;
+    while (up?.type === "parenthesized_expression") {
+      below = up;
+      up = up.parent;
+    }
+    const per = up?.type === "binary_operator" &&
+        up.childForFieldName("operator")?.type === "/" &&
+        up.childForFieldName("left")?.id === below.id
+      ? words(up.childForFieldName("right")?.text ?? "")
+      : null;
     return {
       kind,
       offset: n.startIndex,
       text: n.text.replace(/\s+/g, " "),
       operandWords: words(this.textOf(operand)),
       boundWords: this.boundWords(operand),
-      contextWords: ctx,
+      contextWords: c.ctx,
+      targetWords: c.target,
+      testWords: c.test,
+      testBodyWords: c.body,
+      bound: c.bound,
       operandValue: ov ? ov.value : null,
-      inTest,
-      inIndex,
+      sequence: SEQUENCE.has(operand.type),
+      floor: op === "//" || op === "//=",
+      perWords: per,
+      inTest: c.inTest,
+      inIndex: c.inIndex,
       via: thousand.via,
     };
   }
 
-  /** `scale=1000` defaults, constants and keyword arguments by name. */
-  namedNormalizers(fileCoord: boolean): Verdict[] {
+  /**
+   * `coord_scale=1000` defaults, constants and keyword arguments by name.
+   * A normalizer name (`scale`) alone is no evidence of coordinates: the
+   * name must say so (`coord_scale`), or the call it is passed to
+   * (`draw(boxes, scale=1000)`). A name used in arithmetic is judged there.
+   */
+  namedNormalizers(): Verdict[] {
     const out: Verdict[] = [];
-    const consider = (name: string, value: Node | null, how: Via["how"]) => {
+    const consider = (
+      name: string,
+      value: Node | null,
+      how: Via["how"],
+      around: string[] = [],
+    ) => {
       if (!value) return;
       const ws = words(name);
-      if (!any(ws, NORM_NAME) || any(ws, TIME) || any(ws, COUNT)) return;
-      if (!fileCoord && !any(ws, COORD)) return;
+      if (!any(ws, NORM_NAME) || any(ws, TIME) || any(ws, UNIT)) return;
+      if (any(ws, COUNT)) return;
+      const evidence = ws.some((w) => COORD.has(w) && !NORM_NAME.has(w)) ||
+        any(around, COORD);
+      if (!evidence) return;
       const f = this.fold(value);
       if (!f || !isThousand(f.value)) return;
       out.push({
@@ -517,11 +599,19 @@ class PyAnalysis {
       const name = k.childForFieldName("name");
       const value = k.childForFieldName("value");
       if (!name || !value) continue;
-      consider(name.text, value, "argument");
+      // The call's name and its other arguments say what is normalized.
+      const args = k.parent;
+      const call = args?.parent;
+      const around = [
+        ...words(call?.childForFieldName("function")?.text ?? ""),
+        ...(args?.namedChildren ?? []).filter((a) => a && a.id !== k.id)
+          .flatMap((a) => words(a!.text.slice(0, 100))),
+      ];
+      consider(name.text, value, "argument", around);
       // argparse/click: `add_argument("--coord-norm", default=1000.0)` names
       // the parameter in its first string argument.
       if (name.text === "default") {
-        const first = k.parent?.namedChild(0);
+        const first = args?.namedChild(0);
         if (first?.type === "string") consider(first.text, value, "default");
       }
     }
@@ -566,14 +656,13 @@ export async function analyzePython(text: string): Promise<RawFinding[]> {
   try {
     const a = new PyAnalysis(text);
     a.collect(tree.rootNode);
-    const fileCoord = fileHasCoordContext(text);
     const verdicts: Verdict[] = [];
     for (const n of a.candidates) {
       const c = a.candidate(n);
-      const v = c && judge(c, fileCoord);
+      const v = c && judge(c);
       if (v) verdicts.push(v);
     }
-    verdicts.push(...a.namedNormalizers(fileCoord));
+    verdicts.push(...a.namedNormalizers());
     const out = verdictsToFindings(verdicts);
     for (const b of commentBlocks(text, a.comments)) {
       out.push(...analyzeProse({ text: b.text, map: b.map }));
@@ -582,6 +671,7 @@ export async function analyzePython(text: string): Promise<RawFinding[]> {
       out.push(...analyzeProse({
         text: s.text,
         map: (i) => s.startIndex + i,
+        paragraph: true,
       }));
     }
     return out;

@@ -14,15 +14,7 @@ import {
   verdictsToFindings,
   type Via,
 } from "./arith.ts";
-import {
-  any,
-  COORD,
-  COUNT,
-  fileHasCoordContext,
-  NORM_NAME,
-  TIME,
-  words,
-} from "./context.ts";
+import { any, COORD, COUNT, NORM_NAME, TIME, UNIT, words } from "./context.ts";
 import { analyzeProse, OffsetMap } from "./prose.ts";
 import type { RawFinding } from "./types.ts";
 
@@ -81,7 +73,23 @@ const ITERATORS = new Set([
   "find",
 ]);
 const TEST_CALLEE =
-  /^(?:assert\w*|expect|equal|strictEqual|deepEqual|deepStrictEqual|notEqual|ok|to\w+|closeTo|approximately)$/;
+  /^(?:assert\w*|expect|equal|strictEqual|deepEqual|deepStrictEqual|notEqual|ok|to(?:Be\w*|Equal|StrictEqual|Match\w*|Contain\w*)|closeTo|approximately)$/;
+/** Operands that are no numbers (a string or array literal): no coordinate. */
+const SEQUENCE = new Set([
+  "StringLiteral",
+  "TemplateLiteral",
+  "ArrayExpression",
+]);
+
+/** What surrounds an operation: see `ArithCandidate`. */
+interface Context {
+  ctx: string[];
+  target: string[];
+  test: string[];
+  bound: boolean;
+  inTest: boolean;
+  inIndex: boolean;
+}
 const STATEMENT_END = /Statement$|Declaration$|^Program$|^ClassBody$/;
 
 interface Fold {
@@ -376,10 +384,19 @@ class TsAnalysis {
     return out;
   }
 
-  context(v: Visit): { ctx: string[]; inTest: boolean; inIndex: boolean } {
-    const ctx: string[] = [];
-    let inTest = false;
-    let inIndex = false;
+  context(v: Visit): Context {
+    const c: Context = {
+      ctx: [],
+      target: [],
+      test: [],
+      bound: false,
+      inTest: false,
+      inIndex: false,
+    };
+    const named = (ws: string[]) => {
+      c.ctx.push(...ws);
+      c.target.push(...ws);
+    };
     let done = false;
     let child = v.node;
     for (let i = v.parents.length - 1; i >= 0; child = v.parents[i], i--) {
@@ -387,13 +404,14 @@ class TsAnalysis {
       if (!done) {
         switch (p.type) {
           case "VariableDeclarator":
-            ctx.push(...words(this.src(p.id)));
+            named(words(this.src(p.id)));
             break;
           case "AssignmentExpression":
-            ctx.push(...words(this.src(p.left)));
+          case "AssignmentPattern":
+            named(words(this.src(p.left)));
             break;
           case "ObjectProperty":
-            ctx.push(...words(this.src(p.key)));
+            named(words(this.src(p.key)));
             break;
           case "CallExpression":
           case "NewExpression": {
@@ -401,21 +419,36 @@ class TsAnalysis {
             const name = callee.type === "MemberExpression"
               ? callee.property?.name ?? ""
               : callee.name ?? "";
-            ctx.push(...words(this.src(callee).slice(0, 80)));
-            if (TEST_CALLEE.test(name)) inTest = true;
-            // `expect(decode(k)).toBe(k / 1000)`: the matcher is on a parent.
+            c.ctx.push(...words(this.src(callee).slice(0, 80)));
+            // `expect(decode(k)).toBe(k / 1000)`: the matcher's receiver
+            // holds the value under test.
+            if (TEST_CALLEE.test(name)) {
+              c.inTest = true;
+              c.test.push(
+                ...words(this.src(p).slice(0, 300)),
+                ...this.boundWords(p),
+              );
+            }
+            // `Math.min(999, Math.round(x * 1000))`: clamped to the last bin.
+            if (
+              p.arguments.some((a: BNode) =>
+                a.type === "NumericLiteral" && a.value === 999
+              )
+            ) {
+              c.ctx.push("bin");
+            }
             break;
           }
           case "BinaryExpression":
             if (/^[<>]=?$|^[!=]==?$/.test(p.operator)) {
-              ctx.push(...words(this.src(p).slice(0, 200)));
+              const ws = words(this.src(p).slice(0, 300));
+              c.ctx.push(...ws);
+              c.test.push(...ws, ...this.boundWords(p));
+              if (/^[<>]=?$/.test(p.operator)) c.bound = true;
             }
             break;
           case "MemberExpression":
-            if (p.computed && p.property === child) inIndex = true;
-            if (p.property?.name && TEST_CALLEE.test(p.property.name)) {
-              inTest = true;
-            }
+            if (p.computed && p.property === child) c.inIndex = true;
             break;
         }
         if (STATEMENT_END.test(p.type)) done = true;
@@ -429,22 +462,22 @@ class TsAnalysis {
           up.arguments.includes(p)
         ) continue;
         const id = p.id ?? p.key;
-        if (id) ctx.push(...words(this.src(id)));
+        if (id) c.ctx.push(...words(this.src(id)));
         // `const norm = (v) => ...`, `{ waitMs: (s) => ... }`: the name the
         // function is stored under says what it computes.
         const owner = v.parents[i - 1];
-        const named = owner?.type === "VariableDeclarator"
+        const stored = owner?.type === "VariableDeclarator"
           ? owner.id
           : owner?.type === "ObjectProperty" || owner?.type === "ClassProperty"
           ? owner.key
           : owner?.type === "AssignmentExpression"
           ? owner.left
           : null;
-        if (named) ctx.push(...words(this.src(named)));
+        if (stored) c.ctx.push(...words(this.src(stored)));
         break;
       }
     }
-    return { ctx, inTest, inIndex };
+    return c;
   }
 
   candidate(v: Visit): ArithCandidate | null {
@@ -462,29 +495,70 @@ class TsAnalysis {
       }
     }
     if (!thousand) return null;
-    const { ctx, inTest, inIndex } = this.context(v);
-    if (n.type === "AssignmentExpression") ctx.push(...words(this.src(n.left)));
+    const c = this.context(v);
+    if (n.type === "AssignmentExpression") {
+      c.ctx.push(...words(this.src(n.left)));
+      c.target.push(...words(this.src(n.left)));
+    }
     const ov = this.fold(operand);
+    // `v * 1000 / n`: the product's divisor.
+    let below = n;
+    let k = v.parents.length - 1;
+    while (v.parents[k]?.type === "ParenthesizedExpression") {
+      below = v.parents[k--];
+    }
+    const up = v.parents[k];
+    const per = up?.type === "BinaryExpression" && up.operator === "/" &&
+        up.left === below
+      ? words(this.src(up.right))
+      : null;
+    let inner = operand;
+    while (
+      inner?.type === "ParenthesizedExpression" ||
+      inner?.type === "TSAsExpression"
+    ) inner = inner.expression;
     return {
       kind,
       offset: n.start,
       text: this.src(n).replace(/\s+/g, " "),
       operandWords: words(this.textOf(operand)),
       boundWords: this.boundWords(operand),
-      contextWords: ctx,
+      contextWords: c.ctx,
+      targetWords: c.target,
+      testWords: c.test,
+      testBodyWords: [],
+      bound: c.bound,
       operandValue: ov ? ov.value : null,
-      inTest,
-      inIndex,
+      sequence: SEQUENCE.has(inner?.type),
+      floor: false,
+      perWords: per,
+      inTest: c.inTest,
+      inIndex: c.inIndex,
       via: thousand.via,
     };
   }
 
-  namedNormalizers(fileCoord: boolean): Verdict[] {
+  /**
+   * `coordScale = 1000` declarations, defaults and object properties by
+   * name. A normalizer name (`scale`) alone is no evidence of coordinates:
+   * the name must say so (`coordScale`), or the object around it
+   * (`render({ boxes, scale: 1000 })`). A name used in arithmetic is judged
+   * there.
+   */
+  namedNormalizers(): Verdict[] {
     const out: Verdict[] = [];
-    const consider = (name: string, value: BNode, how: Via["how"]) => {
+    const consider = (
+      name: string,
+      value: BNode,
+      how: Via["how"],
+      around: string[] = [],
+    ) => {
       const ws = words(name);
-      if (!any(ws, NORM_NAME) || any(ws, TIME) || any(ws, COUNT)) return;
-      if (!fileCoord && !any(ws, COORD)) return;
+      if (!any(ws, NORM_NAME) || any(ws, TIME) || any(ws, UNIT)) return;
+      if (any(ws, COUNT)) return;
+      const evidence = ws.some((w) => COORD.has(w) && !NORM_NAME.has(w)) ||
+        any(around, COORD);
+      if (!evidence) return;
       const f = this.fold(value);
       if (!f || !isThousand(f.value)) return;
       out.push({
@@ -502,14 +576,25 @@ class TsAnalysis {
         }
       }
     }
-    for (const { node } of this.props) {
+    for (const { node, parents } of this.props) {
       const key = node.key?.type === "Identifier"
         ? node.key.name
         : node.key?.value;
       // `{ scale = 1000 }` patterns were bound as defaults already.
-      if (typeof key === "string" && node.value?.type !== "AssignmentPattern") {
-        consider(key, node.value, "argument");
+      if (typeof key !== "string" || node.value?.type === "AssignmentPattern") {
+        continue;
       }
+      // Sibling keys and the call the object is passed to.
+      const obj = parents[parents.length - 1];
+      const call = parents[parents.length - 2];
+      const around = [
+        ...(obj?.properties ?? []).filter((p: BNode) => p !== node)
+          .flatMap((p: BNode) => words(p.key ? this.src(p.key) : "")),
+        ...(call?.type === "CallExpression"
+          ? words(this.src(call.callee).slice(0, 80))
+          : []),
+      ];
+      consider(key, node.value, "argument", around);
     }
     return out;
   }
@@ -570,14 +655,13 @@ export async function analyzeTypeScript(
   }
   const a = new TsAnalysis(text, ast);
   a.collect();
-  const fileCoord = fileHasCoordContext(text);
   const verdicts: Verdict[] = [];
   for (const v of a.candidates) {
     const c = a.candidate(v);
-    const verdict = c && judge(c, fileCoord);
+    const verdict = c && judge(c);
     if (verdict) verdicts.push(verdict);
   }
-  verdicts.push(...a.namedNormalizers(fileCoord));
+  verdicts.push(...a.namedNormalizers());
   const out = verdictsToFindings(verdicts);
   for (const b of commentBlocks(text, ast.comments ?? [])) {
     out.push(...analyzeProse({ text: b.text, map: b.map }));

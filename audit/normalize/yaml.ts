@@ -7,7 +7,7 @@
  * counts and sizes (`width: 1000`, `num_bins: 1000`) are not. JSON is YAML's
  * flow syntax, so the same CST serves both.
  */
-import { any, COORD, COUNT, NORM_NAME, TIME, words } from "./context.ts";
+import { any, COORD, COUNT, NORM_NAME, TIME, UNIT, words } from "./context.ts";
 import { analyzeProse, OffsetMap } from "./prose.ts";
 import type { RawFinding } from "./types.ts";
 import { lineIndex, lineStarts } from "./lines.ts";
@@ -32,6 +32,21 @@ const GENERIC_LEAF = new Set([
   "div",
 ]);
 
+/** Keys whose values name things: ids, paths, files, runs. */
+const ID_KEY = new Set(
+  `id ids uid uuid key name names path paths file files filename dir dirs
+  folder url uri href src image images img figure figures case cases run runs
+  checkpoint ckpt glob pattern ref tag label labels`.split(/\s+/),
+);
+
+/**
+ * A value with no space that is a path or an id (`figures/1000:9:4->5.png`,
+ * `runs/stage2/1000/`, `val/1000/3`): two or more slashes, or one with a
+ * file extension, a colon or a trailing slash.
+ */
+const PATH_LIKE =
+  /^[^\s]*\/[^\s]*\/[^\s]*$|^[^\s/]*\/[^\s]*(?:\.[A-Za-z]\w{0,4}|:[^\s]*|\/)$/;
+
 const SCALARS = new Set([
   "scalar",
   "single-quoted-scalar",
@@ -44,7 +59,6 @@ export async function analyzeYaml(src: string): Promise<RawFinding[]> {
   const Parser = await yamlParser();
   const comments: Tok[] = [];
   const values: Array<{ tok: Tok; key: string }> = [];
-  const fileCoord = /bbox|coord|\bbins?\b|\bbox|normali[sz]|pixel/i.test(src);
 
   const visit = (t: Tok, key: string) => {
     if (!t || typeof t !== "object") return;
@@ -93,11 +107,17 @@ export async function analyzeYaml(src: string): Promise<RawFinding[]> {
     const kw = GENERIC_LEAF.has(leaf.toLowerCase())
       ? words(parts.slice(-2).join(" "))
       : words(leaf);
+    // The parent key vetoes (`loss: {scale: 1000}`) and vouches
+    // (`coords: {divisor: 1000}`) too.
+    const around = words(parts.slice(-2).join(" "));
     if (tok.type === "scalar" && /^[-+]?[\d._]+(?:e[-+]?\d+)?$/i.test(text)) {
       const v = Number(text.replace(/_/g, ""));
       if (
-        v === 1000 && any(kw, NORM_NAME) && !any(kw, TIME) && !any(kw, COUNT) &&
-        (fileCoord || any(kw, COORD))
+        v === 1000 && any(kw, NORM_NAME) && !any(around, TIME) &&
+        !any(around, UNIT) && !any(around, COUNT) &&
+        around.some((w) =>
+          COORD.has(w) && !NORM_NAME.has(w) || w === "normalize"
+        )
       ) {
         out.push({
           offset: tok.offset,
@@ -108,10 +128,13 @@ export async function analyzeYaml(src: string): Promise<RawFinding[]> {
       continue;
     }
     if (!/1_?000|thousandths/i.test(tok.source)) continue;
+    // Identifiers, paths and case ids are data, not statements.
+    if (any(words(leaf), ID_KEY) || PATH_LIKE.test(text)) continue;
     out.push(...analyzeProse({
       text: tok.source,
       map: (i) => tok.offset + i,
       context: key,
+      paragraph: true,
     }));
   }
   return out;

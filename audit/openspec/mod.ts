@@ -21,6 +21,7 @@ import { validateSpecFile } from "./spec_rules.ts";
 import type { FileNote, Issue, ItemResult, ItemType, Report } from "./types.ts";
 
 export type { Issue, ItemResult, ItemType, Level, Report } from "./types.ts";
+export { resolveRoot } from "./discovery.ts";
 
 export interface ValidateOptions {
   item?: string;

@@ -77,9 +77,61 @@ Deno.test("cli normalize-check: exit codes, file lists and formats", async () =>
       /^stage2: normalize-check: no such file or folder: .*nope\.py/,
     );
 
+    // Bad input is exit 2 with one line naming the path, never a hang.
+    const noRoot = await stage2(dir, "--root", "nowhere", "ok.py");
+    assert.equal(noRoot.code, 2);
+    assert.match(
+      noRoot.stderr,
+      /^stage2: normalize-check: root folder does not exist: .*\/nowhere\n$/,
+    );
+    const mk = await new Deno.Command("mkfifo", { args: [`${dir}/pipe.py`] })
+      .output();
+    assert.ok(mk.success, "mkfifo");
+    const fifo = await stage2(dir, "pipe.py");
+    assert.equal(fifo.code, 2);
+    assert.match(
+      fifo.stderr,
+      /^stage2: normalize-check: .*\/pipe\.py: not a regular file or folder .*\n$/,
+    );
+    await Deno.remove(`${dir}/pipe.py`);
+
     const format = await stage2(dir, "--format", "xml");
     assert.equal(format.code, 2);
     assert.match(format.stderr, /unknown --format 'xml'/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli normalize-check: a folder named inside a gitignored directory of a git repo is checked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nc-git-" });
+  try {
+    const git = await new Deno.Command("git", {
+      args: ["init", "-q"],
+      cwd: dir,
+    }).output();
+    assert.ok(git.success, "git init");
+    await Deno.writeTextFile(`${dir}/.gitignore`, "runs/\n");
+    await Deno.mkdir(`${dir}/runs/exp1`, { recursive: true });
+    await Deno.writeTextFile(
+      `${dir}/runs/exp1/plot.py`,
+      "def f(box):\n    return [v / 1000 for v in box]\n",
+    );
+    // The whole repository: runs/ is left out, and --verbose says by what.
+    const whole = await stage2(dir, "--verbose");
+    assert.equal(whole.code, 0, whole.stderr);
+    assert.match(
+      whole.stderr,
+      /^gitignored: runs\/ \(rule 'runs\/' in \.gitignore:1\)$/m,
+    );
+    // Named explicitly, the ignored folder is checked.
+    const named = await stage2(dir, "runs/exp1", "--verbose");
+    assert.equal(named.code, 1, named.stderr);
+    assert.match(named.stdout, /^runs\/exp1\/plot\.py:2:13: decode-by-1000: /);
+    assert.match(
+      named.stderr,
+      /checked although ignored: runs\/exp1\/ \(named explicitly; rule 'runs\/' in \.gitignore:1\)/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

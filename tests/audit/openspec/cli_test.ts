@@ -50,6 +50,22 @@ Deno.test("validate-spec CLI: verdicts, JSON and bad flags", async () => {
     noDir.stderr,
     /^stage2: --root .*does-not-exist: no such directory\n$/,
   );
+
+  // A folder with no openspec/ at or above it: exit 2, naming that folder.
+  const empty = await Deno.makeTempDir({ prefix: "vs-noroot-" });
+  try {
+    for (const args of [["--all"], ["some-item"], ["--all", "--json"]]) {
+      const none = await stage2([...args, "--root", empty]);
+      assert.equal(none.code, 2, none.stderr);
+      assert.equal(none.stdout, "");
+      assert.equal(
+        none.stderr,
+        `stage2: --root ${empty}: no OpenSpec root in ${empty} or above it (expected an openspec/ folder holding specs/ or changes/)\n`,
+      );
+    }
+  } finally {
+    await Deno.remove(empty);
+  }
 });
 
 interface GraphModule {
