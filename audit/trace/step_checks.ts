@@ -3,7 +3,7 @@
  * windows, pass order, train/eval mode and the rollout seed formula
  * (design §2, "Scheduling and seeding" and "Channel A").
  */
-import { expectedRolloutSeedBase } from "../../trainer/trace/helpers.ts";
+import { expectedRolloutSeedBase } from "./seed.ts";
 import { checksOf } from "./forward_checks.ts";
 import type { ParsedLine } from "./parse.ts";
 import {

@@ -45,7 +45,7 @@ import {
 } from "./metrics.ts";
 import { writePreprocessorConfig } from "./infer.ts";
 import { formatDuration, Progress } from "./progress.ts";
-import { RngStreams } from "./rng.ts";
+import { RngStreams } from "../common/rng.ts";
 import {
   LATEST_FILE,
   latestCheckpoint,

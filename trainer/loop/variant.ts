@@ -22,7 +22,7 @@
  */
 import type { tf } from "../runtime.ts";
 import type { DetectionRecord } from "../data/types.ts";
-import type { Rng } from "./rng.ts";
+import type { Rng } from "../common/rng.ts";
 import type { RenderedSample } from "../tokenizer/chat.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { Stage2Config } from "../config/schema.ts";

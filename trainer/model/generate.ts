@@ -7,7 +7,7 @@
  * gives the same tokens.
  */
 import { tf } from "../runtime.ts";
-import { Rng } from "../loop/rng.ts";
+import { Rng } from "../common/rng.ts";
 import type { Qwen3VLForConditionalGeneration } from "./qwen3vl.ts";
 
 export interface GenerateRequest {

@@ -26,7 +26,6 @@ export {
   getRopeIndex,
   packedPositionIds,
   type RopeIndex,
-  segmentsFromRow0,
 } from "./rope.ts";
 export {
   loadCheckpoint,

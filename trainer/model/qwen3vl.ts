@@ -24,7 +24,8 @@ import {
   scatterRows,
 } from "./ops.ts";
 import { internalShape, type ParamSpec, paramSpecs } from "./params.ts";
-import { getRopeIndex, segmentsFromRow0, textRopeTables } from "./rope.ts";
+import { getRopeIndex, textRopeTables } from "./rope.ts";
+import { segmentsFromRow0 } from "../common/segments.ts";
 import {
   attention,
   attentionPlan,
@@ -33,7 +34,7 @@ import {
 } from "./attention.ts";
 import { visionForward } from "./vision.ts";
 import { installWasmKernelFixes } from "./wasm_kernels.ts";
-import { Rng } from "../loop/rng.ts";
+import { Rng } from "../common/rng.ts";
 
 export type { ForwardTraceInfo };
 

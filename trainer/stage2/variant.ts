@@ -14,7 +14,7 @@ import type { Stage2Config } from "../config/schema.ts";
 import type { Qwen3VLConfig } from "../model/config.ts";
 import type { GenerateRequest, GenerateResult } from "../model/generate.ts";
 import type { ForwardContext } from "../trace/schema.ts";
-import { changedRowsByBatch } from "../trace/helpers.ts";
+import { buildSoftctxTrace } from "../trace/helpers.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { ropeFnFor } from "../loop/sft.ts";
 import type { RopeFn } from "../loop/packing.ts";
@@ -349,20 +349,17 @@ export function createStage2AbVariant(
     }
     const slots = slotsByRow(p.batch);
     const base = tf.tidy(() => ctx.model.embedTokens(p.inputIds));
-    const changed = changedRowsByBatch(
-      base.dataSync() as Float32Array,
-      embeds.dataSync() as Float32Array,
-      p.batch.length,
-      base.shape[2],
-    );
-    base.dispose();
-    return {
+    const trace = buildSoftctxTrace({
       coordSlots: slots,
       sourcePositions: slots.map((r) => r.map((q) => q - 1)),
-      changedRows: changed,
-      nSlots,
+      base: base.dataSync() as Float32Array,
+      actual: embeds.dataSync() as Float32Array,
+      seqLen: p.batch.length,
+      hidden: base.shape[2],
       baseFresh: true,
-    };
+    });
+    base.dispose();
+    return trace;
   }
 
   function passContext(

@@ -14,7 +14,7 @@ import {
 } from "../../../trainer/model/mod.ts";
 import { TraceRecorder } from "../../../trainer/trace/recorder.ts";
 import { buildSoftctxTrace } from "../../../trainer/trace/helpers.ts";
-import { expectedRolloutSeedBase } from "../../../trainer/trace/helpers.ts";
+import { expectedRolloutSeedBase } from "../../../audit/trace/seed.ts";
 import { auditRun } from "../../../audit/trace/mod.ts";
 
 const IDS = {

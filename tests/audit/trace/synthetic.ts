@@ -6,7 +6,7 @@
  * one field at a time and expect exactly that invariant to fire.
  */
 import { deriveChecks } from "../../../trainer/trace/derive.ts";
-import { expectedRolloutSeedBase } from "../../../trainer/trace/helpers.ts";
+import { expectedRolloutSeedBase } from "../../../audit/trace/seed.ts";
 import type {
   ForwardContext,
   ForwardRecord,

@@ -19,7 +19,7 @@ import type {
   TrainerVariant,
 } from "../../../trainer/loop/variant.ts";
 import type { Tokenizer } from "../../../trainer/tokenizer/tokenizer.ts";
-import { Rng } from "../../../trainer/loop/rng.ts";
+import { Rng } from "../../../trainer/common/rng.ts";
 import { tinyTokenizer } from "../rollout/helpers.ts";
 import type { Stage2Model } from "../../../trainer/stage2/variant.ts";
 
