@@ -22,11 +22,7 @@ export {
   type GenerateResult,
   sampleTopP,
 } from "./generate.ts";
-export {
-  getRopeIndex,
-  packedPositionIds,
-  type RopeIndex,
-} from "./rope.ts";
+export { getRopeIndex, packedPositionIds, type RopeIndex } from "./rope.ts";
 export {
   loadCheckpoint,
   readCheckpointTensors,

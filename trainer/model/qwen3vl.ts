@@ -33,6 +33,7 @@ import {
   materializePlan,
 } from "./attention.ts";
 import { visionForward } from "./vision.ts";
+import { FORWARD_KEYS, type ForwardKey } from "./forward_keys.ts";
 import { installWasmKernelFixes } from "./wasm_kernels.ts";
 import { Rng } from "../common/rng.ts";
 
@@ -65,17 +66,11 @@ export interface ForwardOutput {
   pastKeyValues: KVCache | null;
 }
 
-const FORWARD_KEYS = new Set([
-  "inputIds",
-  "inputsEmbeds",
-  "pixelValues",
-  "imageGridThw",
-  "positionIds",
-  "attentionMask",
-  "useCache",
-  "pastKeyValues",
-  "logitsToKeep",
-]);
+const FORWARD_KEY_SET: ReadonlySet<string> = new Set(FORWARD_KEYS);
+// `ForwardArgs` and `FORWARD_KEYS` name the same arguments (checked by tsc).
+const _sameKeys: [keyof ForwardArgs] extends [ForwardKey]
+  ? [ForwardKey] extends [keyof ForwardArgs] ? true : never
+  : never = true;
 
 let instanceCount = 0;
 
@@ -293,7 +288,7 @@ export class Qwen3VLForConditionalGeneration {
   }
 
   forward(args: ForwardArgs): ForwardOutput {
-    const unknown = Object.keys(args).filter((k) => !FORWARD_KEYS.has(k));
+    const unknown = Object.keys(args).filter((k) => !FORWARD_KEY_SET.has(k));
     if (unknown.length) {
       throw new Error(
         `forward: unknown argument(s) ${unknown.join(", ")}; accepted: ${

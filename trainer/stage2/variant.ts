@@ -12,6 +12,7 @@
 import { tf } from "../runtime.ts";
 import type { Stage2Config } from "../config/schema.ts";
 import type { Qwen3VLConfig } from "../model/config.ts";
+import { FORWARD_KEYS, GENERATION_ONLY_KEYS } from "../model/forward_keys.ts";
 import type { GenerateRequest, GenerateResult } from "../model/generate.ts";
 import type { ForwardContext } from "../trace/schema.ts";
 import { buildSoftctxTrace } from "../trace/helpers.ts";
@@ -61,13 +62,11 @@ export interface TrainingForwardArgs {
   useCache: false;
 }
 
-const FORWARD_KEYS = new Set([
-  "inputsEmbeds",
-  "positionIds",
-  "pixelValues",
-  "imageGridThw",
-  "useCache",
-]);
+/** Model arguments a training forward may carry: all but the generation-only ones. */
+const FORWARD_KEY_SET: ReadonlySet<string> = new Set(FORWARD_KEYS);
+const TRAINING_FORWARD_KEYS: ReadonlySet<string> = new Set(
+  FORWARD_KEYS.filter((k) => !GENERATION_ONLY_KEYS.includes(k)),
+);
 
 /**
  * Runs one training forward after checking the contract: only model
@@ -78,14 +77,23 @@ export function trainingForward(
   model: Pick<Stage2Model, "forward">,
   args: TrainingForwardArgs,
 ): tf.Tensor3D {
-  const stray = Object.keys(args).filter((k) => !FORWARD_KEYS.has(k));
+  const keys = Object.keys(args);
+  const stray = keys.filter((k) => !FORWARD_KEY_SET.has(k));
   if (stray.length > 0) {
     throw new Error(
       `helper key(s) ${
         stray.join(", ")
       } would reach the model's training forward; only ${
-        [...FORWARD_KEYS].join(", ")
-      } are model arguments`,
+        [...TRAINING_FORWARD_KEYS].join(", ")
+      } are training-forward arguments`,
+    );
+  }
+  const genOnly = keys.filter((k) => !TRAINING_FORWARD_KEYS.has(k));
+  if (genOnly.length > 0) {
+    throw new Error(
+      `generation-only key(s) ${
+        genOnly.join(", ")
+      } would reach the model's training forward; training forwards start without a cache and need full-sequence logits`,
     );
   }
   if (args.useCache !== false) {

@@ -227,7 +227,7 @@ Deno.test("guardrails: sliced logits, returned or carried cache, helper keys [1.
         model,
         { ...args, pastKeyValues: {} } as unknown as typeof args,
       ),
-    /helper key\(s\) pastKeyValues/,
+    /generation-only key\(s\) pastKeyValues/,
   );
   assert.throws(
     () =>
