@@ -5,7 +5,7 @@
  * two runs of the same config compare equal once `timing` is dropped.
  */
 import { join } from "node:path";
-import type { MetricsSink } from "./variant.ts";
+import type { MetricsSink } from "../variant/contract.ts";
 
 type Reduce = "mean" | "sum" | "set";
 

@@ -63,8 +63,7 @@ import {
   type RunTokenizer,
   tokenizerFromFile,
 } from "./setup.ts";
-import { ropeFnFor } from "./sft.ts";
-import type { PassInfo, TrainContext } from "./variant.ts";
+import type { PassInfo, TrainContext } from "../variant/contract.ts";
 import { type AnyVariant, createVariant } from "./variants.ts";
 
 export const RUN_COMPLETE_FILE = "run_complete.json";
@@ -246,12 +245,12 @@ function drawMicroBatch(
   return idx;
 }
 
-/** Start-up guardrail: dataset packing needs every sample to fit and 4-row ids. */
-async function checkPacking(
-  cfg: Stage2Config,
-  store: SampleStore,
-  model: Qwen3VLForConditionalGeneration,
-): Promise<void> {
+/**
+ * Start-up guardrail of dataset packing: every training sample must fit in
+ * one packed row. (The variant checked the 4-row position ids when it was
+ * created; see `packingRope`.)
+ */
+function checkPackedLengths(cfg: Stage2Config, store: SampleStore): void {
   const max = cfg.training.packing.max_length;
   let worst = 0;
   for (let i = 1; i < store.size; i++) {
@@ -266,19 +265,6 @@ async function checkPacking(
       } tokens); raise training.packing.max_length to at least ${
         store.lengths[worst]
       } or set training.packing.enabled: false`,
-    );
-  }
-  try {
-    const s = await store.get(0);
-    const rows = ropeFnFor(model.config)(s.inputIds, s.imageGridThw);
-    if (rows.length !== 3 || rows.some((r) => r.length !== s.inputIds.length)) {
-      throw new Error(`mRoPE rows do not cover ${s.record.source}`);
-    }
-  } catch (e) {
-    throw new Error(
-      `training.packing.enabled needs 4-row position ids [text; t; h; w] from the model's getRopeIndex, which failed (${
-        (e as Error).message
-      }); set training.packing.enabled: false to train unpacked`,
     );
   }
 }
@@ -379,7 +365,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     trainingSeed: T.seed,
   });
   const packing = variant.datasetPacking ? T.packing : null;
-  if (packing) await checkPacking(cfg, trainStore, model);
+  if (packing) checkPackedLengths(cfg, trainStore);
 
   // --- optimizer and state ---------------------------------------------------
   const params = model.trainableVariables();

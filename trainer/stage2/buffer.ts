@@ -10,7 +10,7 @@
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { writeFileAtomic } from "../data/atomic.ts";
-import type { RawSample } from "../loop/variant.ts";
+import type { RawSample } from "../variant/contract.ts";
 
 /** Buffer files kept per run (older source steps are deleted). */
 export const BUFFER_FILES_KEPT = 4;

@@ -17,8 +17,7 @@ import type { GenerateRequest, GenerateResult } from "../model/generate.ts";
 import type { ForwardContext } from "../trace/schema.ts";
 import { buildSoftctxTrace } from "../trace/helpers.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { ropeFnFor } from "../loop/sft.ts";
-import type { RopeFn } from "../loop/packing.ts";
+import { packingRope, ropeProbe } from "../variant/packing.ts";
 import type {
   JsonValue,
   RawSample,
@@ -26,7 +25,7 @@ import type {
   TrainContext,
   TrainerVariant,
   VariantLoss,
-} from "../loop/variant.ts";
+} from "../variant/contract.ts";
 import { deriveRequestSeed, deriveRolloutSeedBase } from "../rollout/seed.ts";
 import { parseRolloutForMatching } from "../rollout/parse.ts";
 import { hungarianMatch } from "../rollout/match.ts";
@@ -206,45 +205,6 @@ export function stage2Knobs(config: Stage2Config): Stage2Knobs {
   };
 }
 
-/**
- * The model's 3-row mRoPE for one sequence, checked once at start-up when
- * packing is on: packed rows need it for their 4-row position ids.
- */
-export function packingRope(
-  model: { config: Qwen3VLConfig; getRopeIndex?: unknown },
-  packing: boolean,
-  probe: Int32Array,
-): RopeFn {
-  const how =
-    "set training.packing.enabled: false (one sample per row) or use a model whose getRopeIndex yields 3 mRoPE rows per token";
-  if (typeof model.getRopeIndex !== "function") {
-    if (packing) {
-      throw new Error(
-        `packing is on but the model offers no getRopeIndex, so 4-row position ids [text; t; h; w] cannot be built; ${how}`,
-      );
-    }
-  }
-  const rope = ropeFnFor(model.config);
-  if (packing) {
-    let rows: Int32Array[];
-    try {
-      rows = rope(probe, []);
-    } catch (e) {
-      throw new Error(
-        `packing is on but mRoPE positions cannot be computed (${
-          (e as Error).message
-        }); ${how}`,
-      );
-    }
-    if (rows.length !== 3 || rows.some((r) => r.length !== probe.length)) {
-      throw new Error(
-        `packing is on but getRopeIndex gave ${rows.length} rows for a ${probe.length}-token probe; 4-row position ids need 3 mRoPE rows; ${how}`,
-      );
-    }
-  }
-  return rope;
-}
-
 function concatPixels(samples: RawSample[]): tf.Tensor2D | undefined {
   const rows = samples.reduce((n, s) => n + s.pixelShape[0], 0);
   if (rows === 0) return undefined;
@@ -292,9 +252,9 @@ export function createStage2AbVariant(
     );
   }
   const rope = packingRope(
-    init.model as unknown as { config: Qwen3VLConfig; getRopeIndex?: unknown },
+    init.model,
     knobs.packing.enabled,
-    Int32Array.from(tok.encode("{}")),
+    ropeProbe(init.model.config, tok.encode("{}")),
   );
   const coordIds = tok.coordIds;
   const mbs = init.config.training.micro_batch_size;

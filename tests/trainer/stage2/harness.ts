@@ -17,7 +17,7 @@ import type {
   RawSample,
   TrainContext,
   TrainerVariant,
-} from "../../../trainer/loop/variant.ts";
+} from "../../../trainer/variant/contract.ts";
 import type { Tokenizer } from "../../../trainer/tokenizer/tokenizer.ts";
 import { Rng } from "../../../trainer/common/rng.ts";
 import { tinyTokenizer } from "../rollout/helpers.ts";

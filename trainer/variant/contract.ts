@@ -16,9 +16,11 @@
  * 3. calls `loss(ctx, prepared)` INSIDE `tf.variableGrads`: the one forward
  *    that records gradients and the loss built from its logits;
  * 4. sums the micro-batch gradients, divides by the window size (see
- *    `trainer/loop/accumulate.ts`), clips, and applies AdamW.
+ *    `trainer/loop/grads.ts`), clips, and applies AdamW.
  *
- * Everything here is a type; the `sft` implementation lives in `sft.ts`.
+ * Everything here is a type. The implementations live beside each other:
+ * `trainer/sft/` (Stage 1) and `trainer/stage2/` (Stage-2 AB); the loop
+ * (`trainer/loop/`) only sees this contract.
  */
 import type { tf } from "../runtime.ts";
 import type { DetectionRecord } from "../data/types.ts";
