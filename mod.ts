@@ -104,12 +104,11 @@ export const channelForStep: (
 ) => schedule.Channel = schedule.channelForStep;
 
 /**
- * Per-window plan with rollout-buffer reuse (reuse steps are Channel B;
- * no reuse on a partial final window).
+ * Per-window plan with rollout-buffer reuse (reuse steps are Channel B).
  *
  * @example
  * planStep({ pattern: ["B", "A"], globalStep: 1, windowSize: 2,
- *   isPartialWindow: false, rolloutBuffer: { enabled: true, mSteps: 2 } });
+ *   rolloutBuffer: { enabled: true, mSteps: 2 } });
  * // -> { channel: "B", bufferReuse: true, freshRollouts: false, ... }
  */
 export const planStep: typeof schedule.planStep = schedule.planStep;

@@ -31,7 +31,6 @@ Deno.test("mod: schedule and seeds (doc examples hold)", () => {
     pattern: ["B", "A"],
     globalStep: 1,
     windowSize: 2,
-    isPartialWindow: false,
     rolloutBuffer: { enabled: true, mSteps: 2 },
   });
   assert.deepEqual([p.channel, p.bufferReuse, p.freshRollouts], [

@@ -485,7 +485,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   try {
     while (globalStep < T.max_steps) {
       const GA = T.gradient_accumulation_steps;
-      const plan = variant.planStep(globalStep, GA, false);
+      const plan = variant.planStep(globalStep, GA);
       const window = new WindowMetrics();
       const acc = new GradAccumulator();
       let tokens = 0;
@@ -564,7 +564,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         freshRollouts: plan.freshRollouts,
         bufferReuse: plan.bufferReuse,
         windowSize: GA,
-        partialWindow: false,
       });
       // `rollout/*` values are facts of this step's rollouts (the seed base
       // is an id, not a quantity): they get one exact line per step instead

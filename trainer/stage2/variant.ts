@@ -411,18 +411,16 @@ export function createStage2AbVariant(
     name: "stage2_ab_training",
     datasetPacking: false,
 
-    planStep(globalStep, windowSize, isPartialWindow): StepPlan {
+    planStep(globalStep, windowSize): StepPlan {
       const s = planSchedule({
         pattern: knobs.pattern,
         globalStep,
         windowSize,
-        isPartialWindow,
         rolloutBuffer: knobs.buffer,
       });
       // The buffer is held in memory, or restored from a checkpoint (loaded
       // from its file on first use). A reuse step whose window is held by
-      // neither (inconsistent state) falls back to the pattern, as on a
-      // partial window.
+      // neither (inconsistent state) falls back to the pattern.
       const held = s.bufferReuse &&
         (buffer?.sourceStep === s.bufferSourceStep ||
           pending === s.bufferSourceStep);

@@ -7,7 +7,7 @@
  * checkpoints, metrics and the trace's step context. A variant owns what one
  * micro-batch means. Per optimizer step (one accumulation window) the loop:
  *
- * 1. calls `planStep(globalStep, windowSize, isPartialWindow)` once; the plan
+ * 1. calls `planStep(globalStep, windowSize)` once; the plan
  *    (channel, rollout seed base, ...) is fixed for every micro-batch of the
  *    window and written to the trace as the step record;
  * 2. per micro-batch, calls `prepare(ctx, samples, plan)` OUTSIDE the gradient
@@ -118,7 +118,7 @@ export interface TrainContext<
   globalStep: number;
   /** Micro-batch index within the accumulation window. */
   microBatch: number;
-  /** Size of the current accumulation window (smaller on a partial final window). */
+  /** Size of the accumulation window (`gradient_accumulation_steps`; windows are always full). */
   windowSize: number;
   /** The run's training seed. */
   trainingSeed: number;
@@ -160,11 +160,7 @@ export interface TrainerVariant<
    */
   readonly datasetPacking: boolean;
   /** Once per window; must depend only on its arguments and variant state. */
-  planStep(
-    globalStep: number,
-    windowSize: number,
-    isPartialWindow: boolean,
-  ): StepPlan;
+  planStep(globalStep: number, windowSize: number): StepPlan;
   /** Outside the gradient tape. May run no-grad forwards and generation. */
   prepare(
     ctx: TrainContext<M, K, C>,

@@ -277,7 +277,7 @@ Deno.test("a micro-batch on another channel than its window -> schedule", () => 
   assert.ok(fired(recs).includes("schedule"));
 });
 
-Deno.test("buffer reuse: clean as Channel B, illegal on a partial window", () => {
+Deno.test("buffer reuse: clean as Channel B", () => {
   // step 3 reuses step 2's Channel-B window although the pattern says A
   const recs = buildCleanTrace({ steps: 4, evalAt: [] });
   const header = recs[0];
@@ -305,12 +305,6 @@ Deno.test("buffer reuse: clean as Channel B, illegal on a partial window", () =>
   const s3 = kept.find((r) => r.kind === "step" && r.globalStep === 3)!;
   Object.assign(s3, { channel: "B", bufferReuse: true });
   assert.deepEqual(audit(kept).violations, []);
-  // the final window is partial (1 of 2 micro-batches): reuse must be off
-  const partial = kept.filter((r) =>
-    !(r.kind === "forward" && r.globalStep === 3 && r.microBatch === 1)
-  );
-  Object.assign(s3, { partialWindow: true, windowSize: 1 });
-  assert.deepEqual(fired(partial), ["schedule"]);
 });
 
 Deno.test("missing micro-batch in a window -> window", () => {
@@ -417,12 +411,11 @@ Deno.test("trace disagreeing with the header's config -> config-consistency", ()
   Object.assign(last, { pass: 0, nPasses: 1 });
   last.softctx!.changedRows = [[]];
   assert.deepEqual(fired(kept), ["config-consistency"]);
-  // a short window that is not the final one
-  const recs2 = breakStep(1, (s) => {
-    s.windowSize = 1;
-    s.partialWindow = true;
-  });
-  assert.ok(fired(recs2).includes("config-consistency"));
+  // a short window: windows are always full
+  const recs2 = breakStep(1, (s) => (s.windowSize = 1));
+  // the step claims 1 micro-batch while 2 ran: both the config and the
+  // window check report it
+  assert.deepEqual(fired(recs2), ["config-consistency", "window"]);
   // no expectations in the header: the check does not apply
   const recs3 = buildCleanTrace();
   delete (recs3[0] as { expect?: unknown }).expect;

@@ -176,7 +176,6 @@ async function channelAStep(bugs: Bugs = {}): Promise<string> {
       freshRollouts: false,
       bufferReuse: false,
       windowSize: 1,
-      partialWindow: false,
     });
   } finally {
     m.setTracer(undefined);

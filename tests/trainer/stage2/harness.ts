@@ -180,7 +180,7 @@ export async function runStep(
   step: number,
   lr = 0.05,
 ): Promise<{ loss: number; metrics: Record<string, number> }> {
-  const plan = variant.planStep(step, 1, false);
+  const plan = variant.planStep(step, 1);
   h.ctx.globalStep = step;
   h.ctx.microBatch = 0;
   h.recorder.setContext({
