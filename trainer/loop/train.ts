@@ -565,19 +565,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         bufferReuse: plan.bufferReuse,
         windowSize: GA,
       });
-      // `rollout/*` values are facts of this step's rollouts (the seed base
-      // is an id, not a quantity): they get one exact line per step instead
-      // of a mean over the logging window.
       const stepValues = window.flush();
-      const rolloutFacts = Object.fromEntries(
-        Object.entries(stepValues).filter(([k]) => k.startsWith("rollout/")),
-      );
-      for (const k of Object.keys(rolloutFacts)) delete stepValues[k];
-      if (Object.keys(rolloutFacts).length > 0) {
+      for (const [kind, facts] of window.flushFacts()) {
         await metrics.append({
           step: globalStep + 1,
-          kind: "rollout",
-          values: { global_step: globalStep, ...rolloutFacts },
+          kind,
+          values: { global_step: globalStep, ...facts },
           timing: {},
         });
       }

@@ -479,11 +479,15 @@ export function createStage2AbVariant(
         } else {
           const base = plan.rolloutSeedBase ??
             deriveRolloutSeedBase(ctx.trainingSeed, ctx.globalStep);
-          m.set("rollout/seed_base", base);
-          m.set("rollout/greedy", knobs.decodeMode === "greedy" ? 1 : 0);
-          m.set("rollout/temperature", knobs.temperature);
-          m.set("rollout/top_p", knobs.topP);
-          m.set("rollout/max_new_tokens", knobs.maxNewTokens);
+          m.fact("rollout", "rollout/seed_base", base);
+          m.fact(
+            "rollout",
+            "rollout/greedy",
+            knobs.decodeMode === "greedy" ? 1 : 0,
+          );
+          m.fact("rollout", "rollout/temperature", knobs.temperature);
+          m.fact("rollout", "rollout/top_p", knobs.topP);
+          m.fact("rollout", "rollout/max_new_tokens", knobs.maxNewTokens);
           for (const s of used) {
             extractGtBboxOnly({ objects: s.objects, source: s.record.source });
           }

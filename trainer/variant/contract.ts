@@ -78,7 +78,12 @@ export interface RawSample extends RenderedSample {
   imageGridThw: [number, number, number][];
 }
 
-/** Where variants report per-step numbers; the loop reduces and logs them. */
+/**
+ * Where variants report per-step numbers. The loop reduces `mean`/`sum`/`set`
+ * values per step and averages them over the logging window into the
+ * `train` lines of `metrics.jsonl`; `fact` values get metrics lines of their
+ * own, so a variant owns its extra lines without the loop knowing them.
+ */
 export interface MetricsSink {
   /** Averaged over the micro-batches of the window that reported it. */
   mean(name: string, value: number): void;
@@ -86,6 +91,14 @@ export interface MetricsSink {
   sum(name: string, value: number): void;
   /** Last value wins (configuration echoes such as decode params). */
   set(name: string, value: number): void;
+  /**
+   * A fact of this step, not a quantity (an id such as the rollout seed
+   * base, or the decode settings it was used with): written exactly, once,
+   * on this step's metrics line of kind `line` (`{step, kind: line,
+   * global_step, ...facts}`), never averaged over the logging window. Last
+   * value wins.
+   */
+  fact(line: string, name: string, value: number): void;
 }
 
 /**

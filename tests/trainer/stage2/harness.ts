@@ -110,6 +110,9 @@ export class CollectMetrics implements MetricsSink {
   set(name: string, v: number) {
     this.push(`set:${name}`, v);
   }
+  fact(line: string, name: string, v: number) {
+    this.push(`fact:${line}:${name}`, v);
+  }
   private push(k: string, v: number) {
     this.values.set(k, [...(this.values.get(k) ?? []), v]);
   }

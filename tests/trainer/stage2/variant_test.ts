@@ -129,7 +129,7 @@ Deno.test("Channel B greedy: seeded rollouts, counters, FN append trains", async
   assert.equal(plan.rolloutSeedBase, (3 + 2 * 1000003) & 0x7FFFFFFF);
   const r = await runStep(h, variant, samples(), 2);
   assert.ok(Number.isFinite(r.loss));
-  assert.deepEqual(h.metrics.get("set:rollout/seed_base"), [
+  assert.deepEqual(h.metrics.get("fact:rollout:rollout/seed_base"), [
     plan.rolloutSeedBase,
   ]);
   assert.deepEqual(h.metrics.get("set:stage2/channel_b"), [1]);
