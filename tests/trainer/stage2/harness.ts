@@ -21,7 +21,7 @@ import type {
 import type { Tokenizer } from "../../../trainer/tokenizer/tokenizer.ts";
 import { Rng } from "../../../trainer/common/rng.ts";
 import { tinyTokenizer } from "../rollout/helpers.ts";
-import type { Stage2Model } from "../../../trainer/stage2/variant.ts";
+import type { Stage2Model } from "../../../trainer/stage2/forward.ts";
 
 /** A 1-layer, 32-wide model with a 2x2-patch vision tower. */
 export function microModel(

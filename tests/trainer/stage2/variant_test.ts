@@ -178,7 +178,7 @@ Deno.test("guardrails: sliced logits, returned or carried cache, helper keys [1.
   const model = microModel(tok);
   const config = await stage2Config();
   const { trainingForward } = await import(
-    "../../../trainer/stage2/variant.ts"
+    "../../../trainer/stage2/forward.ts"
   );
   const h = harness(model, config);
   const variant = variantFor(model, config);
