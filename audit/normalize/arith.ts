@@ -167,8 +167,3 @@ export function verdictsToFindings(vs: Verdict[]): RawFinding[] {
 export function isThousand(v: number | null): boolean {
   return v !== null && Math.abs(v - 1000) < 1e-9;
 }
-
-/** Tolerance-named context, exported for analyzers that label targets. */
-export function isToleranceName(ws: string[]): boolean {
-  return any(ws, TOLERANCE);
-}
