@@ -137,7 +137,9 @@ Deno.test("Channel B greedy: seeded rollouts, counters, FN append trains", async
   const fn = h.metrics.get("sum:match/fn")[0],
     matched = h.metrics.get("sum:match/matched")[0];
   assert.equal(fn + matched, 3, "every GT object is matched or appended");
-  assert.ok(invalid >= 0 && invalid <= 2);
+  // the seeded random micro model writes one of its two rollouts without a
+  // top-level "{" (trained as zero predictions from the prefix "{")
+  assert.equal(invalid, 1);
   const fw = h.forwards();
   const train = fw.filter((f) => f.purpose === "train");
   assert.equal(train.length, 1);
