@@ -74,10 +74,14 @@ export function importSpecifiers(ast: BNode): string[] {
     ) {
       out.push(n.source.value);
     } else if (
+      n.type === "ImportExpression" && n.source?.type === "StringLiteral"
+    ) {
+      out.push(n.source.value); // import("./x.ts") (Babel 8)
+    } else if (
       n.type === "CallExpression" && n.callee?.type === "Import" &&
       n.arguments[0]?.type === "StringLiteral"
     ) {
-      out.push(n.arguments[0].value);
+      out.push(n.arguments[0].value); // import("./x.ts") (older ASTs)
     } else if (
       n.type === "TSImportType" && n.argument?.type === "StringLiteral"
     ) {

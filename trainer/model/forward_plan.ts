@@ -47,6 +47,12 @@ export interface ForwardArgs {
   logitsToKeep?: number;
 }
 
+export interface ForwardOutput {
+  /** [B, T, V], or [B, logitsToKeep, V]. */
+  logits: tf.Tensor3D;
+  pastKeyValues: KVCache | null;
+}
+
 // `ForwardArgs` and `FORWARD_KEYS` name the same arguments (checked by tsc).
 type ForwardKey = typeof FORWARD_KEYS[number];
 const _sameKeys: [keyof ForwardArgs] extends [ForwardKey]

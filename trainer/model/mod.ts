@@ -24,7 +24,8 @@ export {
 } from "./generate.ts";
 export { getRopeIndex, packedPositionIds, type RopeIndex } from "./rope.ts";
 export {
-  loadCheckpoint,
+  type CheckpointModel,
+  readCheckpoint,
   readCheckpointTensors,
   saveCheckpoint,
   type SaveOptions,

@@ -36,21 +36,22 @@ import { visionForward } from "./vision.ts";
 import {
   type ForwardArgs,
   ForwardContractError,
+  type ForwardOutput,
   type ForwardPlan,
   forwardTraceInfo,
   planForward,
   updateCache,
 } from "./forward_plan.ts";
 import { installWasmKernelFixes } from "./wasm_kernels.ts";
+import { readCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import {
+  generate as generateTokens,
+  type GenerateRequest,
+  type GenerateResult,
+} from "./generate.ts";
 import { Rng } from "../common/rng.ts";
 
-export type { ForwardArgs, ForwardTraceInfo };
-
-export interface ForwardOutput {
-  /** [B, T, V], or [B, logitsToKeep, V]. */
-  logits: tf.Tensor3D;
-  pastKeyValues: KVCache | null;
-}
+export type { ForwardArgs, ForwardOutput, ForwardTraceInfo };
 
 let instanceCount = 0;
 
@@ -186,13 +187,12 @@ export class Qwen3VLForConditionalGeneration {
 
   /** Load `config.json` + `model.safetensors` (or a sharded index) from `dir`. */
   static async load(dir: string): Promise<Qwen3VLForConditionalGeneration> {
-    const { loadCheckpoint } = await import("./checkpoint.ts");
-    return await loadCheckpoint(dir);
+    const { config, values } = await readCheckpoint(dir);
+    return Qwen3VLForConditionalGeneration.fromValues(config, values);
   }
 
   /** Atomically write `config.json` + `model.safetensors` into `dir`. */
   async save(dir: string): Promise<void> {
-    const { saveCheckpoint } = await import("./checkpoint.ts");
     await saveCheckpoint(this, dir);
   }
 
@@ -260,11 +260,8 @@ export class Qwen3VLForConditionalGeneration {
   }
 
   /** Generation: see generate.ts. */
-  async generate(
-    req: import("./generate.ts").GenerateRequest,
-  ): Promise<import("./generate.ts").GenerateResult> {
-    const { generate } = await import("./generate.ts");
-    return generate(this, req);
+  generate(req: GenerateRequest): Promise<GenerateResult> {
+    return generateTokens(this, req);
   }
 
   /**
