@@ -36,13 +36,25 @@ export const TRAINER_LAYERS: string[][] = [
 /** Top-level folders, lowest first, with the same rule. */
 export const TOP_LAYERS: string[][] = [["trainer"], ["audit"], ["cli"]];
 
-/** Files whose whole transitive closure must stay free of TF.js. */
-export const TF_FREE_ROOTS = ["audit/", "cli/main.ts"];
+/**
+ * Modules that must load without TF.js (following the imports loaded with
+ * them; `import()` is lazy): the checkers, and the CLI entry with the
+ * commands that never train (normalize-check, validate-spec, audit).
+ */
+export const TF_FREE_ROOTS = [
+  "audit/",
+  "cli/main.ts",
+  "cli/normalize_check.ts",
+  "cli/validate_spec.ts",
+  "cli/audit.ts",
+];
 
 export interface Graph {
-  /** Repository-relative module path -> the modules it imports (relative specifiers only). */
+  /** Repository-relative module path -> the modules it imports (relative specifiers only, every kind). */
   edges: Map<string, string[]>;
-  /** Repository-relative module path -> the bare (package) specifiers it imports. */
+  /** The same, only imports loaded together with the module (`static`). */
+  eager: Map<string, string[]>;
+  /** Repository-relative module path -> the packages it loads eagerly (bare `static` specifiers). */
   packages: Map<string, string[]>;
 }
 
@@ -59,9 +71,16 @@ export function parseTs(text: string, file: string): BNode {
   }
 }
 
-/** Import specifiers of one module, in source order. */
-export function importSpecifiers(ast: BNode): string[] {
-  const out: string[] = [];
+/**
+ * How a module imports another: `static` (loaded with it), `type` (erased
+ * at run time: `import type`, `import("x").T`) or `dynamic` (`import()`,
+ * loaded on demand).
+ */
+export type ImportKind = "static" | "type" | "dynamic";
+
+/** Import specifiers of one module with their kind, in source order. */
+export function imports(ast: BNode): { spec: string; kind: ImportKind }[] {
+  const out: { spec: string; kind: ImportKind }[] = [];
   const visit = (n: BNode): void => {
     if (n === null || typeof n !== "object") return;
     if (Array.isArray(n)) {
@@ -72,22 +91,27 @@ export function importSpecifiers(ast: BNode): string[] {
       (n.type === "ImportDeclaration" || n.type === "ExportAllDeclaration" ||
         n.type === "ExportNamedDeclaration") && n.source
     ) {
-      out.push(n.source.value);
+      const specs = n.specifiers ?? [];
+      const typeOnly = n.importKind === "type" || n.exportKind === "type" ||
+        (specs.length > 0 &&
+          specs.every((x: BNode) =>
+            x.importKind === "type" || x.exportKind === "type"
+          ));
+      out.push({ spec: n.source.value, kind: typeOnly ? "type" : "static" });
     } else if (
       n.type === "ImportExpression" && n.source?.type === "StringLiteral"
     ) {
-      out.push(n.source.value); // import("./x.ts") (Babel 8)
+      out.push({ spec: n.source.value, kind: "dynamic" }); // Babel 8
     } else if (
       n.type === "CallExpression" && n.callee?.type === "Import" &&
       n.arguments[0]?.type === "StringLiteral"
     ) {
-      out.push(n.arguments[0].value); // import("./x.ts") (older ASTs)
-    } else if (
-      n.type === "TSImportType" && n.argument?.type === "StringLiteral"
-    ) {
-      out.push(n.argument.value);
-    } else if (n.type === "TSImportType" && n.argument?.literal) {
-      out.push(n.argument.literal.value);
+      out.push({ spec: n.arguments[0].value, kind: "dynamic" });
+    } else if (n.type === "TSImportType") {
+      const lit = n.source ?? n.argument?.literal ?? n.argument;
+      if (lit?.type === "StringLiteral") {
+        out.push({ spec: lit.value, kind: "type" });
+      }
     }
     for (const k of Object.keys(n)) {
       if (k === "loc" || k === "start" || k === "end") continue;
@@ -96,6 +120,11 @@ export function importSpecifiers(ast: BNode): string[] {
   };
   visit(ast.program);
   return out;
+}
+
+/** Import specifiers of one module (every kind), in source order. */
+export function importSpecifiers(ast: BNode): string[] {
+  return imports(ast).map((i) => i.spec);
 }
 
 /** Every `.ts` file under `dirs` (repository-relative), sorted. */
@@ -118,20 +147,27 @@ export async function tsFiles(dirs: string[]): Promise<string[]> {
 /** The import graph of `files` (repository-relative paths). */
 export async function importGraph(files: string[]): Promise<Graph> {
   const edges = new Map<string, string[]>();
+  const eager = new Map<string, string[]>();
   const packages = new Map<string, string[]>();
   for (const f of files) {
     const ast = parseTs(await Deno.readTextFile(join(ROOT, f)), f);
     const rel: string[] = [];
+    const now: string[] = [];
     const pkg: string[] = [];
-    for (const s of importSpecifiers(ast)) {
-      if (s.startsWith(".")) {
-        rel.push(relative(ROOT, normalize(join(ROOT, dirname(f), s))));
-      } else pkg.push(s);
+    for (const { spec, kind } of imports(ast)) {
+      if (!spec.startsWith(".")) {
+        if (kind === "static") pkg.push(spec);
+        continue;
+      }
+      const to = relative(ROOT, normalize(join(ROOT, dirname(f), spec)));
+      rel.push(to);
+      if (kind === "static") now.push(to);
     }
     edges.set(f, [...new Set(rel)]);
+    eager.set(f, [...new Set(now)]);
     packages.set(f, [...new Set(pkg)]);
   }
-  return { edges, packages };
+  return { edges, eager, packages };
 }
 
 /** Import cycles (each as the list of modules around it), via Tarjan's SCCs. */
@@ -235,6 +271,30 @@ export function closure(edges: Map<string, string[]>, start: string): string[] {
     }
   }
   return [...seen];
+}
+
+/**
+ * For each module of `roots` (a folder ending in "/" or a file) that loads
+ * TF.js eagerly: the first module on the way that is the TF.js runtime or
+ * imports an `@tensorflow/` package.
+ */
+export function tfLoaders(graph: Graph, roots: string[]): string[] {
+  const out: string[] = [];
+  const starts = [...graph.eager.keys()].filter((f) =>
+    roots.some((r) => r.endsWith("/") ? f.startsWith(r) : f === r)
+  );
+  for (const r of starts) {
+    for (const m of closure(graph.eager, r)) {
+      const tf = (graph.packages.get(m) ?? []).find((p) =>
+        p.startsWith("@tensorflow/")
+      );
+      if (m === "trainer/runtime.ts" || tf) {
+        out.push(`${r} reaches ${m}${tf ? ` (${tf})` : ""}`);
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 export interface FunctionSize {
