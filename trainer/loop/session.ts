@@ -29,6 +29,7 @@ import {
   checkTokenizerFitsModel,
   createTinyModel,
   resolveData,
+  type RunData,
   type RunTokenizer,
   tokenizerFromFile,
 } from "./setup.ts";
@@ -177,7 +178,7 @@ export async function completedRun(
 async function startingModel(
   cfg: Stage2Config,
   folder: RunFolder,
-  data: Awaited<ReturnType<typeof resolveData>>,
+  data: RunData,
   warmStart: (cfg: Stage2Config) => Promise<WarmStartInfo>,
 ): Promise<{
   model: Qwen3VLForConditionalGeneration;

@@ -34,6 +34,7 @@ import {
   readJson,
   RUN_COMPLETE_FILE,
   type RunComplete,
+  type Session,
   setUpSession,
   type WarmStartInfo,
 } from "./session.ts";
@@ -169,6 +170,41 @@ async function warmStart(
   };
 }
 
+/** The result of a run folder that already finished every step. */
+function nothingToDo(
+  runDir: string,
+  finished: NonNullable<Awaited<ReturnType<typeof completedRun>>>,
+  tStart: number,
+  log: (line: string) => void,
+): TrainResult {
+  log(
+    `nothing to do: the run already completed ${finished.done.global_step} steps; run folder: ${runDir}`,
+  );
+  return {
+    runDir,
+    globalStep: finished.done.global_step,
+    checkpoint: join(runDir, finished.done.checkpoint),
+    evalLossStart: null,
+    evalLossEnd: finished.summary?.eval_loss ?? null,
+    summary: finished.summary,
+    warmStart: null,
+    stopped: false,
+    wallSeconds: (performance.now() - tStart) / 1000,
+  };
+}
+
+/** One line saying what this run trains. */
+function logRunHeader(s: Session): void {
+  const T = s.T;
+  s.log(
+    `run ${s.runDir}: ${s.variant.name}, ${s.trainStore.size} train / ${s.valStore.size} val samples, ${
+      s.params.reduce((n, p) => n + p.size, 0)
+    } parameters, ${T.max_steps} steps x ${T.gradient_accumulation_steps} micro-batches of ${T.micro_batch_size}${
+      s.packing ? ` (packed, max ${s.packing.max_length} tokens)` : ""
+    }`,
+  );
+}
+
 /** Runs one training config end to end. */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const tStart = performance.now();
@@ -179,35 +215,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // --- set-up -----------------------------------------------------------------
   const folder = await openRunFolder(cfg, opts.resume, log);
   const finished = await completedRun(folder, T.max_steps);
-  if (finished) {
-    log(
-      `nothing to do: the run already completed ${finished.done.global_step} steps; run folder: ${folder.runDir}`,
-    );
-    return {
-      runDir: folder.runDir,
-      globalStep: finished.done.global_step,
-      checkpoint: join(folder.runDir, finished.done.checkpoint),
-      evalLossStart: null,
-      evalLossEnd: finished.summary?.eval_loss ?? null,
-      summary: finished.summary,
-      warmStart: null,
-      stopped: false,
-      wallSeconds: (performance.now() - tStart) / 1000,
-    };
-  }
+  if (finished) return nothingToDo(folder.runDir, finished, tStart, log);
   const s = await setUpSession(cfg, folder, {
     log,
     tStart,
     warmStart: (c) => warmStart(c, opts, log),
   });
   try {
-    log(
-      `run ${s.runDir}: ${s.variant.name}, ${s.trainStore.size} train / ${s.valStore.size} val samples, ${
-        s.params.reduce((n, p) => n + p.size, 0)
-      } parameters, ${T.max_steps} steps x ${T.gradient_accumulation_steps} micro-batches of ${T.micro_batch_size}${
-        s.packing ? ` (packed, max ${s.packing.max_length} tokens)` : ""
-      }`,
-    );
+    logRunHeader(s);
     const evalLossStart = s.globalStep === 0 ? await evaluate(s) : null;
     const progress = new Progress({
       total: T.max_steps,
@@ -226,6 +241,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const window = new WindowMetrics();
       const { grads, tokens } = await forwardBackward(s, plan, window);
       const gradNorm = clipByGlobalNorm(grads, T.max_grad_norm);
+      // the window's loss (in `window`) and gradient norm are known here,
+      // before the weights change
       const lr = optimizerStep(s, grads);
       const values = await recordStep(s, plan, window);
       s.globalStep++;
