@@ -14,6 +14,7 @@ import type {
   RawSample,
   TrainContext,
 } from "../variant/contract.ts";
+import { concatPixels } from "../variant/packing.ts";
 import type { RolloutResult } from "./batch.ts";
 import type { Stage2Model } from "./forward.ts";
 import type { Stage2Knobs } from "./knobs.ts";
@@ -36,19 +37,6 @@ export function matchRollout(
   };
 }
 
-function concatPixels(samples: RawSample[]): tf.Tensor2D | undefined {
-  const rows = samples.reduce((n, s) => n + s.pixelShape[0], 0);
-  if (rows === 0) return undefined;
-  const dim = samples[0].pixelShape[1];
-  const data = new Float32Array(rows * dim);
-  let off = 0;
-  for (const s of samples) {
-    data.set(s.pixelValues, off);
-    off += s.pixelValues.length;
-  }
-  return tf.tensor2d(data, [rows, dim]);
-}
-
 /**
  * Generates one response per sample from its prompt (request `i` of
  * micro-batch `mb` gets seed `deriveRequestSeed(seedBase, mb * mbs + i)`),
@@ -62,7 +50,10 @@ export async function generateRollouts(
 ): Promise<RolloutResult[]> {
   const { tok, knobs, microBatchSize: mbs } = opts;
   const prompts = samples.map((s) => s.inputIds.slice(0, s.promptLength));
-  const pixelValues = concatPixels(samples);
+  const px = concatPixels(samples);
+  const pixelValues = px.shape[0] > 0
+    ? tf.tensor2d(px.data, px.shape)
+    : undefined;
   const seeds = samples.map((_, i) =>
     deriveRequestSeed(seedBase, ctx.microBatch * mbs + i)
   );

@@ -115,7 +115,8 @@ export interface CollatedBatch {
   packed: boolean;
 }
 
-function concatPixels(samples: RawSample[]): {
+/** The pixel values of `samples`, concatenated in order: [sum Npatch, D]. */
+export function concatPixels(samples: RawSample[]): {
   data: Float32Array;
   shape: [number, number];
 } {
