@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import * as lib from "../mod.ts";
 import { initRuntime, tf } from "../trainer/runtime.ts";
 import { serializeAnswer } from "../trainer/tokenizer/mod.ts";
+import { parseTs, ROOT } from "./architecture.ts";
 import {
   flatRope,
   rawSample,
@@ -31,7 +32,6 @@ Deno.test("mod: schedule and seeds (doc examples hold)", () => {
     pattern: ["B", "A"],
     globalStep: 1,
     windowSize: 2,
-    isPartialWindow: false,
     rolloutBuffer: { enabled: true, mSteps: 2 },
   });
   assert.deepEqual([p.channel, p.bufferReuse, p.freshRollouts], [
@@ -145,5 +145,38 @@ Deno.test("auditRun: a clean run passes, a broken one names the invariant", asyn
     decodeURIComponent(new URL("broken_summary", fixtures).pathname),
   );
   assert.equal(broken.ok, false);
-  assert.ok(broken.violations.length > 0);
+  // one Channel-A pass attends across its packed samples and overwrites an
+  // image placeholder row (tests/fixtures/audit/generate.ts)
+  assert.deepEqual(
+    [...new Set(broken.violations.map((v) => v.invariant))].sort(),
+    ["attention-segments", "pass-consistency", "placeholder-invariance"],
+  );
+});
+
+Deno.test("mod: every exported function is documented with an example at its source", async () => {
+  // deno-lint-ignore no-explicit-any
+  type Node = any;
+  const mod = parseTs(await Deno.readTextFile(`${ROOT}/mod.ts`), "mod.ts");
+  const missing: string[] = [];
+  let checked = 0;
+  for (const st of mod.program.body as Node[]) {
+    if (st.type !== "ExportNamedDeclaration" || !st.source) continue;
+    if (st.exportKind === "type") continue;
+    const file = new URL(st.source.value, `file://${ROOT}/mod.ts`).pathname;
+    const src = parseTs(await Deno.readTextFile(file), file);
+    for (const spec of st.specifiers as Node[]) {
+      if (spec.exportKind === "type") continue;
+      const name = spec.local.name;
+      const decl = (src.program.body as Node[]).find((n) =>
+        n.type === "ExportNamedDeclaration" &&
+        n.declaration?.type === "FunctionDeclaration" &&
+        n.declaration.id.name === name
+      );
+      const doc = decl?.leadingComments?.at(-1)?.value ?? "";
+      checked++;
+      if (!/@example/.test(doc)) missing.push(`${name} (${st.source.value})`);
+    }
+  }
+  assert.ok(checked >= 18, `only ${checked} exported functions found`);
+  assert.deepEqual(missing, []);
 });

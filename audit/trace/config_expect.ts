@@ -3,94 +3,34 @@
  * header carries none: the audit then still holds the steps to the schedule
  * pattern, `n_softctx_iter`, the accumulation window, the training seed and
  * the rollout buffer the run was configured with.
+ *
+ * The file is read with the trainer's own config loader (TF.js-free), so
+ * the config's shape, defaults and knob names have one home
+ * (`trainer/config/`); what the audit checks against it (e.g. that Channel
+ * A ran `n_softctx_iter` passes) is its own.
  */
-import { parse } from "yaml";
+import {
+  ConfigError,
+  loadConfig,
+  type Stage2Config,
+} from "../../trainer/config/mod.ts";
 import type { RunExpect } from "../../trainer/trace/schema.ts";
 
-/** Thrown when config.yaml exists but cannot be used; names the key. */
+/** Thrown when config.yaml exists but cannot be used; names file and key. */
 export class ConfigExpectError extends Error {}
 
-function at(obj: unknown, path: string[]): unknown {
-  let cur = obj;
-  for (const k of path) {
-    if (cur === null || typeof cur !== "object") return undefined;
-    cur = (cur as Record<string, unknown>)[k];
-  }
-  return cur;
-}
-
-/** Builds expectations from a parsed resolved config (see trainer/config). */
-export function expectFromConfig(
-  cfg: unknown,
-  file = "config.yaml",
-): RunExpect {
-  const need = <T>(path: string[], ok: (v: unknown) => v is T): T => {
-    const v = at(cfg, path);
-    if (!ok(v)) {
-      throw new ConfigExpectError(
-        `${file}: ${path.join(".")} is ${
-          JSON.stringify(v)
-        }; expected a resolved config`,
-      );
-    }
-    return v;
-  };
-  const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
-  const isPos = (v: unknown): v is number => isInt(v) && v >= 1;
-  const variant = need(
-    ["custom", "trainer_variant"],
-    (v): v is string => typeof v === "string",
-  );
-  const stage2 = variant === "stage2_ab_training";
-  const pattern = stage2
-    ? need(
-      ["custom", "extra", "stage2_ab", "schedule", "pattern"],
-      (v): v is ("A" | "B")[] =>
-        Array.isArray(v) && v.length > 0 &&
-        v.every((x) => x === "A" || x === "B"),
-    )
-    : null;
-  const buffer = at(cfg, [
-    "custom",
-    "extra",
-    "rollout_matching",
-    "rollout_buffer",
-  ]);
+/** Builds expectations from a resolved config. */
+export function expectFromConfig(cfg: Stage2Config): RunExpect {
+  const stage2 = cfg.custom.trainer_variant === "stage2_ab_training";
+  const ab = cfg.custom.extra.stage2_ab;
+  const buffer = cfg.custom.extra.rollout_matching.rollout_buffer;
   return {
-    pattern,
-    nSoftctxIter: stage2
-      ? need(["custom", "extra", "stage2_ab", "n_softctx_iter"], isPos)
-      : null,
-    gradientAccumulationSteps: need(
-      ["training", "gradient_accumulation_steps"],
-      isPos,
-    ),
-    trainingSeed: need(["training", "seed"], isInt),
-    ...(stage2 && buffer !== undefined
-      ? {
-        rolloutBuffer: {
-          enabled: need(
-            [
-              "custom",
-              "extra",
-              "rollout_matching",
-              "rollout_buffer",
-              "enabled",
-            ],
-            (v): v is boolean => typeof v === "boolean",
-          ),
-          mSteps: need(
-            [
-              "custom",
-              "extra",
-              "rollout_matching",
-              "rollout_buffer",
-              "m_steps",
-            ],
-            isPos,
-          ),
-        },
-      }
+    pattern: stage2 ? [...ab.schedule.pattern] : null,
+    nSoftctxIter: stage2 ? ab.n_softctx_iter : null,
+    gradientAccumulationSteps: cfg.training.gradient_accumulation_steps,
+    trainingSeed: cfg.training.seed,
+    ...(stage2
+      ? { rolloutBuffer: { enabled: buffer.enabled, mSteps: buffer.m_steps } }
       : {}),
   };
 }
@@ -103,20 +43,16 @@ export async function readConfigExpect(
   runDir: string,
 ): Promise<RunExpect | null> {
   const file = `${runDir.replace(/\/$/, "")}/config.yaml`;
-  let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    await Deno.stat(file);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
     throw new ConfigExpectError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  let cfg: unknown;
   try {
-    cfg = parse(text);
+    return expectFromConfig(await loadConfig(file));
   } catch (e) {
-    throw new ConfigExpectError(
-      `${file}: not valid YAML (${(e as Error).message.split("\n")[0]})`,
-    );
+    if (e instanceof ConfigError) throw new ConfigExpectError(e.message);
+    throw new ConfigExpectError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  return expectFromConfig(cfg, file);
 }

@@ -7,6 +7,11 @@ import type {
   ForwardChecks,
   ForwardRecord,
 } from "../../trainer/trace/schema.ts";
+import {
+  FORWARD_KEYS,
+  LOGITS_SLICING_KEY,
+  snakeCaseKey,
+} from "../../trainer/model/forward_keys.ts";
 import { type Checker, type CheckResult, forwards } from "./types.ts";
 import type { ParsedLine } from "./parse.ts";
 
@@ -58,29 +63,19 @@ const where = (r: ForwardRecord): string =>
   `step ${r.globalStep} ${r.channel}/${r.purpose} micro-batch ${r.microBatch} pass ${r.pass}/${r.nPasses}`;
 
 /**
- * Forward arguments the model's contract defines (camelCase as in
- * `ForwardArgs`, and HF's snake_case spellings). Anything else is a helper
- * field that leaked into the forward.
+ * Forward arguments the model's contract defines (its own list, in camelCase
+ * as in `ForwardArgs`, and HF's snake_case spellings). Anything else is a
+ * helper field that leaked into the forward; logits slicing is a model
+ * argument but only generation may use it. A cache carried in is reported
+ * by `no-cache-carry`, not here.
  */
-const MODEL_KEYS = new Set([
-  "inputIds",
-  "inputsEmbeds",
-  "pixelValues",
-  "imageGridThw",
-  "positionIds",
-  "attentionMask",
-  "useCache",
-  "pastKeyValues",
-  "input_ids",
-  "inputs_embeds",
-  "pixel_values",
-  "image_grid_thw",
-  "position_ids",
-  "attention_mask",
-  "use_cache",
-  "past_key_values",
+const MODEL_KEYS = new Set(
+  FORWARD_KEYS.flatMap((k) => [k, snakeCaseKey(k)]),
+);
+const SLICING_KEYS = new Set([
+  LOGITS_SLICING_KEY,
+  snakeCaseKey(LOGITS_SLICING_KEY),
 ]);
-const SLICING_KEYS = new Set(["logitsToKeep", "logits_to_keep"]);
 
 function helperHint(key: string): string {
   const k = key.toLowerCase().replace(/_/g, "");
@@ -205,7 +200,7 @@ export const FORWARD_CHECKERS: Checker[] = [
     () => true,
     (r) => {
       const bad = r.argKeys.filter((k) =>
-        !MODEL_KEYS.has(k) && !(SLICING_KEYS.has(k) && r.purpose === "rollout")
+        SLICING_KEYS.has(k) ? r.purpose !== "rollout" : !MODEL_KEYS.has(k)
       );
       if (bad.length === 0) return null;
       const k = bad[0];

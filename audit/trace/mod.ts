@@ -96,7 +96,11 @@ export class RunReadError extends Error {}
  * is accepted too). When the trace header carries no config expectations,
  * the run's `config.yaml` supplies them. Throws `RunReadError` for a
  * missing or unreadable run/trace/config and `TraceFormatError` for a
- * malformed line.
+ * malformed line. `report.ok` is false when any invariant has violations.
+ *
+ * @example
+ * const report = await auditRun("runs/quickstart");
+ * for (const inv of report.invariants) console.log(inv.name, inv.violations);
  */
 export async function auditRun(runDir: string): Promise<AuditReport> {
   let path = runDir;

@@ -3,7 +3,7 @@
  * windows, pass order, train/eval mode and the rollout seed formula
  * (design §2, "Scheduling and seeding" and "Channel A").
  */
-import { expectedRolloutSeedBase } from "../../trainer/trace/helpers.ts";
+import { expectedRolloutSeedBase } from "./seed.ts";
 import { checksOf } from "./forward_checks.ts";
 import type { ParsedLine } from "./parse.ts";
 import {
@@ -142,12 +142,6 @@ const schedule: Checker = {
             }[${s.globalStep} % ${s.pattern.length}] = ${want}`,
           );
         }
-      }
-      if (s.bufferReuse && s.partialWindow) {
-        v(
-          sl.line,
-          `${tag}: buffer reuse on a partial final accumulation window; reuse must be switched off there`,
-        );
       }
       if (s.bufferReuse && s.freshRollouts) {
         v(
@@ -396,7 +390,6 @@ const configConsistency: Checker = {
       violations.push({ line, invariant: "config-consistency", message });
     let checked = 0;
     const all = steps(lines);
-    const lastStep = Math.max(-1, ...all.map((s) => s.rec.globalStep));
     let reuseRun = 0;
     for (const sl of all) {
       checked++;
@@ -411,18 +404,12 @@ const configConsistency: Checker = {
         );
       }
       const gas = expect.gradientAccumulationSteps;
-      if (!s.partialWindow && s.windowSize !== gas) {
+      // Windows are always full: max_steps counts optimizer steps and the
+      // data order never runs dry (see trainer/stage2/schedule.ts planStep).
+      if (s.windowSize !== gas) {
         v(
           sl.line,
-          `${tag}: window of ${s.windowSize} micro-batches, gradient_accumulation_steps is ${gas} in ${src} (and the window is not marked partial)`,
-        );
-      }
-      if (
-        s.partialWindow && !(s.windowSize < gas && s.globalStep === lastStep)
-      ) {
-        v(
-          sl.line,
-          `${tag}: marked as a partial window (size ${s.windowSize} of ${gas}) but only the final step's window may be partial and smaller`,
+          `${tag}: window of ${s.windowSize} micro-batches, gradient_accumulation_steps is ${gas} in ${src}; every accumulation window must be full`,
         );
       }
       if (

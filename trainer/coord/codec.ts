@@ -10,7 +10,14 @@ export const NUM_BINS = MAX_BIN + 1;
 
 const TOKEN_RE = /^<\|coord_(\d{1,3})\|>$/;
 
-/** Normalized coordinate in [0, 1] -> bin in 0..999 (clamped; NaN rejected). */
+/**
+ * Normalized coordinate in [0, 1] -> bin `clamp(round(999 * c), 0, 999)`
+ * (NaN rejected).
+ *
+ * @example
+ * encodeCoord(1);   // 999
+ * encodeCoord(0.5); // 500
+ */
 export function encodeCoord(c: number): number {
   if (!Number.isFinite(c)) {
     throw new RangeError(`coordinate ${c} is not finite`);
@@ -18,7 +25,12 @@ export function encodeCoord(c: number): number {
   return Math.min(MAX_BIN, Math.max(0, Math.round(MAX_BIN * c)));
 }
 
-/** Bin in 0..999 -> normalized coordinate `k / 999`. */
+/**
+ * Bin in 0..999 -> normalized coordinate `k / 999` (bin 999 is exactly 1.0).
+ *
+ * @example
+ * decodeCoord(999); // 1
+ */
 export function decodeCoord(k: number): number {
   if (!Number.isInteger(k) || k < 0 || k > MAX_BIN) {
     throw new RangeError(`coord bin ${k} is not an integer in [0, ${MAX_BIN}]`);
@@ -26,13 +38,24 @@ export function decodeCoord(k: number): number {
   return k / MAX_BIN;
 }
 
-/** Bin -> its vocabulary token string `<|coord_k|>`. */
+/**
+ * Bin -> its vocabulary token string `<|coord_k|>`.
+ *
+ * @example
+ * coordToken(42); // "<|coord_42|>"
+ */
 export function coordToken(k: number): string {
   decodeCoord(k);
   return `<|coord_${k}|>`;
 }
 
-/** `<|coord_k|>` -> k, or `undefined` when the string is not a coord token. */
+/**
+ * `<|coord_k|>` -> k, or `undefined` when the string is not a coord token.
+ *
+ * @example
+ * parseCoordToken("<|coord_7|>");    // 7
+ * parseCoordToken("<|coord_1000|>"); // undefined
+ */
 export function parseCoordToken(s: string): number | undefined {
   const m = TOKEN_RE.exec(s);
   if (!m) return undefined;

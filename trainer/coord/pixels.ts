@@ -2,7 +2,7 @@
  * Pixel <-> bin conversion. Pixels run over 0..W-1, so a normalized
  * coordinate is `x / (W - 1)` and bin (999, 999) is the bottom-right pixel.
  */
-import { encodeCoord, MAX_BIN } from "./codec.ts";
+import { MAX_BIN } from "./codec.ts";
 
 export type Xyxy = [number, number, number, number];
 
@@ -11,11 +11,6 @@ function span(size: number, what: string): number {
     throw new RangeError(`${what} must be >= 1, got ${size}`);
   }
   return Math.max(1, size - 1);
-}
-
-/** Pixel coordinate on an axis of `size` pixels -> bin (nearest). */
-export function pixelToBin(x: number, size: number): number {
-  return encodeCoord(x / span(size, "image size"));
 }
 
 /** Bin -> pixel coordinate on an axis of `size` pixels (float). */
@@ -45,9 +40,4 @@ export function binBoxToPixels(box: Xyxy, width: number, height: number): Xyxy {
     binToPixel(box[2], width),
     binToPixel(box[3], height),
   ];
-}
-
-/** Project a bin onto an R x R raster: `k / 999 * (R - 1)`. */
-export function binToRaster(k: number, resolution: number): number {
-  return (k / MAX_BIN) * span(resolution, "raster resolution");
 }

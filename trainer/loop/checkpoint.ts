@@ -9,7 +9,7 @@ import { writeFileAtomic } from "../data/atomic.ts";
 import type { StateTensor } from "./adamw.ts";
 import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
 import type { DataCursor } from "./data_order.ts";
-import type { JsonValue } from "./variant.ts";
+import type { JsonValue } from "../variant/contract.ts";
 
 export const OPTIMIZER_FILE = "optimizer.safetensors";
 export const TRAINER_STATE_FILE = "trainer_state.json";

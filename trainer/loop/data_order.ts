@@ -3,7 +3,7 @@
  * dataset in the permutation shuffled by the stream (training seed, "data",
  * e); the cursor is just (epoch, offset), so resuming needs no RNG state.
  */
-import { mixSeed, Rng } from "./rng.ts";
+import { mixSeed, Rng } from "../common/rng.ts";
 
 /** Where the next sample comes from. */
 export interface DataCursor {

@@ -13,7 +13,7 @@ import { parseRolloutForMatching } from "../rollout/parse.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { TraceRecorder } from "../trace/recorder.ts";
 import type { SampleStore } from "./samples.ts";
-import { buildSftBatch, disposeSftBatch, packingTrace } from "./sft.ts";
+import { buildSftBatch, disposeSftBatch, packingTrace } from "../sft/batch.ts";
 
 export const EVAL_SUMMARY_FILE = "eval_summary.json";
 

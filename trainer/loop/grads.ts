@@ -5,7 +5,6 @@
  * over its own supervised tokens, and the window's gradient is the plain
  * mean of the micro-batch gradients (sum / window size), as Hugging Face's
  * Trainer does by dividing each micro-batch loss by the accumulation steps.
- * A partial final window divides by its own, smaller size.
  */
 import { tf } from "../runtime.ts";
 

@@ -5,13 +5,14 @@
  * two runs of the same config compare equal once `timing` is dropped.
  */
 import { join } from "node:path";
-import type { MetricsSink } from "./variant.ts";
+import type { MetricsSink } from "../variant/contract.ts";
 
 type Reduce = "mean" | "sum" | "set";
 
 /** Collects one window's metrics; `flush()` reduces and clears. */
 export class WindowMetrics implements MetricsSink {
   private acc = new Map<string, { reduce: Reduce; total: number; n: number }>();
+  private facts = new Map<string, Map<string, number>>();
 
   private put(name: string, value: number, reduce: Reduce): void {
     const a = this.acc.get(name);
@@ -39,6 +40,23 @@ export class WindowMetrics implements MetricsSink {
   }
   set(name: string, value: number): void {
     this.put(name, value, "set");
+  }
+  fact(line: string, name: string, value: number): void {
+    if (!this.facts.has(line)) this.facts.set(line, new Map());
+    this.facts.get(line)!.set(name, value);
+  }
+
+  /** The window's facts: per line kind, the values in name order; clears them. */
+  flushFacts(): Map<string, Record<string, number>> {
+    const out = new Map<string, Record<string, number>>();
+    for (const [line, values] of this.facts) {
+      out.set(
+        line,
+        Object.fromEntries([...values].sort(([a], [b]) => a < b ? -1 : 1)),
+      );
+    }
+    this.facts.clear();
+    return out;
   }
 
   /** Reduced values in name order; clears the window. */
@@ -95,9 +113,10 @@ export interface MetricsLine {
   /** Completed optimizer updates when the line was written. */
   step: number;
   /**
-   * "train" (logging step), "eval" (eval loss), "final", or "rollout" (one
-   * per step with fresh rollouts: `values.global_step` is the step whose
-   * seed base `values["rollout/seed_base"]` was used).
+   * "train" (logging step), "eval" (eval loss), or a variant's fact line
+   * (`MetricsSink.fact`; Stage 2 writes "rollout" once per step with fresh
+   * rollouts: `values.global_step` is the step whose seed base
+   * `values["rollout/seed_base"]` was used).
    */
   kind: string;
   values: Record<string, number>;

@@ -10,7 +10,7 @@ import { loadAndPreprocess } from "../data/image.ts";
 import { smartResize, type VisionPreprocessConfig } from "../data/vision.ts";
 import { renderChatSample } from "../tokenizer/chat.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import type { RawSample } from "./variant.ts";
+import type { RawSample } from "../variant/contract.ts";
 
 /** Patch sizes plus the resize bounds (`data.min_pixels` / `data.max_pixels`). */
 export type SampleVision = Pick<

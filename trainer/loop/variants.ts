@@ -4,8 +4,8 @@
 import type { Stage2Config } from "../config/schema.ts";
 import type { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { createSftVariant } from "./sft.ts";
-import type { TrainerVariant } from "./variant.ts";
+import { createSftVariant } from "../sft/variant.ts";
+import type { TrainerVariant } from "../variant/contract.ts";
 
 export type AnyVariant = TrainerVariant<
   unknown,

@@ -5,10 +5,10 @@
  * HF's, so released Qwen3-VL weights load and saved ones load in transformers.
  */
 import { join } from "node:path";
+import type { tf } from "../runtime.ts";
 import { writeFileAtomic } from "../data/atomic.ts";
-import { parseConfig } from "./config.ts";
-import { fromHf, paramSpecs, toHf } from "./params.ts";
-import { Qwen3VLForConditionalGeneration } from "./qwen3vl.ts";
+import { parseConfig, type Qwen3VLConfig } from "./config.ts";
+import { fromHf, type ParamSpec, paramSpecs, toHf } from "./params.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -20,9 +20,16 @@ export interface SaveOptions {
   maxShardBytes?: number;
 }
 
+/** What saving needs of a model (`Qwen3VLForConditionalGeneration`). */
+export interface CheckpointModel {
+  readonly config: Qwen3VLConfig;
+  readonly specs: ParamSpec[];
+  param(name: string): tf.Variable;
+}
+
 /** Write `config.json` and the weights into `dir`, each file atomically. */
 export async function saveCheckpoint(
-  model: Qwen3VLForConditionalGeneration,
+  model: CheckpointModel,
   dir: string,
   opts: SaveOptions = {},
 ): Promise<void> {
@@ -142,10 +149,14 @@ export async function readCheckpointTensors(
   return all;
 }
 
-/** Load a checkpoint folder; tensor mismatches are reported by name, all at once. */
-export async function loadCheckpoint(
+/**
+ * Reads a checkpoint folder's config and weights (in-memory layout, keyed
+ * by HF name) for `Qwen3VLForConditionalGeneration.load`; tensor mismatches
+ * are reported by name, all at once.
+ */
+export async function readCheckpoint(
   dir: string,
-): Promise<Qwen3VLForConditionalGeneration> {
+): Promise<{ config: Qwen3VLConfig; values: Map<string, Float32Array> }> {
   const cfgPath = join(dir, "config.json");
   const cfg = parseConfig(await readJson(cfgPath), cfgPath);
   const tensors = await readCheckpointTensors(dir);
@@ -184,5 +195,5 @@ export async function loadCheckpoint(
       }`,
     );
   }
-  return Qwen3VLForConditionalGeneration.fromValues(cfg, values);
+  return { config: cfg, values };
 }

@@ -190,35 +190,14 @@ function need(
   }
 }
 
-/**
- * Validate a parsed `config.json` and fill HF defaults that released configs
- * may omit. `where` names the file in error messages.
- */
-export function parseConfig(
-  raw: unknown,
-  where = "config.json",
-): Qwen3VLConfig {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new Error(`${where}: expected a JSON object`);
-  }
-  const top = raw as Record<string, unknown>;
-  if (top.model_type !== undefined && top.model_type !== "qwen3_vl") {
-    throw new Error(
-      `${where}: model_type "${top.model_type}" is not "qwen3_vl"`,
-    );
-  }
-  const tc = top.text_config as Record<string, unknown> | undefined;
-  const vc = top.vision_config as Record<string, unknown> | undefined;
-  if (typeof tc !== "object" || tc === null) {
-    throw new Error(`${where}: missing "text_config" object`);
-  }
-  if (typeof vc !== "object" || vc === null) {
-    throw new Error(`${where}: missing "vision_config" object`);
-  }
-  for (const k of ["image_token_id", "vision_start_token_id"]) {
-    need(top, where, k, "int");
-  }
-  const tw = `${where} text_config`;
+/** `text_config`: required sizes, GQA shape, mRoPE sections, activation. */
+function parseTextConfig(
+  tc: Record<string, unknown>,
+  tw: string,
+): Pick<Qwen3VLTextConfig, "head_dim" | "hidden_act"> & {
+  rs: Record<string, unknown>;
+  section: [number, number, number];
+} {
   for (
     const k of [
       "vocab_size",
@@ -262,7 +241,20 @@ export function parseConfig(
       `${tw}: hidden_act "${act}" is not supported (only "silu")`,
     );
   }
-  const vw = `${where} vision_config`;
+  return {
+    head_dim: headDim,
+    hidden_act: act,
+    rs,
+    section: section as [number, number, number],
+  };
+}
+
+/** `vision_config`: required sizes, activation, position grid, deepstack indexes. */
+function parseVisionConfig(
+  vc: Record<string, unknown>,
+  vw: string,
+  tc: Record<string, unknown>,
+): Pick<Qwen3VLVisionConfig, "hidden_act" | "deepstack_visual_indexes"> {
   for (
     const k of [
       "depth",
@@ -308,6 +300,40 @@ export function parseConfig(
       `${vw}: out_hidden_size ${vc.out_hidden_size} must equal text hidden_size ${tc.hidden_size}`,
     );
   }
+  return { hidden_act: vact, deepstack_visual_indexes: ds };
+}
+
+/**
+ * Validate a parsed `config.json` and fill HF defaults that released configs
+ * may omit. `where` names the file in error messages.
+ */
+export function parseConfig(
+  raw: unknown,
+  where = "config.json",
+): Qwen3VLConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new Error(`${where}: expected a JSON object`);
+  }
+  const top = raw as Record<string, unknown>;
+  if (top.model_type !== undefined && top.model_type !== "qwen3_vl") {
+    throw new Error(
+      `${where}: model_type "${top.model_type}" is not "qwen3_vl"`,
+    );
+  }
+  const tc = top.text_config as Record<string, unknown> | undefined;
+  const vc = top.vision_config as Record<string, unknown> | undefined;
+  if (typeof tc !== "object" || tc === null) {
+    throw new Error(`${where}: missing "text_config" object`);
+  }
+  if (typeof vc !== "object" || vc === null) {
+    throw new Error(`${where}: missing "vision_config" object`);
+  }
+  for (const k of ["image_token_id", "vision_start_token_id"]) {
+    need(top, where, k, "int");
+  }
+  const tw = `${where} text_config`;
+  const text = parseTextConfig(tc, tw);
+  const vision = parseVisionConfig(vc, `${where} vision_config`, tc);
   const tie =
     (top.tie_word_embeddings ?? tc.tie_word_embeddings ?? false) as boolean;
   if (tc.eos_token_id === undefined) {
@@ -328,15 +354,15 @@ export function parseConfig(
     tie_word_embeddings: tie,
     text_config: {
       ...(tc as unknown as Qwen3VLTextConfig),
-      head_dim: headDim,
-      hidden_act: act,
+      head_dim: text.head_dim,
+      hidden_act: text.hidden_act,
       max_position_embeddings:
         (tc.max_position_embeddings as number | undefined) ?? 262144,
       rms_norm_eps: (tc.rms_norm_eps as number | undefined) ?? 1e-6,
       rope_theta: (tc.rope_theta as number | undefined) ?? 5000000,
       rope_scaling: {
-        ...rs,
-        mrope_section: section as [number, number, number],
+        ...text.rs,
+        mrope_section: text.section,
       } as Qwen3VLRopeScaling,
       attention_bias: (tc.attention_bias as boolean | undefined) ?? false,
       initializer_range: (tc.initializer_range as number | undefined) ?? 0.02,
@@ -344,9 +370,9 @@ export function parseConfig(
     },
     vision_config: {
       ...(vc as unknown as Qwen3VLVisionConfig),
-      hidden_act: vact,
+      hidden_act: vision.hidden_act,
       in_channels: (vc.in_channels as number | undefined) ?? 3,
-      deepstack_visual_indexes: ds,
+      deepstack_visual_indexes: vision.deepstack_visual_indexes,
       initializer_range: (vc.initializer_range as number | undefined) ?? 0.02,
     },
   };

@@ -7,8 +7,15 @@
  * gives the same tokens.
  */
 import { tf } from "../runtime.ts";
-import { Rng } from "../loop/rng.ts";
-import type { Qwen3VLForConditionalGeneration } from "./qwen3vl.ts";
+import { Rng } from "../common/rng.ts";
+import type { Qwen3VLConfig } from "./config.ts";
+import type { ForwardArgs, ForwardOutput } from "./forward_plan.ts";
+
+/** What generation needs of the model (`Qwen3VLForConditionalGeneration`). */
+export interface GenerateModel {
+  readonly config: Qwen3VLConfig;
+  forward(args: ForwardArgs): ForwardOutput;
+}
 
 export interface GenerateRequest {
   /** Prompt token ids per request (with `<|image_pad|>` runs for its images). */
@@ -75,7 +82,7 @@ export function sampleTopP(
  * errors surface as a rejected promise.
  */
 export function generate(
-  model: Qwen3VLForConditionalGeneration,
+  model: GenerateModel,
   req: GenerateRequest,
 ): Promise<GenerateResult> {
   try {
@@ -86,7 +93,7 @@ export function generate(
 }
 
 function generateSync(
-  model: Qwen3VLForConditionalGeneration,
+  model: GenerateModel,
   req: GenerateRequest,
 ): GenerateResult {
   const cfg = model.config;

@@ -22,14 +22,10 @@ export {
   type GenerateResult,
   sampleTopP,
 } from "./generate.ts";
+export { getRopeIndex, packedPositionIds, type RopeIndex } from "./rope.ts";
 export {
-  getRopeIndex,
-  packedPositionIds,
-  type RopeIndex,
-  segmentsFromRow0,
-} from "./rope.ts";
-export {
-  loadCheckpoint,
+  type CheckpointModel,
+  readCheckpoint,
   readCheckpointTensors,
   saveCheckpoint,
   type SaveOptions,

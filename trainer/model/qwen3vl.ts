@@ -8,7 +8,9 @@
  * bitwise equality with the placeholder embedding); 3-row mRoPE or 4-row
  * `[text; t; h; w]` position ids, where row 0 restarting at 0 is the only
  * source of packed-segment boundaries (block-causal attention); a KV cache
- * only when asked for; unknown arguments are an error.
+ * only when asked for; unknown arguments are an error. Validation and all
+ * host-side planning live in `forward_plan.ts`; this file holds the
+ * weights and the compute.
  */
 import { tf } from "../runtime.ts";
 import type { ForwardTraceInfo } from "../trace/schema.ts";
@@ -24,57 +26,32 @@ import {
   scatterRows,
 } from "./ops.ts";
 import { internalShape, type ParamSpec, paramSpecs } from "./params.ts";
-import { getRopeIndex, segmentsFromRow0, textRopeTables } from "./rope.ts";
+import { getRopeIndex, textRopeTables } from "./rope.ts";
 import {
   attention,
-  attentionPlan,
   type MaterializedPlan,
   materializePlan,
 } from "./attention.ts";
 import { visionForward } from "./vision.ts";
+import {
+  type ForwardArgs,
+  ForwardContractError,
+  type ForwardOutput,
+  type ForwardPlan,
+  forwardTraceInfo,
+  planForward,
+  updateCache,
+} from "./forward_plan.ts";
 import { installWasmKernelFixes } from "./wasm_kernels.ts";
-import { Rng } from "../loop/rng.ts";
+import { readCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import {
+  generate as generateTokens,
+  type GenerateRequest,
+  type GenerateResult,
+} from "./generate.ts";
+import { Rng } from "../common/rng.ts";
 
-export type { ForwardTraceInfo };
-
-export interface ForwardArgs {
-  /** [B, T] int32 token ids. */
-  inputIds?: tf.Tensor2D;
-  /** [B, T, H] input embeddings (e.g. from `embedTokens`, coord rows replaced). */
-  inputsEmbeds?: tf.Tensor3D;
-  /** [Npatch, C*tps*ps*ps] for all images of the batch, in row order. */
-  pixelValues?: tf.Tensor2D;
-  /** [[t, h, w] per image] in patches. */
-  imageGridThw?: number[][];
-  /** [3, B, T] mRoPE or [4, B, T] `[text; t; h; w]` (packed rows), int32. */
-  positionIds?: tf.Tensor3D;
-  /** [B, T] 1 = token, 0 = padding. With a cache: [B, Tpast + T]. */
-  attentionMask?: tf.Tensor2D;
-  /** Return a KV cache (generation only). */
-  useCache?: boolean;
-  /** Cache from a previous forward of the same sequences; updated in place. */
-  pastKeyValues?: KVCache;
-  /** Inference only: return logits for the last N positions (0 = all). */
-  logitsToKeep?: number;
-}
-
-export interface ForwardOutput {
-  /** [B, T, V], or [B, logitsToKeep, V]. */
-  logits: tf.Tensor3D;
-  pastKeyValues: KVCache | null;
-}
-
-const FORWARD_KEYS = new Set([
-  "inputIds",
-  "inputsEmbeds",
-  "pixelValues",
-  "imageGridThw",
-  "positionIds",
-  "attentionMask",
-  "useCache",
-  "pastKeyValues",
-  "logitsToKeep",
-]);
+export type { ForwardArgs, ForwardOutput, ForwardTraceInfo };
 
 let instanceCount = 0;
 
@@ -210,13 +187,12 @@ export class Qwen3VLForConditionalGeneration {
 
   /** Load `config.json` + `model.safetensors` (or a sharded index) from `dir`. */
   static async load(dir: string): Promise<Qwen3VLForConditionalGeneration> {
-    const { loadCheckpoint } = await import("./checkpoint.ts");
-    return await loadCheckpoint(dir);
+    const { config, values } = await readCheckpoint(dir);
+    return Qwen3VLForConditionalGeneration.fromValues(config, values);
   }
 
   /** Atomically write `config.json` + `model.safetensors` into `dir`. */
   async save(dir: string): Promise<void> {
-    const { saveCheckpoint } = await import("./checkpoint.ts");
     await saveCheckpoint(this, dir);
   }
 
@@ -284,294 +260,66 @@ export class Qwen3VLForConditionalGeneration {
   }
 
   /** Generation: see generate.ts. */
-  async generate(
-    req: import("./generate.ts").GenerateRequest,
-  ): Promise<import("./generate.ts").GenerateResult> {
-    const { generate } = await import("./generate.ts");
-    return generate(this, req);
+  generate(req: GenerateRequest): Promise<GenerateResult> {
+    return generateTokens(this, req);
   }
 
+  /**
+   * The forward pass (HF semantics; contract in the module comment):
+   * validation and host-side planning (`planForward`: one `ForwardPlan`
+   * record), the compute on that plan, then the returned cache and the
+   * trace, both read off the same plan.
+   */
   forward(args: ForwardArgs): ForwardOutput {
-    const unknown = Object.keys(args).filter((k) => !FORWARD_KEYS.has(k));
-    if (unknown.length) {
-      throw new Error(
-        `forward: unknown argument(s) ${unknown.join(", ")}; accepted: ${
-          [...FORWARD_KEYS].join(", ")
-        }`,
-      );
+    let plan: ForwardPlan;
+    try {
+      plan = planForward(this.config, args, {
+        placeholderEmbedding: () => this.placeholderEmbedding(),
+        recording: recording(),
+      });
+    } catch (e) {
+      if (e instanceof ForwardContractError) this.tracer?.(e.trace);
+      throw e;
     }
-    const argKeys = Object.keys(args).filter((k) =>
-      (args as Record<string, unknown>)[k] !== undefined
-    );
+    const { logits, newKV } = this.compute(plan, args);
+    const cache = plan.useCache
+      ? updateCache(
+        plan,
+        args.pastKeyValues ?? new KVCache(plan.batch),
+        newKV,
+      )
+      : null;
+    this.tracer?.(forwardTraceInfo(plan, logits.shape[1], cache !== null));
+    return { logits, pastKeyValues: cache };
+  }
+
+  /** The `<|image_pad|>` row of the embedding table [H]. */
+  private placeholderEmbedding(): Float32Array {
+    const H = this.config.text_config.hidden_size;
+    const table = this.param("model.language_model.embed_tokens.weight");
+    const row = tf.slice(table, [this.config.image_token_id, 0], [1, H]);
+    const out = row.dataSync().slice() as Float32Array;
+    row.dispose();
+    return out;
+  }
+
+  /**
+   * The compute of one forward on its plan: embeddings (with visual
+   * features in the placeholder rows), the decoder layers (deepstack
+   * features added after the first ones), the final norm and the LM head.
+   */
+  private compute(
+    plan: ForwardPlan,
+    args: ForwardArgs,
+  ): { logits: tf.Tensor3D; newKV: { kT: tf.Tensor4D; v: tf.Tensor4D }[] } {
     const cfg = this.config, tc = cfg.text_config;
     const H = tc.hidden_size;
-    const hasIds = args.inputIds !== undefined,
-      hasEmb = args.inputsEmbeds !== undefined;
+    const { batch: B, seqLen: T, ids, past } = plan;
     const cache = args.pastKeyValues ?? null;
-    const useCache = args.useCache ?? (cache !== null);
-    if (cache && args.useCache === false) {
-      throw new Error("forward: pastKeyValues was passed with useCache: false");
-    }
-    if (useCache && recording()) {
-      throw new Error(
-        "forward: useCache/pastKeyValues are for generation only; training forwards (under a gradient tape) run without a cache",
-      );
-    }
-    if (hasIds === hasEmb) {
-      this.tracer?.({
-        inputKind: hasIds ? "both" : "none",
-        argKeys,
-        useCache,
-        cacheIn: cache !== null,
-        returnedPast: false,
-        // shapes of whatever was passed (schema needs positive sizes)
-        batch: args.inputIds?.shape[0] || 1,
-        seqLen: args.inputIds?.shape[1] || 1,
-        logitsLen: 0,
-        positionIdsRows: null,
-        row0: null,
-        mrope: null,
-        attentionSegments: [],
-        placeholderRows: 0,
-        visualFeatures: 0,
-        placeholderBitwiseEqual: null,
-      });
-      throw new Error("forward: pass exactly one of inputIds or inputsEmbeds");
-    }
-    const [B, T] = hasIds ? args.inputIds!.shape : args.inputsEmbeds!.shape;
-    if (hasIds && args.inputIds!.rank !== 2) {
-      throw new Error(
-        `forward: inputIds must be [B, T], got [${args.inputIds!.shape}]`,
-      );
-    }
-    if (
-      hasEmb &&
-      (args.inputsEmbeds!.rank !== 3 || args.inputsEmbeds!.shape[2] !== H)
-    ) {
-      throw new Error(
-        `forward: inputsEmbeds must be [B, T, ${H}], got [${
-          args.inputsEmbeds!.shape
-        }]`,
-      );
-    }
-    if (cache && cache.batch !== B) {
-      throw new Error(
-        `forward: cache holds ${cache.batch} rows, input has ${B}`,
-      );
-    }
-    const past = cache ? cache.length : 0;
-
-    // --- placeholder rows (flat index b*T + t) ------------------------------
-    const ids = hasIds ? Int32Array.from(args.inputIds!.dataSync()) : null;
-    const rows: number[] = [];
-    let bitwiseEqual: boolean | null = null;
-    if (ids) {
-      for (let i = 0; i < ids.length; i++) {
-        if (ids[i] === cfg.image_token_id) rows.push(i);
-      }
-    } else {
-      const table = this.param("model.language_model.embed_tokens.weight");
-      const phT = tf.slice(table, [cfg.image_token_id, 0], [1, H]);
-      const ph = new Uint32Array(phT.dataSync().slice().buffer);
-      phT.dispose();
-      const emb = new Uint32Array(args.inputsEmbeds!.dataSync().slice().buffer);
-      for (let i = 0; i < B * T; i++) {
-        let eq = true;
-        for (let j = 0; j < H && eq; j++) eq = emb[i * H + j] === ph[j];
-        if (eq) rows.push(i);
-      }
-    }
-
-    // --- vision ------------------------------------------------------------
-    const grids = args.imageGridThw ?? [];
-    if (args.pixelValues && !args.imageGridThw) {
-      throw new Error("forward: pixelValues needs imageGridThw");
-    }
-    const m2 = cfg.vision_config.spatial_merge_size ** 2;
-    const nVisual = args.pixelValues
-      ? grids.reduce((n, [t, h, w]) => n + (t * h * w) / m2, 0)
-      : 0;
-    if (hasEmb && args.pixelValues) bitwiseEqual = rows.length === nVisual;
-
-    if (rows.length !== nVisual) {
-      this.tracer?.({
-        inputKind: hasIds ? "input_ids" : "inputs_embeds",
-        argKeys,
-        useCache,
-        cacheIn: cache !== null,
-        returnedPast: false,
-        batch: B,
-        seqLen: T,
-        logitsLen: 0,
-        positionIdsRows: args.positionIds
-          ? (args.positionIds.shape[0] === 4 ? 4 : 3)
-          : null,
-        row0: null,
-        mrope: null,
-        attentionSegments: [],
-        placeholderRows: rows.length,
-        visualFeatures: nVisual,
-        placeholderBitwiseEqual: bitwiseEqual,
-      });
-      throw new Error(
-        `forward: ${rows.length} image placeholder row(s) (<|image_pad|> id ${cfg.image_token_id}${
-          hasEmb ? ", found by bitwise equality with its embedding" : ""
-        }) but ${nVisual} visual feature(s) from imageGridThw ${
-          JSON.stringify(args.pixelValues ? grids : [])
-        }`,
-      );
-    }
-
-    // --- positions -----------------------------------------------------------
-    let pos3: Int32Array;
-    let row0: Int32Array[] | null = null;
-    let posRows: 3 | 4 | null = null;
-    if (args.positionIds) {
-      const ps = args.positionIds.shape;
-      if (
-        args.positionIds.rank !== 3 || (ps[0] !== 3 && ps[0] !== 4) ||
-        ps[1] !== B || ps[2] !== T
-      ) {
-        throw new Error(
-          `forward: positionIds must be [3|4, ${B}, ${T}], got [${ps}]`,
-        );
-      }
-      posRows = ps[0] as 3 | 4;
-      const all = Int32Array.from(args.positionIds.dataSync());
-      if (posRows === 4) {
-        if (cache) {
-          throw new Error(
-            "forward: 4-row (packed) positionIds cannot be combined with pastKeyValues",
-          );
-        }
-        row0 = Array.from(
-          { length: B },
-          (_, b) => all.slice(b * T, (b + 1) * T),
-        );
-        pos3 = all.slice(B * T);
-      } else pos3 = all;
-    } else if (cache && past > 0) {
-      pos3 = new Int32Array(3 * B * T);
-      for (let a = 0; a < 3; a++) {
-        for (let b = 0; b < B; b++) {
-          for (let t = 0; t < T; t++) {
-            pos3[(a * B + b) * T + t] = cache.nextPosition[b] + t;
-          }
-        }
-      }
-    } else {
-      // ids, or a synthetic id row marking the placeholder rows found by equality
-      let idRows: Int32Array[];
-      if (ids) {
-        idRows = Array.from(
-          { length: B },
-          (_, b) => ids.slice(b * T, (b + 1) * T),
-        );
-      } else {
-        const synth = new Int32Array(B * T).fill(
-          cfg.image_token_id === 0 ? 1 : 0,
-        );
-        for (const r of rows) synth[r] = cfg.image_token_id;
-        idRows = Array.from(
-          { length: B },
-          (_, b) => synth.slice(b * T, (b + 1) * T),
-        );
-      }
-      const am = args.attentionMask
-        ? this.maskRows(args.attentionMask, B, T)
-        : undefined;
-      pos3 = getRopeIndex(cfg, idRows, args.pixelValues ? grids : [], am)
-        .positionIds;
-    }
-
-    // --- attention masks: causal, key padding, packed segments ------------
-    const Tk = past + T;
-    let keyValid: Uint8Array[] | null = null;
-    if (args.attentionMask) {
-      const am = this.maskRows(
-        args.attentionMask,
-        B,
-        args.attentionMask.shape[1],
-      );
-      const w = args.attentionMask.shape[1];
-      if (w !== T && w !== Tk) {
-        throw new Error(
-          `forward: attentionMask is [${B}, ${w}], expected [${B}, ${T}] or [${B}, ${Tk}]`,
-        );
-      }
-      keyValid = am.map((r, b) => {
-        const full = new Uint8Array(Tk);
-        if (w === Tk) full.set(r.map((v) => (v ? 1 : 0)));
-        else {
-          if (cache) full.set(cache.keyValid[b]);
-          full.set(r.map((v) => (v ? 1 : 0)), past);
-        }
-        return full;
-      });
-    } else if (cache) {
-      keyValid = cache.keyValid.map((kv) => {
-        const full = new Uint8Array(Tk).fill(1);
-        full.set(kv);
-        return full;
-      });
-    }
-    const segs = row0 ? row0.map(segmentsFromRow0) : null;
-    const segments: [number, number][][] = [];
-    for (let b = 0; b < B; b++) {
-      const list: [number, number][] = [];
-      if (segs) {
-        let start = 0;
-        for (let t = 1; t <= T; t++) {
-          if (t === T || segs[b][t] !== segs[b][t - 1]) {
-            list.push([start, t - start]);
-            start = t;
-          }
-        }
-      } else list.push([0, T]);
-      segments.push(list);
-    }
-    const plan = attentionPlan(B, T, past, keyValid, segs, segments);
-
-    const emitTrace = (logitsLen: number, returnedPast: boolean) =>
-      this.tracer?.({
-        inputKind: hasIds ? "input_ids" : "inputs_embeds",
-        argKeys,
-        useCache,
-        cacheIn: cache !== null,
-        returnedPast,
-        batch: B,
-        seqLen: T,
-        logitsLen,
-        positionIdsRows: posRows,
-        row0: row0 ? row0.map((r) => Array.from(r)) : null,
-        mrope: Array.from(
-          { length: B },
-          (_, b) =>
-            [0, 1, 2].map((a) =>
-              Array.from(pos3.subarray((a * B + b) * T, (a * B + b + 1) * T))
-            ),
-        ),
-        attentionSegments: segments,
-        placeholderRows: rows.length,
-        visualFeatures: nVisual,
-        placeholderBitwiseEqual: bitwiseEqual,
-      });
-
-    const keep = args.logitsToKeep ?? 0;
-    if (!Number.isInteger(keep) || keep < 0 || keep > T) {
-      throw new Error(
-        `forward: logitsToKeep must be an integer in [0, ${T}], got ${keep}`,
-      );
-    }
-    if (keep > 0 && keep < T && recording()) {
-      throw new Error(
-        "forward: logitsToKeep is for inference only; training forwards (under a gradient tape) need logits for every position",
-      );
-    }
-    const { cos, sin } = textRopeTables(cfg, pos3, B, T);
-    const rowIdx = Int32Array.from(rows);
-
-    const out = tf.tidy(() => {
+    const keep = plan.logitsToKeep;
+    const { cos, sin } = textRopeTables(cfg, plan.mrope, B, T);
+    const rowIdx = plan.placeholderRows;
+    return tf.tidy(() => {
       let x = ids
         ? embeddingLookup(
           this.param("model.language_model.embed_tokens.weight") as tf.Tensor2D,
@@ -579,17 +327,17 @@ export class Qwen3VLForConditionalGeneration {
         )
         : args.inputsEmbeds!.reshape([B * T, H]) as tf.Tensor2D;
       let deep: tf.Tensor2D[] = [];
-      if (args.pixelValues && nVisual > 0) {
+      if (args.pixelValues && plan.visualFeatures > 0) {
         const vis = visionForward(
           cfg,
           (n) => this.param(n),
           args.pixelValues,
-          grids,
+          plan.grids,
         );
         x = scatterRows(x, vis.embeds, rowIdx, "replace");
         deep = vis.deepstack;
       }
-      const att = materializePlan(plan);
+      const att = materializePlan(plan.attention);
       const rope = ropeTensors(cos, sin, B, T, tc.head_dim, !recording());
       const dw = this.derived();
       const newKV: { kT: tf.Tensor4D; v: tf.Tensor4D }[] = [];
@@ -606,7 +354,7 @@ export class Qwen3VLForConditionalGeneration {
           past,
         );
         x = y;
-        if (useCache) newKV.push({ kT, v });
+        if (plan.useCache) newKV.push({ kT, v });
         if (l < deep.length) x = scatterRows(x, deep[l], rowIdx, "add");
       }
       // the final norm's scale is folded into the head (see derived())
@@ -622,42 +370,6 @@ export class Qwen3VLForConditionalGeneration {
       );
       return { logits: logits as tf.Tensor3D, newKV };
     });
-
-    let outCache: KVCache | null = null;
-    if (useCache) {
-      outCache = cache ?? new KVCache(B);
-      for (const l of outCache.layers) {
-        l.kT.dispose();
-        l.v.dispose();
-      }
-      outCache.layers = out.newKV;
-      outCache.keyValid = keyValid ??
-        Array.from({ length: B }, () => new Uint8Array(Tk).fill(1));
-      for (let b = 0; b < B; b++) {
-        let mx = -Infinity;
-        for (let a = 0; a < 3; a++) {
-          for (let t = 0; t < T; t++) {
-            mx = Math.max(mx, pos3[(a * B + b) * T + t]);
-          }
-        }
-        outCache.nextPosition[b] = mx + 1;
-      }
-    }
-    emitTrace(out.logits.shape[1], outCache !== null);
-    return { logits: out.logits, pastKeyValues: outCache };
-  }
-
-  private maskRows(mask: tf.Tensor2D, B: number, w: number): Int32Array[] {
-    if (mask.rank !== 2 || mask.shape[0] !== B) {
-      throw new Error(
-        `forward: attentionMask must be [${B}, T], got [${mask.shape}]`,
-      );
-    }
-    const d = mask.dataSync();
-    return Array.from(
-      { length: B },
-      (_, b) => Int32Array.from(d.subarray(b * w, (b + 1) * w)),
-    );
   }
 
   /**

@@ -1,24 +1,10 @@
 /**
  * Position bookkeeping on the CPU: Qwen3-VL multimodal RoPE indices
- * (HF `get_rope_index`), packed-row segments, and the rotary tables of the
- * text decoder (interleaved mRoPE) and of the vision tower (2D rotary).
+ * (HF `get_rope_index`), packed 4-row position ids, and the rotary tables
+ * of the text decoder (interleaved mRoPE) and of the vision tower (2D
+ * rotary). Segment boundaries from row 0 live in `trainer/common/segments.ts`.
  */
 import type { Qwen3VLConfig } from "./config.ts";
-
-/**
- * Segment id per position of a packed row, from its text position ids
- * (row 0 of 4-row position ids): a new segment starts at index 0 and at
- * every later position whose value is 0. Nothing else defines boundaries.
- */
-export function segmentsFromRow0(row0: Int32Array): Int32Array {
-  const seg = new Int32Array(row0.length);
-  let s = 0;
-  for (let i = 0; i < row0.length; i++) {
-    if (i > 0 && row0[i] === 0) s++;
-    seg[i] = s;
-  }
-  return seg;
-}
 
 export interface RopeIndex {
   /** [3, B, T] flattened row-major (t, h, w rows). */

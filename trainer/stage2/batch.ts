@@ -14,8 +14,8 @@ import {
   packRow,
   padRows,
   type RopeFn,
-} from "../loop/packing.ts";
-import type { RawSample } from "../loop/variant.ts";
+} from "../variant/packing.ts";
+import type { RawSample } from "../variant/contract.ts";
 import { classifyAnswerTokens, TokenRole } from "../tokenizer/answer.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { serializeAppendFragment } from "../rollout/fn_append.ts";

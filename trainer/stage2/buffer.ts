@@ -10,7 +10,8 @@
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { writeFileAtomic } from "../data/atomic.ts";
-import type { RawSample } from "../loop/variant.ts";
+import type { JsonValue, RawSample } from "../variant/contract.ts";
+import type { RolloutResult } from "./batch.ts";
 
 /** Buffer files kept per run (older source steps are deleted). */
 export const BUFFER_FILES_KEPT = 4;
@@ -144,4 +145,96 @@ export async function loadBuffer(
       responses: m.responses,
     }]),
   );
+}
+
+/** One buffered micro-batch as the variant uses it: samples and their parsed, matched rollouts. */
+export interface HeldMicroBatch {
+  samples: RawSample[];
+  rollouts: RolloutResult[];
+}
+
+/**
+ * The rollout buffer of a run (`rollout_buffer.m_steps > 1`): the Channel-B
+ * window whose rollouts the following reuse steps replay. It is held in
+ * memory, or, after a resume, named by the checkpoint and read back from
+ * its file on first use (responses are re-parsed and re-matched, which is
+ * deterministic).
+ */
+export class RolloutBuffer {
+  #window: { sourceStep: number; micro: Map<number, HeldMicroBatch> } | null =
+    null;
+  /** Source step of a buffer restored from a checkpoint, not loaded yet. */
+  #pending: number | null = null;
+
+  /** True when the window of `sourceStep` is held (in memory or restorable). */
+  holds(sourceStep: number): boolean {
+    return this.#window?.sourceStep === sourceStep ||
+      this.#pending === sourceStep;
+  }
+
+  /** Micro-batch `microBatch` of the window of `sourceStep`, loading a restored window first. */
+  async replay(
+    runDir: string,
+    sourceStep: number,
+    microBatch: number,
+    reparse: (s: RawSample, response: number[]) => RolloutResult,
+  ): Promise<HeldMicroBatch> {
+    if (
+      this.#window?.sourceStep !== sourceStep && this.#pending === sourceStep
+    ) {
+      // Resumed inside a buffer window: replay the saved rollouts.
+      const saved = await loadBuffer(runDir, sourceStep);
+      this.#window = { sourceStep, micro: new Map() };
+      for (const [mb, w] of saved) {
+        this.#window.micro.set(mb, {
+          samples: w.samples,
+          rollouts: w.samples.map((x, i) => reparse(x, w.responses[i])),
+        });
+      }
+      this.#pending = null;
+    }
+    const held = this.#window?.micro.get(microBatch);
+    if (!held) {
+      throw new Error(
+        `rollout buffer holds no micro-batch ${microBatch} of step ${this.#window?.sourceStep}`,
+      );
+    }
+    return held;
+  }
+
+  /** Adds a fresh micro-batch to the window of `sourceStep` and rewrites its file. */
+  async store(
+    runDir: string,
+    sourceStep: number,
+    microBatch: number,
+    held: HeldMicroBatch,
+  ): Promise<void> {
+    if (!this.#window || this.#window.sourceStep !== sourceStep) {
+      this.#window = { sourceStep, micro: new Map() };
+    }
+    this.#window.micro.set(microBatch, held);
+    this.#pending = null;
+    await saveBuffer(
+      runDir,
+      sourceStep,
+      new Map(
+        [...this.#window.micro].map(([mb, w]) => [mb, {
+          samples: w.samples,
+          responses: w.rollouts.map((r) => r.rollout.responseIds),
+        }]),
+      ),
+    );
+  }
+
+  /** For `trainer_state.json`: the rollouts live in their file; the checkpoint names the source step. */
+  state(): JsonValue {
+    return { bufferSourceStep: this.#window?.sourceStep ?? this.#pending };
+  }
+
+  restore(state: JsonValue): void {
+    this.#window = null;
+    const s = (state as { bufferSourceStep?: unknown } | null)
+      ?.bufferSourceStep;
+    this.#pending = typeof s === "number" ? s : null;
+  }
 }

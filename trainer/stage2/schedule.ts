@@ -27,7 +27,6 @@ export interface StepPlan {
   /** Step whose rollouts are used (this step when fresh), else null. */
   bufferSourceStep: number | null;
   windowSize: number;
-  isPartialWindow: boolean;
 }
 
 function checkPattern(
@@ -107,30 +106,32 @@ export function bufferSourceFor(
 
 /**
  * Plans one optimizer step (one accumulation window). The channel is fixed
- * for every micro-batch of the window. Reuse steps are Channel B whatever the
- * pattern says, except on a partial final window, where reuse is switched off
- * (the buffered window has a different number of micro-batches) and the
- * pattern's channel applies with fresh rollouts when it is B.
+ * for every micro-batch of the window, and reuse steps are Channel B
+ * whatever the pattern says.
+ *
+ * The brief also switches reuse off for a partial final accumulation
+ * window; that case never arises here: `training.max_steps` counts
+ * optimizer steps and the loop draws every window's
+ * `gradient_accumulation_steps` micro-batches from an endless data order
+ * (`trainer/loop/train.ts`), so every window is full.
  *
  * @example
- * planStep({ pattern: ["A", "B"], globalStep: 3, windowSize: 2,
- *   isPartialWindow: false }).channel; // "B"
+ * planStep({ pattern: ["A", "B"], globalStep: 3, windowSize: 2 }).channel; // "B"
  */
 export function planStep(opts: {
   pattern: readonly Channel[];
   globalStep: number;
   windowSize: number;
-  isPartialWindow: boolean;
   rolloutBuffer?: RolloutBufferOptions;
 }): StepPlan {
-  const { pattern, globalStep, windowSize, isPartialWindow } = opts;
+  const { pattern, globalStep, windowSize } = opts;
   if (!Number.isSafeInteger(windowSize) || windowSize < 1) {
     throw new RangeError(
       `accumulation window size must be an integer >= 1, got ${windowSize}`,
     );
   }
   const patternChannel = channelForStep(pattern, globalStep);
-  const source = opts.rolloutBuffer && !isPartialWindow
+  const source = opts.rolloutBuffer
     ? bufferSourceFor(pattern, opts.rolloutBuffer, globalStep)
     : null;
   const bufferReuse = source !== null;
@@ -147,6 +148,5 @@ export function planStep(opts: {
       ? globalStep
       : null,
     windowSize,
-    isPartialWindow,
   };
 }

@@ -68,6 +68,9 @@ export function coordColumns(
  *
  * @param prevLogits [B, T, V] logits of the previous pass.
  * @returns [B, T, H]
+ * @example
+ * const soft = expectedCoordEmbeddings((x) => model.embedTokens(x), logits,
+ *   tokenizer.coordIds, 1);
  */
 export function expectedCoordEmbeddings(
   embedTokens: EmbedFn,

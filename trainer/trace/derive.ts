@@ -6,7 +6,7 @@
  *
  * Each function returns null when fine, else a one-line problem description.
  */
-import { segmentSpans } from "./helpers.ts";
+import { segmentSpans } from "../common/segments.ts";
 import type {
   ForwardChecks,
   ForwardContext,

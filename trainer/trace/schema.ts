@@ -16,7 +16,7 @@
 import { z } from "zod";
 
 /** Bumped on any incompatible change of the line format. */
-export const TRACE_VERSION = 1;
+export const TRACE_VERSION = 2;
 
 const nonneg = z.int().min(0);
 const posInt = z.int().min(1);
@@ -178,10 +178,8 @@ export const StepRecordSchema = z.strictObject({
   freshRollouts: z.boolean(),
   /** True when this step reused a buffered Channel-B window. */
   bufferReuse: z.boolean(),
-  /** Micro-batches in this window. */
+  /** Micro-batches in this window (always `gradient_accumulation_steps`: windows are full). */
   windowSize: posInt,
-  /** True for a final window smaller than `gradient_accumulation_steps`. */
-  partialWindow: z.boolean(),
 });
 export type StepRecord = z.infer<typeof StepRecordSchema>;
 

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { main } from "../../../cli/main.ts";
-import type { ForwardRecord } from "../../../trainer/trace/schema.ts";
+import {
+  type ForwardRecord,
+  TRACE_VERSION,
+} from "../../../trainer/trace/schema.ts";
 import { buildCleanTrace, find, isForward, toText } from "./synthetic.ts";
 
 /** Runs `stage2 ...args`, capturing stdout/stderr lines and the exit code. */
@@ -85,7 +88,7 @@ Deno.test("cli audit: missing run, missing trace, malformed trace -> exit 2, one
   assert.match(noTrace.err, /trace\.jsonl does not exist.*training\.trace/);
   await Deno.remove(empty);
   const dir = await runDir(
-    '{"kind":"run","version":1,"level":"full","variant":"sft"}\n{oops\n',
+    `{"kind":"run","version":${TRACE_VERSION},"level":"full","variant":"sft"}\n{oops\n`,
   );
   const bad = await run(["audit", "--run", dir]);
   assert.equal(bad.code, 2);

@@ -6,13 +6,14 @@
  * one field at a time and expect exactly that invariant to fire.
  */
 import { deriveChecks } from "../../../trainer/trace/derive.ts";
-import { expectedRolloutSeedBase } from "../../../trainer/trace/helpers.ts";
-import type {
-  ForwardContext,
-  ForwardRecord,
-  ForwardTraceInfo,
-  StepRecord,
-  TraceLine,
+import { expectedRolloutSeedBase } from "../../../audit/trace/seed.ts";
+import {
+  type ForwardContext,
+  type ForwardRecord,
+  type ForwardTraceInfo,
+  type StepRecord,
+  TRACE_VERSION,
+  type TraceLine,
 } from "../../../trainer/trace/schema.ts";
 import { parseTrace } from "../../../audit/trace/parse.ts";
 import { auditTrace } from "../../../audit/trace/mod.ts";
@@ -144,7 +145,7 @@ export function buildCleanTrace(opts: BuildOptions = {}): TraceLine[] {
   const evalAt = new Set(opts.evalAt ?? [3]);
   const out: TraceLine[] = [{
     kind: "run",
-    version: 1,
+    version: TRACE_VERSION,
     level: "full",
     variant: "stage2_ab_training",
     expect: {
@@ -202,7 +203,6 @@ export function buildCleanTrace(opts: BuildOptions = {}): TraceLine[] {
       freshRollouts: ch === "B",
       bufferReuse: false,
       windowSize: WINDOW,
-      partialWindow: false,
     };
     out.push(step);
     if (evalAt.has(s + 1)) {

@@ -3,7 +3,7 @@ import {
   DataOrder,
   epochPermutation,
 } from "../../../trainer/loop/data_order.ts";
-import { Rng, RngStreams } from "../../../trainer/loop/rng.ts";
+import { Rng, RngStreams } from "../../../trainer/common/rng.ts";
 
 Deno.test("each epoch is a seeded permutation; epochs and seeds differ", () => {
   const p0 = epochPermutation(20, 7, 0);

@@ -21,6 +21,24 @@ Deno.test("window metrics: mean, sum and set reductions; mixing kinds is an erro
   assert.throws(() => w.sum("x", 1), /metric x reported as both mean and sum/);
 });
 
+Deno.test("window facts: one exact record per line kind, kept out of the averaged values", () => {
+  const w = new WindowMetrics();
+  w.mean("loss", 1);
+  w.fact("rollout", "rollout/seed_base", 17);
+  w.fact("rollout", "rollout/greedy", 1);
+  w.fact("rollout", "rollout/seed_base", 2000023); // last value wins
+  w.fact("other", "x", 5);
+  assert.deepEqual(w.flush(), { loss: 1 });
+  const facts = w.flushFacts();
+  assert.deepEqual([...facts.keys()], ["rollout", "other"]);
+  assert.equal(
+    JSON.stringify(facts.get("rollout")), // name order
+    '{"rollout/greedy":1,"rollout/seed_base":2000023}',
+  );
+  assert.deepEqual(facts.get("other"), { x: 5 });
+  assert.equal(w.flushFacts().size, 0);
+});
+
 Deno.test("a NaN loss stays NaN instead of being averaged away", () => {
   const w = new WindowMetrics();
   w.mean("loss", 1);

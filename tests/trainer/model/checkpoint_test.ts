@@ -3,7 +3,6 @@ import { join } from "node:path";
 import {
   decodeSafetensors,
   encodeSafetensors,
-  loadCheckpoint,
   Qwen3VLForConditionalGeneration,
   readCheckpointTensors,
   saveCheckpoint,
@@ -60,7 +59,7 @@ Deno.test("save -> load round-trips every weight bitwise (single file and shards
       ![...Deno.readDirSync(dir)].some((e) => e.name === "model.safetensors"),
       "stale single file removed",
     );
-    sameWeights(m, await loadCheckpoint(dir));
+    sameWeights(m, await Qwen3VLForConditionalGeneration.load(dir));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -94,7 +93,7 @@ Deno.test("loading reports dropped, renamed and mis-shaped tensors by name", asy
       );
     await Deno.writeFile(path, encodeSafetensors(broken));
     await assert.rejects(
-      () => loadCheckpoint(dir),
+      () => Qwen3VLForConditionalGeneration.load(dir),
       (e: Error) => {
         assert.match(
           e.message,

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import {
   getRopeIndex,
   packedPositionIds,
-  segmentsFromRow0,
   tinyConfig,
 } from "../../../trainer/model/mod.ts";
 import { textRopeTables } from "../../../trainer/model/rope.ts";
@@ -46,17 +45,7 @@ Deno.test("getRopeIndex gives image tokens (t, h, w) grid positions and resumes 
   );
 });
 
-Deno.test("segmentsFromRow0 starts a segment at every 0 and nowhere else", () => {
-  assert.deepEqual([
-    ...segmentsFromRow0(Int32Array.from([0, 1, 2, 0, 1, 0, 0, 1])),
-  ], [0, 0, 0, 1, 1, 2, 3, 3]);
-  assert.deepEqual([...segmentsFromRow0(Int32Array.from([0, 1, 2, 3, 4]))], [
-    0,
-    0,
-    0,
-    0,
-    0,
-  ]);
+Deno.test("packedPositionIds restarts row 0 and every mRoPE row at each segment", () => {
   const pos = packedPositionIds(cfg, [
     { inputIds: Int32Array.from([9, 9]), imageGridThw: [] },
     {

@@ -1,5 +1,5 @@
 /** Shared fixtures for rollout/stage2 tests: a small byte-level tokenizer. */
-import type { RawSample } from "../../../trainer/loop/variant.ts";
+import type { RawSample } from "../../../trainer/variant/contract.ts";
 import {
   buildTinyTokenizer,
   renderChatSample,

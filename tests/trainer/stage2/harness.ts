@@ -17,11 +17,11 @@ import type {
   RawSample,
   TrainContext,
   TrainerVariant,
-} from "../../../trainer/loop/variant.ts";
+} from "../../../trainer/variant/contract.ts";
 import type { Tokenizer } from "../../../trainer/tokenizer/tokenizer.ts";
-import { Rng } from "../../../trainer/loop/rng.ts";
+import { Rng } from "../../../trainer/common/rng.ts";
 import { tinyTokenizer } from "../rollout/helpers.ts";
-import type { Stage2Model } from "../../../trainer/stage2/variant.ts";
+import type { Stage2Model } from "../../../trainer/stage2/forward.ts";
 
 /** A 1-layer, 32-wide model with a 2x2-patch vision tower. */
 export function microModel(
@@ -110,6 +110,9 @@ export class CollectMetrics implements MetricsSink {
   set(name: string, v: number) {
     this.push(`set:${name}`, v);
   }
+  fact(line: string, name: string, v: number) {
+    this.push(`fact:${line}:${name}`, v);
+  }
   private push(k: string, v: number) {
     this.values.set(k, [...(this.values.get(k) ?? []), v]);
   }
@@ -180,7 +183,7 @@ export async function runStep(
   step: number,
   lr = 0.05,
 ): Promise<{ loss: number; metrics: Record<string, number> }> {
-  const plan = variant.planStep(step, 1, false);
+  const plan = variant.planStep(step, 1);
   h.ctx.globalStep = step;
   h.ctx.microBatch = 0;
   h.recorder.setContext({

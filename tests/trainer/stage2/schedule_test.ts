@@ -36,7 +36,6 @@ Deno.test("plan is the same for every micro-batch of a window and after resume",
         pattern: AAB,
         globalStep: s,
         windowSize: 4,
-        isPartialWindow: false,
       }),
   );
   const resumed = Array.from(
@@ -46,7 +45,6 @@ Deno.test("plan is the same for every micro-batch of a window and after resume",
         pattern: AAB,
         globalStep: 5 + i,
         windowSize: 4,
-        isPartialWindow: false,
       }),
   );
   assert.deepEqual(resumed, uninterrupted.slice(5));
@@ -64,7 +62,6 @@ Deno.test("buffer reuse forces Channel B regardless of pattern", () => {
         pattern: ["B", "A"],
         globalStep: s,
         windowSize: 2,
-        isPartialWindow: false,
         rolloutBuffer: buf,
       }),
   );
@@ -95,37 +92,6 @@ Deno.test("buffer reuse forces Channel B regardless of pattern", () => {
   assert.equal(plans[4].freshRollouts, true);
 });
 
-Deno.test("reuse is off on a partial final window", () => {
-  const buf = { enabled: true, mSteps: 3 };
-  const full = planStep({
-    pattern: ["B", "A"],
-    globalStep: 1,
-    windowSize: 2,
-    isPartialWindow: false,
-    rolloutBuffer: buf,
-  });
-  const partial = planStep({
-    pattern: ["B", "A"],
-    globalStep: 1,
-    windowSize: 1,
-    isPartialWindow: true,
-    rolloutBuffer: buf,
-  });
-  assert.equal(full.bufferReuse, true);
-  assert.equal(partial.bufferReuse, false);
-  assert.equal(partial.channel, "A");
-  // A partial window whose pattern says B rolls out fresh.
-  const partialB = planStep({
-    pattern: ["B"],
-    globalStep: 2,
-    windowSize: 1,
-    isPartialWindow: true,
-    rolloutBuffer: buf,
-  });
-  assert.equal(partialB.freshRollouts, true);
-  assert.equal(partialB.bufferReuse, false);
-});
-
 Deno.test("buffer disabled or m_steps 1 never reuses; bad m_steps rejected", () => {
   for (let s = 0; s < 6; s++) {
     assert.equal(
@@ -144,7 +110,6 @@ Deno.test("buffer disabled or m_steps 1 never reuses; bad m_steps rejected", () 
         pattern: AAB,
         globalStep: 0,
         windowSize: 0,
-        isPartialWindow: false,
       }),
     /window size/,
   );

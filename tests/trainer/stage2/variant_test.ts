@@ -82,7 +82,7 @@ Deno.test("A-only with n_softctx_iter 1 equals a plain teacher-forced step (1e-6
   });
   const h = harness(model, config);
   const variant = variantFor(model, config);
-  const plan = variant.planStep(0, 1, false);
+  const plan = variant.planStep(0, 1);
   const prepared = await variant.prepare(h.ctx, samples(), plan);
   const vars = model.trainableVariables();
   const viaVariant = tf.variableGrads(
@@ -123,13 +123,13 @@ Deno.test("Channel B greedy: seeded rollouts, counters, FN append trains", async
   });
   const h = harness(model, config);
   const variant = variantFor(model, config);
-  const plan = variant.planStep(2, 1, false);
+  const plan = variant.planStep(2, 1);
   assert.equal(plan.channel, "B");
   assert.equal(plan.freshRollouts, true);
   assert.equal(plan.rolloutSeedBase, (3 + 2 * 1000003) & 0x7FFFFFFF);
   const r = await runStep(h, variant, samples(), 2);
   assert.ok(Number.isFinite(r.loss));
-  assert.deepEqual(h.metrics.get("set:rollout/seed_base"), [
+  assert.deepEqual(h.metrics.get("fact:rollout:rollout/seed_base"), [
     plan.rolloutSeedBase,
   ]);
   assert.deepEqual(h.metrics.get("set:stage2/channel_b"), [1]);
@@ -137,7 +137,9 @@ Deno.test("Channel B greedy: seeded rollouts, counters, FN append trains", async
   const fn = h.metrics.get("sum:match/fn")[0],
     matched = h.metrics.get("sum:match/matched")[0];
   assert.equal(fn + matched, 3, "every GT object is matched or appended");
-  assert.ok(invalid >= 0 && invalid <= 2);
+  // the seeded random micro model writes one of its two rollouts without a
+  // top-level "{" (trained as zero predictions from the prefix "{")
+  assert.equal(invalid, 1);
   const fw = h.forwards();
   const train = fw.filter((f) => f.purpose === "train");
   assert.equal(train.length, 1);
@@ -178,11 +180,11 @@ Deno.test("guardrails: sliced logits, returned or carried cache, helper keys [1.
   const model = microModel(tok);
   const config = await stage2Config();
   const { trainingForward } = await import(
-    "../../../trainer/stage2/variant.ts"
+    "../../../trainer/stage2/forward.ts"
   );
   const h = harness(model, config);
   const variant = variantFor(model, config);
-  const plan = variant.planStep(0, 1, false);
+  const plan = variant.planStep(0, 1);
   const prepared = await variant.prepare(h.ctx, samples(), plan);
   const embeds = model.embedTokens(prepared.inputIds);
   const args = {
@@ -227,7 +229,7 @@ Deno.test("guardrails: sliced logits, returned or carried cache, helper keys [1.
         model,
         { ...args, pastKeyValues: {} } as unknown as typeof args,
       ),
-    /helper key\(s\) pastKeyValues/,
+    /generation-only key\(s\) pastKeyValues/,
   );
   assert.throws(
     () =>
@@ -285,7 +287,7 @@ Deno.test("guardrails at start-up and on data: packing metadata, decode params, 
   const bad = rawSample(SAMPLE_OBJECTS.slice(0, 1), 4);
   (bad.objects as unknown[]).push({ desc: "blob", poly: [1, 2, 3, 4, 5, 6] });
   await assert.rejects(
-    () => variant.prepare(h.ctx, [bad], variant.planStep(0, 1, false)),
+    () => variant.prepare(h.ctx, [bad], variant.planStep(0, 1)),
     /train\.jsonl:5: object 1 \("blob"\) has geometry\/key "poly".*filter polygons/,
   );
 });
@@ -298,7 +300,7 @@ Deno.test("a 3-row position id under packing is caught by the trace checks [1.7.
   const prepared = await variant.prepare(
     h.ctx,
     samples(),
-    variant.planStep(0, 1, false),
+    variant.planStep(0, 1),
   );
   const L = prepared.batch.length;
   h.recorder.setContext({
@@ -357,7 +359,7 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
     h.forwards().filter((f) => f.purpose === "rollout").length;
   const after0 = rolloutLines();
   assert.ok(after0 > 0);
-  const plan1 = variant.planStep(1, 1, false);
+  const plan1 = variant.planStep(1, 1);
   assert.deepEqual([
     plan1.channel,
     plan1.bufferReuse,
@@ -368,8 +370,6 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
   await runStep(h, variant, [rawSample(SAMPLE_OBJECTS.slice(0, 1), 9)], 1);
   assert.equal(rolloutLines(), after0, "no new rollouts on a reuse step");
   assert.deepEqual(h.metrics.get("sum:match/fn").length, 2);
-  // Partial window: no reuse.
-  assert.equal(variant.planStep(1, 1, true).bufferReuse, false);
   // Resume inside the window: a fresh variant restored from the checkpoint
   // state replays the rollouts saved under <run>/rollout_buffer/.
   const reference = await variant.prepare(h.ctx, samples(), plan1);
@@ -377,7 +377,7 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
   assert.deepEqual(state, { bufferSourceStep: 0 });
   const resumed = variantFor(model, config);
   resumed.restore!(state);
-  const rplan = resumed.planStep(1, 1, false);
+  const rplan = resumed.planStep(1, 1);
   assert.deepEqual([rplan.channel, rplan.bufferReuse, rplan.freshRollouts], [
     "B",
     true,
@@ -394,7 +394,7 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
   // Without a buffer to resume from, the step rolls out fresh instead.
   const bare = variantFor(model, config);
   bare.restore!(null);
-  const fresh = bare.planStep(1, 1, false);
+  const fresh = bare.planStep(1, 1);
   assert.deepEqual([fresh.channel, fresh.bufferReuse, fresh.freshRollouts], [
     "A",
     false,
@@ -405,11 +405,11 @@ Deno.test("rollout buffer: reuse steps replay the buffered window as Channel B",
   lost.restore!({ bufferSourceStep: 0 });
   await Deno.remove(`${h.runDir}/rollout_buffer`, { recursive: true });
   await assert.rejects(
-    () => lost.prepare(h.ctx, samples(), lost.planStep(1, 1, false)),
+    () => lost.prepare(h.ctx, samples(), lost.planStep(1, 1)),
     /cannot resume inside a rollout-buffer window: .*step-0\.json/,
   );
-  assert.equal(variant.planStep(2, 1, false).channel, "B");
-  assert.equal(variant.planStep(3, 1, false).bufferReuse, false);
+  assert.equal(variant.planStep(2, 1).channel, "B");
+  assert.equal(variant.planStep(3, 1).bufferReuse, false);
 });
 
 Deno.test("invalid rollouts fall back to '{' and are counted; all GT appended [1.7.4]", async () => {
@@ -429,7 +429,7 @@ Deno.test("invalid rollouts fall back to '{' and are counted; all GT appended [1
     });
   h.ctx.model = chatty;
   const variant = variantFor(chatty, config);
-  const plan = variant.planStep(0, 1, false);
+  const plan = variant.planStep(0, 1);
   const prepared = await variant.prepare(h.ctx, samples(), plan);
   assert.deepEqual(h.metrics.get("sum:stage2/invalid_rollout"), [1, 1]);
   assert.deepEqual(h.metrics.get("sum:match/fn"), [3]);
@@ -472,7 +472,7 @@ Deno.test("sampled rollouts are reproducible for the same seed base, batch and b
     const p = await variant.prepare(
       h.ctx,
       samples(),
-      variant.planStep(step, 1, false),
+      variant.planStep(step, 1),
     );
     const out = p.rollouts!.map((r) => r.rollout.responseIds);
     variant.dispose?.(p);

@@ -51,7 +51,6 @@ const stepRec = (s: number) => ({
   freshRollouts: false,
   bufferReuse: false,
   windowSize: 1,
-  partialWindow: false,
 });
 
 function read(path: string): TraceLine[] {

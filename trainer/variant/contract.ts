@@ -7,7 +7,7 @@
  * checkpoints, metrics and the trace's step context. A variant owns what one
  * micro-batch means. Per optimizer step (one accumulation window) the loop:
  *
- * 1. calls `planStep(globalStep, windowSize, isPartialWindow)` once; the plan
+ * 1. calls `planStep(globalStep, windowSize)` once; the plan
  *    (channel, rollout seed base, ...) is fixed for every micro-batch of the
  *    window and written to the trace as the step record;
  * 2. per micro-batch, calls `prepare(ctx, samples, plan)` OUTSIDE the gradient
@@ -16,13 +16,15 @@
  * 3. calls `loss(ctx, prepared)` INSIDE `tf.variableGrads`: the one forward
  *    that records gradients and the loss built from its logits;
  * 4. sums the micro-batch gradients, divides by the window size (see
- *    `trainer/loop/accumulate.ts`), clips, and applies AdamW.
+ *    `trainer/loop/grads.ts`), clips, and applies AdamW.
  *
- * Everything here is a type; the `sft` implementation lives in `sft.ts`.
+ * Everything here is a type. The implementations live beside each other:
+ * `trainer/sft/` (Stage 1) and `trainer/stage2/` (Stage-2 AB); the loop
+ * (`trainer/loop/`) only sees this contract.
  */
 import type { tf } from "../runtime.ts";
 import type { DetectionRecord } from "../data/types.ts";
-import type { Rng } from "./rng.ts";
+import type { Rng } from "../common/rng.ts";
 import type { RenderedSample } from "../tokenizer/chat.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { Stage2Config } from "../config/schema.ts";
@@ -76,7 +78,12 @@ export interface RawSample extends RenderedSample {
   imageGridThw: [number, number, number][];
 }
 
-/** Where variants report per-step numbers; the loop reduces and logs them. */
+/**
+ * Where variants report per-step numbers. The loop reduces `mean`/`sum`/`set`
+ * values per step and averages them over the logging window into the
+ * `train` lines of `metrics.jsonl`; `fact` values get metrics lines of their
+ * own, so a variant owns its extra lines without the loop knowing them.
+ */
 export interface MetricsSink {
   /** Averaged over the micro-batches of the window that reported it. */
   mean(name: string, value: number): void;
@@ -84,6 +91,14 @@ export interface MetricsSink {
   sum(name: string, value: number): void;
   /** Last value wins (configuration echoes such as decode params). */
   set(name: string, value: number): void;
+  /**
+   * A fact of this step, not a quantity (an id such as the rollout seed
+   * base, or the decode settings it was used with): written exactly, once,
+   * on this step's metrics line of kind `line` (`{step, kind: line,
+   * global_step, ...facts}`), never averaged over the logging window. Last
+   * value wins.
+   */
+  fact(line: string, name: string, value: number): void;
 }
 
 /**
@@ -116,7 +131,7 @@ export interface TrainContext<
   globalStep: number;
   /** Micro-batch index within the accumulation window. */
   microBatch: number;
-  /** Size of the current accumulation window (smaller on a partial final window). */
+  /** Size of the accumulation window (`gradient_accumulation_steps`; windows are always full). */
   windowSize: number;
   /** The run's training seed. */
   trainingSeed: number;
@@ -158,11 +173,7 @@ export interface TrainerVariant<
    */
   readonly datasetPacking: boolean;
   /** Once per window; must depend only on its arguments and variant state. */
-  planStep(
-    globalStep: number,
-    windowSize: number,
-    isPartialWindow: boolean,
-  ): StepPlan;
+  planStep(globalStep: number, windowSize: number): StepPlan;
   /** Outside the gradient tape. May run no-grad forwards and generation. */
   prepare(
     ctx: TrainContext<M, K, C>,

@@ -10,13 +10,88 @@
  * row. Causal attention means real tokens never see the right padding, so no
  * attention mask is needed; pad positions carry no loss.
  */
-import type { RawSample } from "./variant.ts";
+import type { Qwen3VLConfig } from "../model/config.ts";
+import { getRopeIndex } from "../model/rope.ts";
+import type { RawSample } from "./contract.ts";
 
 /** mRoPE positions of one sample: three rows (t, h, w) of length T. */
 export type RopeFn = (
   inputIds: Int32Array,
   imageGridThw: [number, number, number][],
 ) => [Int32Array, Int32Array, Int32Array];
+
+/** The model's `getRopeIndex` for one sample, as three rows. */
+export function ropeFnFor(cfg: Qwen3VLConfig): RopeFn {
+  return (ids, grid) => {
+    const r = getRopeIndex(cfg, [ids], grid);
+    const T = ids.length;
+    return [
+      r.positionIds.slice(0, T),
+      r.positionIds.slice(T, 2 * T),
+      r.positionIds.slice(2 * T, 3 * T),
+    ];
+  };
+}
+
+/**
+ * A probe sequence for `packingRope`: one image of a single merged patch
+ * (`<|vision_start|> <|image_pad|> <|vision_end|>`) followed by text, so
+ * both the image and the text branch of the mRoPE index run.
+ */
+export function ropeProbe(
+  cfg: Qwen3VLConfig,
+  text: ArrayLike<number>,
+): { inputIds: Int32Array; imageGridThw: [number, number, number][] } {
+  const m = cfg.vision_config.spatial_merge_size;
+  return {
+    inputIds: Int32Array.from([
+      cfg.vision_start_token_id,
+      cfg.image_token_id,
+      cfg.vision_end_token_id,
+      ...Array.from(text),
+    ]),
+    imageGridThw: [[1, m, m]],
+  };
+}
+
+/**
+ * Start-up guardrail of design §2, for every variant: with packing on, the
+ * 4-row position ids `[text; t; h; w]` need the model's 3-row mRoPE per
+ * sample. Probes it once and fails before the first step with a message
+ * that says how to fix the config. Returns the rope function collation uses.
+ */
+export function packingRope(
+  model: { config: Qwen3VLConfig; getRopeIndex?: unknown },
+  packing: boolean,
+  probe: { inputIds: Int32Array; imageGridThw: [number, number, number][] },
+): RopeFn {
+  const how =
+    "set training.packing.enabled: false (one sample per row) or use a model whose getRopeIndex yields 3 mRoPE rows per token";
+  if (packing && typeof model.getRopeIndex !== "function") {
+    throw new Error(
+      `packing is on but the model offers no getRopeIndex, so 4-row position ids [text; t; h; w] cannot be built; ${how}`,
+    );
+  }
+  const rope = ropeFnFor(model.config);
+  if (!packing) return rope;
+  let rows: Int32Array[];
+  try {
+    rows = rope(probe.inputIds, probe.imageGridThw);
+  } catch (e) {
+    throw new Error(
+      `packing is on but mRoPE positions for 4-row position ids cannot be computed (${
+        (e as Error).message
+      }); ${how}`,
+    );
+  }
+  const n = probe.inputIds.length;
+  if (rows.length !== 3 || rows.some((r) => r.length !== n)) {
+    throw new Error(
+      `packing is on but getRopeIndex gave ${rows.length} rows for a ${n}-token probe; 4-row position ids need 3 mRoPE rows; ${how}`,
+    );
+  }
+  return rope;
+}
 
 /** A collated micro-batch, still as plain arrays. */
 export interface CollatedBatch {
@@ -40,7 +115,8 @@ export interface CollatedBatch {
   packed: boolean;
 }
 
-function concatPixels(samples: RawSample[]): {
+/** The pixel values of `samples`, concatenated in order: [sum Npatch, D]. */
+export function concatPixels(samples: RawSample[]): {
   data: Float32Array;
   shape: [number, number];
 } {

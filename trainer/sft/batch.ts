@@ -1,5 +1,5 @@
 /**
- * Stage 1 (`custom.trainer_variant: sft`): plain teacher forcing with CE on
+ * Stage-1 micro-batches and their loss: plain teacher forcing with CE on
  * every assistant-answer token (JSON structure, desc text, coord tokens and
  * the closing `<|im_end|>`); prompt tokens get no loss.
  *
@@ -12,24 +12,15 @@
  * sample per row, right-padded.
  */
 import { tf } from "../runtime.ts";
-import { getRopeIndex } from "../model/rope.ts";
 import type { Qwen3VLConfig } from "../model/config.ts";
-import type { Stage2Config } from "../config/schema.ts";
-import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { TokenRole } from "../tokenizer/answer.ts";
 import {
   type CollatedBatch,
   packRow,
   padRows,
-  type RopeFn,
-} from "./packing.ts";
-import type {
-  RawSample,
-  StepPlan,
-  TrainContext,
-  TrainerVariant,
-  VariantLoss,
-} from "./variant.ts";
+  ropeFnFor,
+} from "../variant/packing.ts";
+import type { RawSample } from "../variant/contract.ts";
 
 /** The part of the model's forward contract the SFT loss uses. */
 export interface ForwardModel {
@@ -58,19 +49,6 @@ export interface SftBatch {
   supervised: number;
   /** Real (non-pad) tokens in the batch. */
   tokens: number;
-}
-
-/** The model's `getRopeIndex` for one sample, as three rows. */
-export function ropeFnFor(cfg: Qwen3VLConfig): RopeFn {
-  return (ids, grid) => {
-    const r = getRopeIndex(cfg, [ids], grid);
-    const T = ids.length;
-    return [
-      r.positionIds.slice(0, T),
-      r.positionIds.slice(T, 2 * T),
-      r.positionIds.slice(2 * T, 3 * T),
-    ];
-  };
 }
 
 /** Collates samples and builds the CE targets (outside any gradient tape). */
@@ -153,47 +131,4 @@ export function packingTrace(
   c: CollatedBatch,
 ): { packed: boolean; segmentLengths: number[][] } {
   return { packed: c.packed, segmentLengths: c.segmentLengths };
-}
-
-/** The Stage-1 variant. */
-export function createSftVariant(
-  init: { model: ForwardModel; tokenizer: Tokenizer; config: Stage2Config },
-): TrainerVariant<SftBatch, ForwardModel> {
-  const cfg = init.config;
-  return {
-    name: "sft",
-    datasetPacking: cfg.training.packing.enabled,
-    planStep(): StepPlan {
-      return {
-        channel: "sft",
-        nPasses: 1,
-        pattern: null,
-        rolloutSeedBase: null,
-        freshRollouts: false,
-        bufferReuse: false,
-      };
-    },
-    prepare(
-      ctx: TrainContext<ForwardModel>,
-      samples: RawSample[],
-    ): Promise<SftBatch> {
-      return Promise.resolve(buildSftBatch(samples, {
-        modelConfig: ctx.model.config,
-        packing: cfg.training.packing,
-        padId: init.tokenizer.specialIds.pad,
-      }));
-    },
-    loss(ctx: TrainContext<ForwardModel>, b: SftBatch): VariantLoss {
-      ctx.setPass({
-        pass: 0,
-        nPasses: 1,
-        gradRecorded: true,
-        ...packingTrace(b.collated),
-      });
-      const loss = sftForwardLoss(ctx.model, b);
-      ctx.metrics.sum("train/supervised_tokens", b.supervised);
-      return { loss, metrics: { "loss/ce": loss } };
-    },
-    dispose: disposeSftBatch,
-  };
 }

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import {
   fillCount,
+  packingRope,
   packRow,
   padRows,
   type RopeFn,
-} from "../../../trainer/loop/packing.ts";
-import type { RawSample } from "../../../trainer/loop/variant.ts";
+  ropeProbe,
+} from "../../../trainer/variant/packing.ts";
+import type { RawSample } from "../../../trainer/variant/contract.ts";
+import { getRopeIndex } from "../../../trainer/model/rope.ts";
+import { tinyConfig } from "../../../trainer/model/config.ts";
 
 /** A sample of `n` tokens whose first `img` tokens stand for image placeholders. */
 function sample(n: number, tag: number, img = 0): RawSample {
@@ -105,4 +109,33 @@ Deno.test("greedy fill takes consecutive samples while they fit", () => {
   assert.equal(fillCount([5, 5, 5], 4, 12), 2);
   assert.equal(fillCount([5, 5, 5], 2, 100), 2);
   assert.equal(fillCount([20, 1], 4, 12), 1);
+});
+
+Deno.test("packingRope: the start-up probe fails with a fix when packing is on and 4-row ids cannot be built", () => {
+  const config = tinyConfig(64, {
+    imageTokenId: 5,
+    visionStartTokenId: 3,
+    visionEndTokenId: 4,
+    imEndTokenId: 2,
+  });
+  const probe = ropeProbe(config, [9, 10]);
+  // the probe runs the image branch too: 3 image tokens + 2 text tokens
+  assert.deepEqual([...probe.inputIds], [3, 5, 4, 9, 10]);
+  const model = { config, getRopeIndex };
+  const rows = packingRope(model, true, probe)(
+    probe.inputIds,
+    probe.imageGridThw,
+  );
+  assert.deepEqual(rows.map((r) => r.length), [5, 5, 5]);
+  assert.throws(
+    () => packingRope({ config }, true, probe),
+    /packing is on but the model offers no getRopeIndex.*training\.packing\.enabled: false/,
+  );
+  // a grid that does not match the placeholders: getRopeIndex fails at start-up
+  assert.throws(
+    () => packingRope(model, true, { ...probe, imageGridThw: [[1, 4, 4]] }),
+    /packing is on but mRoPE positions .* cannot be computed \(.*\); set training\.packing\.enabled: false/,
+  );
+  // packing off: nothing is probed, even without getRopeIndex
+  assert.equal(typeof packingRope({ config }, false, probe), "function");
 });

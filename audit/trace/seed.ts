@@ -1,0 +1,23 @@
+/**
+ * The rollout seed formula of design §2, re-derived here ON PURPOSE rather
+ * than imported from the trainer (`trainer/rollout/seed.ts`): the audit
+ * checks the seeds the trainer logged, so sharing the trainer's
+ * implementation would let a wrong formula check itself.
+ * `tests/audit/trace/seed_test.ts` holds the two implementations equal.
+ */
+
+/**
+ * `(trainingSeed + globalStep * 1000003) & 0x7FFFFFFF`, exact (BigInt, so
+ * no 2^53 rounding and a 31-bit mask like Python's `&`).
+ *
+ * @example
+ * expectedRolloutSeedBase(42, 3); // 3000051
+ */
+export function expectedRolloutSeedBase(
+  trainingSeed: number,
+  globalStep: number,
+): number {
+  return Number(
+    (BigInt(trainingSeed) + BigInt(globalStep) * 1000003n) & 0x7FFFFFFFn,
+  );
+}

@@ -1,0 +1,78 @@
+/**
+ * The end of a run that was not stopped early: the final checkpoint (when
+ * the last step did not write one), the final eval loss (reusing a periodic
+ * evaluation of the same step), the validation rollout summary
+ * (`eval_summary.json`) and the completion marker `run_complete.json`.
+ */
+import { join } from "node:path";
+import { writeFileAtomic } from "../data/atomic.ts";
+import {
+  type EvalSummary,
+  formatSummary,
+  rolloutSummary,
+  writeEvalSummary,
+} from "./evaluate.ts";
+import { formatDuration } from "./progress.ts";
+import {
+  RUN_COMPLETE_FILE,
+  type RunComplete,
+  type Session,
+} from "./session.ts";
+import { evaluate, saveCheckpoint } from "./step.ts";
+
+/** Final evaluation and completion marker; logs how the run ended. */
+export async function finishRun(
+  s: Session,
+  opts: { stopped: boolean; skipRolloutEval?: boolean },
+): Promise<{
+  evalLossEnd: number | null;
+  summary: EvalSummary | null;
+  wallSeconds: number;
+}> {
+  let summary: EvalSummary | null = null;
+  let evalLossEnd: number | null = null;
+  const T = s.T;
+  if (!opts.stopped) {
+    if (
+      s.checkpoint === null ||
+      !s.checkpoint.endsWith(`checkpoint-${s.globalStep}`)
+    ) {
+      await saveCheckpoint(s);
+    }
+    evalLossEnd = T.eval_steps > 0 && s.globalStep % T.eval_steps === 0 &&
+        s.lastEval !== null
+      ? s.lastEval
+      : await evaluate(s);
+    if (!opts.skipRolloutEval && s.valStore.size > 0) {
+      s.rec.setContext(null);
+      summary = await rolloutSummary(s.model, s.rtok.tokenizer, s.valStore, {
+        maxSamples: T.eval_max_samples,
+        maxNewTokens: s.cfg.custom.extra.rollout_matching.max_new_tokens,
+        batchSize: Math.max(1, T.micro_batch_size * 4),
+        globalStep: s.globalStep,
+        evalLoss: evalLossEnd,
+      });
+      await writeEvalSummary(s.runDir, summary);
+      s.log(formatSummary(summary, s.variant.name));
+    }
+    await writeFileAtomic(
+      join(s.runDir, RUN_COMPLETE_FILE),
+      JSON.stringify(
+        {
+          global_step: s.globalStep,
+          config_hash: s.hash,
+          checkpoint: `checkpoint-${s.globalStep}`,
+        } satisfies RunComplete,
+        null,
+        2,
+      ) + "\n",
+    );
+  }
+  const wallSeconds = (performance.now() - s.tStart) / 1000;
+  s.log(
+    `${opts.stopped ? "stopped" : "finished"} at step ${s.globalStep} in ${
+      formatDuration(wallSeconds)
+    }; run folder: ${s.runDir}`,
+  );
+  return { evalLossEnd, summary, wallSeconds };
+}
