@@ -3,7 +3,7 @@ import { tf } from "../../../trainer/runtime.ts";
 import { argmax, type ForwardTraceInfo } from "../../../trainer/model/mod.ts";
 import { IDS, image, promptIds, tinyModel, VOCAB } from "./helpers.ts";
 
-Deno.test("KV-cached batched greedy equals the argmax of a full non-cached forward at every step", async () => {
+Deno.test("KV-cached batched greedy equals the argmax of a full non-cached forward at every step; log-probs match its log-softmax", async () => {
   const m = await tinyModel(5);
   // prompts of different lengths: the shorter one is left-padded in the batch
   const prompts = [promptIds(21, 2, 4), promptIds(22, 5, 7)];
@@ -41,7 +41,16 @@ Deno.test("KV-cached batched greedy equals the argmax of a full non-cached forwa
         argmax(last),
         `prompt ${b} step ${step}`,
       );
+      // log-prob of the chosen token, from the full forward's logits
+      const mx = Math.max(...last);
+      const lse = mx + Math.log(last.reduce((z, v) => z + Math.exp(v - mx), 0));
+      const want = last[res.tokens[b][step]] - lse;
+      assert.ok(
+        Math.abs(res.logprobs[b][step] - want) < 1e-4 && want <= 0,
+        `logprob prompt ${b} step ${step}: ${res.logprobs[b][step]} vs ${want}`,
+      );
     }
+    assert.equal(res.logprobs[b].length, res.tokens[b].length);
   }
 });
 
