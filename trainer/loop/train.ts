@@ -31,11 +31,14 @@ import { DataOrder } from "./data_order.ts";
 import {
   EVAL_SUMMARY_FILE,
   evalLoss,
+  type EvalResult,
   type EvalSummary,
   formatSummary,
-  rolloutSummary,
-  writeEvalSummary,
+  rolloutEvaluation,
+  summaryMetrics,
+  writeEvalOutputs,
 } from "./evaluate.ts";
+import { EVAL_OUTPUTS, REPORT_FILE, writeRunReport } from "../report/mod.ts";
 import { clipByGlobalNorm, GradAccumulator } from "./grads.ts";
 import {
   LogAccumulator,
@@ -87,7 +90,7 @@ export interface TrainOptions {
    * exercise resume.
    */
   stopAfterStep?: number;
-  /** Skip the final rollout summary (the eval loss still runs). */
+  /** Skip the rollout metrics at eval steps and at the end (the eval loss still runs). */
   skipRolloutEval?: boolean;
   /** Nesting depth of warm starts (guards against cycles). */
   warmStartDepth?: number;
@@ -103,6 +106,8 @@ export interface TrainResult {
   evalLossStart: number | null;
   evalLossEnd: number | null;
   summary: EvalSummary | null;
+  /** The run's `report.html`, when it was written. */
+  report: string | null;
   /** The warm-start run's own results, when this run started from one. */
   warmStart: WarmStartInfo | null;
   /** True when `stopAfterStep` ended the run early. */
@@ -147,9 +152,11 @@ async function clearRun(runDir: string): Promise<void> {
       METRICS_FILE,
       EVAL_SUMMARY_FILE,
       RUN_COMPLETE_FILE,
+      REPORT_FILE,
+      ...EVAL_OUTPUTS,
     ]
   ) {
-    await Deno.remove(join(runDir, f)).catch(() => {});
+    await Deno.remove(join(runDir, f), { recursive: true }).catch(() => {});
   }
 }
 
@@ -323,6 +330,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         evalLossStart: null,
         evalLossEnd: summary?.eval_loss ?? null,
         summary,
+        report: null,
         warmStart: null,
         stopped: false,
         wallSeconds: (performance.now() - tStart) / 1000,
@@ -433,13 +441,28 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     padId: tok.specialIds.pad,
     trace: rec,
   };
+  // Rollout metrics (F1, AP, ...) go on the eval line; the last ones are
+  // the final summary when the run ends on an eval step.
+  // (typed by assertion: TypeScript would narrow it to null, not seeing the closure assign it)
+  let lastRollouts = null as { step: number; result: EvalResult } | null;
   const runEval = async (): Promise<number | null> => {
     if (valStore.size === 0) return null;
     const v = await evalLoss(model, valStore, { ...evalOpts, globalStep });
+    const r = opts.skipRolloutEval
+      ? null
+      : await rolloutEvaluation(model, tok, valStore, {
+        maxSamples: T.eval_max_samples,
+        maxNewTokens: cfg.custom.extra.rollout_matching.max_new_tokens,
+        batchSize: Math.max(1, T.micro_batch_size * 4),
+        globalStep,
+        evalLoss: v,
+        progressTty: opts.progressTty,
+      });
+    if (r) lastRollouts = { step: globalStep, result: r };
     await metrics.append({
       step: globalStep,
       kind: "eval",
-      values: { eval_loss: v },
+      values: { eval_loss: v, ...(r ? summaryMetrics(r.summary) : {}) },
       timing: {
         elapsed_s: elapsedBefore + (performance.now() - tStart) / 1000,
       },
@@ -667,17 +690,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           lastEval !== null
         ? lastEval
         : await runEval();
-      if (!opts.skipRolloutEval && valStore.size > 0) {
-        rec.setContext(null);
-        summary = await rolloutSummary(model, tok, valStore, {
-          maxSamples: T.eval_max_samples,
-          maxNewTokens: cfg.custom.extra.rollout_matching.max_new_tokens,
-          batchSize: Math.max(1, T.micro_batch_size * 4),
-          globalStep,
-          evalLoss: evalLossEnd,
-        });
-        await writeEvalSummary(runDir, summary);
-        log(formatSummary(summary, variant.name));
+      const final = lastRollouts?.step === globalStep ? lastRollouts : null;
+      if (final) {
+        summary = final.result.summary;
+        await writeEvalOutputs(runDir, final.result);
+        log(formatSummary(final.result.summary, variant.name));
       }
       await writeFileAtomic(
         join(runDir, RUN_COMPLETE_FILE),
@@ -692,6 +709,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         ) + "\n",
       );
     }
+    rec.close(); // the report audits the complete trace
+    const report = stopped ? null : await writeRunReport(runDir, { log });
     const wallSeconds = (performance.now() - tStart) / 1000;
     log(
       `${stopped ? "stopped" : "finished"} at step ${globalStep} in ${
@@ -705,6 +724,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       evalLossStart,
       evalLossEnd,
       summary,
+      report,
       warmStart: warm,
       stopped,
       wallSeconds,

@@ -1,0 +1,177 @@
+/**
+ * Evaluation rollouts: batched greedy generation with the KV cache over a
+ * split, strict parsing, box scores from the coord tokens' log-probabilities
+ * and the per-image matching at IoU 0.5. One `EvalSampleRecord` per image
+ * is what every summary, overlay and report is computed from.
+ */
+import { tf } from "../runtime.ts";
+import type { Xyxy } from "../coord/pixels.ts";
+import type { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
+import {
+  type DropCounts,
+  type ParsedRollout,
+  parseRolloutForMatching,
+} from "../rollout/parse.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { SampleStore } from "../loop/samples.ts";
+import type { RawSample } from "../loop/variant.ts";
+import { matchImage } from "./metrics.ts";
+
+/** IoU threshold of a true positive in P/R/F1 (AP also sweeps 0.5:0.95). */
+export const EVAL_IOU = 0.5;
+
+/** How a predicted box is scored for AP (also written into the summary). */
+export const BOX_SCORE_RULE =
+  "mean log-probability of the box's 4 coord tokens under the model (greedy rollout); ties ranked by image order, then rollout order";
+
+/** One evaluated image (one line of `eval_samples.jsonl`). */
+export interface EvalSampleRecord {
+  /** Position of the record in the evaluated JSONL. */
+  index: number;
+  /** `file:line` of the record. */
+  source: string;
+  image: string;
+  width: number;
+  height: number;
+  /** The answer is one complete, closed JSON object. */
+  parsed: boolean;
+  /** No top-level `{` at all. */
+  invalid: boolean;
+  stop: ParsedRollout["stop"];
+  /** Generation hit `max_new_tokens` before the end-of-turn token. */
+  truncated: boolean;
+  drops: DropCounts;
+  /** Generated tokens (end-of-turn included when produced). */
+  new_tokens: number;
+  gts: { desc: string; bbox_2d: Xyxy }[];
+  /** Valid predictions in rollout order; `score` per `BOX_SCORE_RULE`. */
+  preds: { desc: string; bbox_2d: Xyxy; score: number }[];
+  /** Desc-aware one-to-one matches at IoU >= 0.5 (indices into preds/gts). */
+  matches: { pred: number; gt: number; iou: number }[];
+  /** The decoded answer, cut at the end-of-turn token. */
+  text: string;
+}
+
+export interface RolloutRunOptions {
+  maxSamples: number | null;
+  maxNewTokens: number;
+  batchSize: number;
+  /** Called after each batch: images done, tokens generated, generation seconds. */
+  onProgress?: (done: number, tokens: number, seconds: number) => void;
+}
+
+export interface RolloutRun {
+  records: EvalSampleRecord[];
+  /** Tokens generated over all images. */
+  generatedTokens: number;
+  /** Wall seconds spent inside generation. */
+  generateSeconds: number;
+}
+
+/** Mean of `logprobs` at the given response positions. */
+export function boxScore(
+  logprobs: ArrayLike<number>,
+  positions: readonly number[],
+): number {
+  let s = 0;
+  for (const p of positions) s += logprobs[p];
+  return s / positions.length;
+}
+
+/** Greedy rollouts on the first `maxSamples` images of `store`. */
+export async function runEvalRollouts(
+  model: Qwen3VLForConditionalGeneration,
+  tok: Tokenizer,
+  store: SampleStore,
+  o: RolloutRunOptions,
+): Promise<RolloutRun> {
+  const n = Math.min(store.size, o.maxSamples ?? store.size);
+  const records: EvalSampleRecord[] = [];
+  let generatedTokens = 0, generateSeconds = 0;
+  for (let i = 0; i < n; i += o.batchSize) {
+    const idx = Array.from(
+      { length: Math.min(o.batchSize, n - i) },
+      (_, k) => i + k,
+    );
+    const samples = await store.getMany(idx);
+    const t0 = performance.now();
+    const res = await generateBatch(model, samples, o.maxNewTokens);
+    generateSeconds += (performance.now() - t0) / 1000;
+    samples.forEach((s, k) => {
+      generatedTokens += res.tokens[k].length;
+      records.push(
+        recordOf(tok, s, res.tokens[k], res.logprobs[k], res.stopped[k]),
+      );
+    });
+    o.onProgress?.(i + samples.length, generatedTokens, generateSeconds);
+  }
+  return { records, generatedTokens, generateSeconds };
+}
+
+async function generateBatch(
+  model: Qwen3VLForConditionalGeneration,
+  samples: RawSample[],
+  maxNewTokens: number,
+) {
+  // pixel_values of the batch: [sum Npatch, D], in prompt order
+  const rows = samples.reduce((r, s) => r + s.pixelShape[0], 0);
+  const px = new Float32Array(rows * samples[0].pixelShape[1]);
+  let off = 0;
+  for (const s of samples) {
+    px.set(s.pixelValues, off);
+    off += s.pixelValues.length;
+  }
+  const pixelValues = tf.tensor2d(px, [rows, samples[0].pixelShape[1]]);
+  try {
+    return await model.generate({
+      prompts: samples.map((s) => s.inputIds.slice(0, s.promptLength)),
+      pixelValues,
+      imageGridThw: samples.flatMap((s) => s.imageGridThw),
+      maxNewTokens,
+      mode: "greedy",
+    });
+  } finally {
+    pixelValues.dispose();
+  }
+}
+
+function recordOf(
+  tok: Tokenizer,
+  s: RawSample,
+  tokens: Int32Array,
+  logprobs: Float32Array,
+  stopped: boolean,
+): EvalSampleRecord {
+  const p = parseRolloutForMatching(tok, tokens);
+  const gts = s.objects.map((g) => ({ desc: g.desc, bbox_2d: g.bbox_2d }));
+  // coord positions index the response, which is a prefix of `tokens`
+  const preds = p.predictions.map((q) => ({
+    desc: q.desc,
+    bbox_2d: q.bbox,
+    score: boxScore(logprobs, q.coordPositions),
+  }));
+  const matches = matchImage(
+    {
+      gts: gts.map((g) => ({ desc: g.desc, bbox: g.bbox_2d })),
+      preds: preds.map((q) => ({ desc: q.desc, bbox: q.bbox_2d, score: 0 })),
+    },
+    EVAL_IOU,
+  );
+  return {
+    index: s.index,
+    source: s.record.source,
+    image: s.record.images[0],
+    width: s.record.width,
+    height: s.record.height,
+    parsed: !p.invalid && p.stop === "closed",
+    invalid: p.invalid,
+    stop: p.stop,
+    truncated: !stopped,
+    drops: p.drops,
+    new_tokens: tokens.length,
+    gts,
+    preds,
+    matches: matches.map((m) => ({ pred: m.pred, gt: m.gt, iou: m.iou })),
+    text: tok.decode(p.responseIds),
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * `stage2 report --run DIR`: one self-contained `report.html` in the run
+ * folder with the config, curves, channel mix, rollout statistics, the
+ * evaluation table, overlays and the trace audit's verdict.
+ */
+import { join } from "node:path";
+import { writeFileAtomic } from "../data/atomic.ts";
+import { loadRecordImage } from "../data/image.ts";
+import { renderOverlay } from "../eval/overlay.ts";
+import { EVAL_SAMPLES_FILE, OVERLAYS_DIR } from "../eval/summary.ts";
+import { channelStrip, lineChart, pointsOf } from "./charts.ts";
+import { type OverlayPicture, reportHtml } from "./html.ts";
+import { readRunData, type RunData, trainRolloutTotals } from "./run_data.ts";
+
+export const REPORT_FILE = "report.html";
+
+/** Evaluation files in a run folder besides `eval_summary.json`. */
+export const EVAL_OUTPUTS = [EVAL_SAMPLES_FILE, OVERLAYS_DIR];
+
+export interface ReportOptions {
+  /** Overlays to embed (first n evaluated images; default 8). */
+  overlays?: number;
+  log?: (line: string) => void;
+}
+
+function charts(d: RunData): { svg: string; caption: string }[] {
+  const out: { svg: string; caption: string }[] = [];
+  const m = d.metrics;
+  const loss = [
+    { name: "loss", points: pointsOf(m, "train", "loss") },
+    { name: "CE", points: pointsOf(m, "train", "loss/ce") },
+    { name: "bbox L1", points: pointsOf(m, "train", "loss/bbox_l1") },
+    { name: "1 - GIoU", points: pointsOf(m, "train", "loss/bbox_giou") },
+    {
+      name: "eval loss",
+      points: pointsOf(m, "eval", "eval_loss"),
+      markers: true,
+    },
+  ];
+  if (loss.some((s) => s.points.length)) {
+    out.push({
+      caption: "training loss terms and eval loss",
+      svg: lineChart("Loss (train terms, eval CE)", loss, {
+        channels: d.channels,
+      }),
+    });
+  }
+  const ev = [
+    ["F1@0.5", "eval/f1"],
+    ["AP", "eval/ap"],
+    ["AP50", "eval/ap50"],
+    ["precision", "eval/precision"],
+    ["recall", "eval/recall"],
+    ["parse rate", "eval/parse_rate"],
+  ].map(([name, k]) => ({
+    name,
+    points: pointsOf(m, "eval", k),
+    markers: true,
+  }));
+  if (ev.some((s) => s.points.length)) {
+    out.push({
+      caption: "detection metrics on the validation split",
+      svg: lineChart("Validation detection (greedy rollouts)", ev, {
+        channels: d.channels,
+        yMax: 1,
+      }),
+    });
+  }
+  const ro = [
+    ["matched", "match/matched"],
+    ["false positive", "match/fp"],
+    ["false negative", "match/fn"],
+    ["gate rejections", "match/gate_rejections"],
+    ["invalid rollouts", "stage2/invalid_rollout"],
+  ].map(([name, k]) => ({ name, points: pointsOf(m, "train", k) }));
+  if (ro.some((s) => s.points.length)) {
+    out.push({
+      caption: "Channel-B rollout counters",
+      svg: lineChart(
+        "Channel-B rollouts (per B step, mean over the logging window)",
+        ro,
+        {
+          channels: d.channels,
+          yName: "count",
+        },
+      ),
+    });
+  }
+  return out;
+}
+
+async function overlays(d: RunData, n: number): Promise<OverlayPicture[]> {
+  const out: OverlayPicture[] = [];
+  for (const record of d.samples.slice(0, n)) {
+    try {
+      const img = await loadRecordImage({
+        images: [record.image],
+        width: record.width,
+        height: record.height,
+        objects: [],
+        source: record.source,
+      });
+      out.push({ record, png: renderOverlay(record, img) });
+    } catch (e) {
+      out.push({ record, png: null, error: (e as Error).message });
+    }
+  }
+  return out;
+}
+
+/** The report page of a run folder, as HTML text. */
+export async function buildRunReport(
+  runDir: string,
+  o: ReportOptions = {},
+): Promise<string> {
+  const d = await readRunData(runDir);
+  const training = d.config?.training as Record<string, unknown> | undefined;
+  const perStep = Number(training?.micro_batch_size) *
+    Number(training?.gradient_accumulation_steps);
+  return reportHtml({
+    data: d,
+    charts: charts(d),
+    channelStrip: d.channels.length ? channelStrip(d.channels) : null,
+    trainRollouts: trainRolloutTotals(
+      d.metrics,
+      d.channels,
+      Number.isFinite(perStep) ? perStep : null,
+    ),
+    overlays: await overlays(d, o.overlays ?? 8),
+    sampleRows: 100,
+  });
+}
+
+/**
+ * Writes `<runDir>/report.html` (atomically) and returns its path.
+ *
+ * @example
+ * const path = await writeRunReport("runs/quickstart");
+ */
+export async function writeRunReport(
+  runDir: string,
+  o: ReportOptions = {},
+): Promise<string> {
+  const path = join(runDir, REPORT_FILE);
+  await writeFileAtomic(path, await buildRunReport(runDir, o));
+  o.log?.(`report: ${path}`);
+  return path;
+}
