@@ -3,7 +3,7 @@
  *
  * Without `--config` it runs the embedded quickstart (`configs/quickstart.yaml`):
  * synthetic data, a tiny tokenizer, a Stage-1 warm start, Stage-2 AB with
- * both channels, then a validation rollout summary.
+ * both channels, then a validation rollout summary and the run's report.html.
  */
 import type { Command } from "commander";
 import { UsageError, userPath } from "./main.ts";
@@ -124,6 +124,7 @@ async function runTrain(flags: TrainFlags): Promise<void> {
     );
   }
   console.log(`run folder: ${result.runDir}`);
+  if (result.report) console.log(`report: ${result.report}`);
 }
 
 export function register(program: Command): void {
