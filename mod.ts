@@ -22,6 +22,8 @@ import * as softctx from "./trainer/stage2/softctx.ts";
 import * as batch from "./trainer/stage2/batch.ts";
 import * as loss from "./trainer/stage2/loss.ts";
 import * as audit from "./audit/trace/mod.ts";
+import * as ap from "./trainer/eval/ap.ts";
+import * as evalMetrics from "./trainer/eval/metrics.ts";
 
 export type { Xyxy } from "./trainer/coord/pixels.ts";
 export type { AuditReport } from "./audit/trace/mod.ts";
@@ -44,6 +46,13 @@ export type {
   MatchPair,
   MatchResult,
 } from "./trainer/rollout/match.ts";
+export type {
+  ApResult,
+  EvalBox,
+  ImageDetections,
+  ScoredBox,
+} from "./trainer/eval/ap.ts";
+export type { DetectionMetrics } from "./trainer/eval/metrics.ts";
 export type { EmbedFn, SoftContextArgs } from "./trainer/stage2/softctx.ts";
 export type {
   CollateOptions,
@@ -257,3 +266,24 @@ export const stage2Loss: typeof loss.stage2Loss = loss.stage2Loss;
  * for (const inv of report.invariants) console.log(inv.name, inv.violations);
  */
 export const auditRun: typeof audit.auditRun = audit.auditRun;
+
+/**
+ * COCO-style AP (101-point interpolation, IoU 0.50:0.05:0.95 and 0.50) of
+ * scored box predictions; categories are the ground-truth desc strings.
+ *
+ * @example
+ * cocoAp([{ gts: [{ desc: "cat", bbox: [0, 0, 10, 10] }],
+ *   preds: [{ desc: "cat", bbox: [0, 0, 10, 10], score: -0.1 }] }]).ap; // 1
+ */
+export const cocoAp: typeof ap.cocoAp = ap.cocoAp;
+
+/**
+ * Desc-aware precision / recall / F1 / mean IoU at one IoU threshold, COCO
+ * AP and the per-desc table of a split (what `stage2 eval` reports).
+ *
+ * @example
+ * detectionMetrics([{ gts: [{ desc: "cat", bbox: [0, 0, 10, 10] }],
+ *   preds: [{ desc: "cat", bbox: [0, 0, 10, 9], score: -0.2 }] }]).f1; // 1
+ */
+export const detectionMetrics: typeof evalMetrics.detectionMetrics =
+  evalMetrics.detectionMetrics;
