@@ -72,7 +72,10 @@ Deno.test("stage2 train --config runs a tiny SFT config and prints the run folde
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, new RegExp(`run folder: ${join(dir, "run")}`));
     assert.match(r.out, /parse .*F1@0\.5 .*AP .*mean IoU/);
-    assert.match(r.out, new RegExp(`report: ${join(dir, "run", "report.html")}`));
+    assert.match(
+      r.out,
+      new RegExp(`report: ${join(dir, "run", "report.html")}`),
+    );
     // save_total_limit 1 keeps only the newest checkpoint
     const names = [...Deno.readDirSync(join(dir, "run"))].map((e) => e.name)
       .sort();

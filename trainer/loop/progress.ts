@@ -60,7 +60,9 @@ export class Progress {
       this.drawn = true;
     } else if (logLine) {
       this.write(
-        `${this.o.label ?? "step"} ${done}/${this.o.total} ${summary} eta ${eta}\n`,
+        `${
+          this.o.label ?? "step"
+        } ${done}/${this.o.total} ${summary} eta ${eta}\n`,
       );
     }
   }
