@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { type AuditReport, auditRun } from "../../audit/trace/mod.ts";
 import { TRACE_FILE } from "../trace/schema.ts";
+import { METRICS_FILE } from "../loop/metrics.ts";
 import { planStep } from "../stage2/schedule.ts";
 import {
   EVAL_SAMPLES_FILE,
@@ -226,7 +227,7 @@ export async function readRunData(runDir: string): Promise<RunData> {
     }
   }
   const metrics = parseMetrics(
-    (await readText(join(runDir, "metrics.jsonl"))) ?? "",
+    (await readText(join(runDir, METRICS_FILE))) ?? "",
   );
   const traceText = await readText(join(runDir, TRACE_FILE));
   let channels = traceText ? channelsFromTrace(traceText) : [];
@@ -267,6 +268,7 @@ export async function readRunData(runDir: string): Promise<RunData> {
   }
   let completedSteps: number | null = null;
   try {
+    // RUN_COMPLETE_FILE of loop/train.ts (not imported: train imports this module)
     const rc = await readText(join(runDir, "run_complete.json"));
     if (rc) completedSteps = JSON.parse(rc).global_step ?? null;
   } catch {
