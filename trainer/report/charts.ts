@@ -8,7 +8,7 @@ import * as echarts from "echarts";
 import type { MetricsPoint, StepChannel } from "./run_data.ts";
 
 const WIDTH = 760;
-const HEIGHT = 300;
+const HEIGHT = 320;
 /** Above this many Channel-B steps the per-step markers would be a smear. */
 const MAX_B_MARKERS = 300;
 
@@ -76,18 +76,17 @@ export function lineChart(
       textStyle: { fontSize: 14 },
       subtextStyle: { fontSize: 11 },
     },
-    legend: { top: 8, right: 8, textStyle: { fontSize: 11 } },
-    grid: { left: 56, right: 24, top: 64, bottom: 40 },
+    legend: { bottom: 4, left: "center", textStyle: { fontSize: 11 } },
+    grid: { left: 56, right: 24, top: 64, bottom: 68 },
     xAxis: {
       type: "value",
       name: "step",
       nameLocation: "middle",
-      nameGap: 24,
+      nameGap: 22,
       minInterval: 1,
     },
     yAxis: {
       type: "value",
-      name: o.yName ?? "",
       scale: o.yMax === undefined,
       ...(o.yMax !== undefined ? { min: 0, max: o.yMax } : {}),
     },
@@ -106,7 +105,7 @@ export function lineChart(
             label: { show: false },
             lineStyle: {
               color: CHANNEL_COLOURS.B,
-              opacity: 0.25,
+              opacity: 0.35,
               type: "solid",
               width: 1,
             },

@@ -241,7 +241,7 @@ function rolloutSection(p: ReportParts): string {
   if (s) {
     parts.push(
       `<h3>Evaluation rollouts</h3>` +
-        table(["", ""], [
+        table(["", "at the final evaluation"], [
           ["images", String(s.samples)],
           ["parsed (one closed JSON object)", pct(s.parse_rate)],
           ["invalid (no top-level {)", pct(s.invalid_rate)],

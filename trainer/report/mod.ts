@@ -81,7 +81,6 @@ function charts(d: RunData): { svg: string; caption: string }[] {
         ro,
         {
           channels: d.channels,
-          yName: "count",
         },
       ),
     });
