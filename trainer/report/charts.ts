@@ -59,7 +59,7 @@ export function pointsOf(
 export function lineChart(
   title: string,
   series: readonly Series[],
-  o: { channels?: readonly StepChannel[]; yName?: string; yMax?: number } = {},
+  o: { channels?: readonly StepChannel[]; yMax?: number } = {},
 ): string {
   const bSteps = (o.channels ?? []).filter((c) => c.channel === "B").map((c) =>
     c.step
