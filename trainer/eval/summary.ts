@@ -130,7 +130,9 @@ export function formatSummary(
     }`,
     `P/R/F1@${s.iou_threshold ?? EVAL_IOU} ${pct(s.precision)}/${
       pct(s.recall)
-    }/${pct(s.f1)}`,
+    }/${pct(s.f1)}${
+      s.class_agnostic ? ` (F1 ignoring desc ${pct(s.class_agnostic.f1)})` : ""
+    }`,
     `AP ${pct(s.ap)}, AP50 ${
       pct(s.ap50)
     } (boxes scored by mean coord-token log-prob)`,
