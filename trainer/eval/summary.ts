@@ -190,6 +190,7 @@ export function summaryMetrics(s: EvalSummary): Record<string, number> {
   put("eval/precision", s.precision);
   put("eval/recall", s.recall);
   put("eval/f1", s.f1);
+  put("eval/f1_any_desc", s.class_agnostic.f1);
   put("eval/mean_iou", s.mean_iou);
   put("eval/ap", s.ap);
   put("eval/ap50", s.ap50);

@@ -47,6 +47,7 @@ function charts(d: RunData): { svg: string; caption: string }[] {
   }
   const ev = [
     ["F1@0.5", "eval/f1"],
+    ["F1 ignoring desc", "eval/f1_any_desc"],
     ["AP", "eval/ap"],
     ["AP50", "eval/ap50"],
     ["precision", "eval/precision"],
