@@ -9,7 +9,6 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "../data/atomic.ts";
 import { loadJsonl } from "../data/jsonl.ts";
-import { loadRecordImage } from "../data/image.ts";
 import { visionPreprocessFor } from "../model/config.ts";
 import { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
 import { readBounds } from "../loop/infer.ts";
@@ -17,7 +16,7 @@ import { Progress } from "../loop/progress.ts";
 import { SampleStore } from "../loop/samples.ts";
 import { checkTokenizerFitsModel } from "../loop/setup.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { renderOverlay } from "./overlay.ts";
+import { DEFAULT_OVERLAYS, overlayOf } from "./overlay.ts";
 import { type EvalSampleRecord, runEvalRollouts } from "./rollout.ts";
 import {
   type EvalSummary,
@@ -30,7 +29,12 @@ export * from "./ap.ts";
 export * from "./metrics.ts";
 export * from "./rollout.ts";
 export * from "./summary.ts";
-export { OVERLAY_COLOURS, renderOverlay } from "./overlay.ts";
+export {
+  DEFAULT_OVERLAYS,
+  OVERLAY_COLOURS,
+  overlayOf,
+  renderOverlay,
+} from "./overlay.ts";
 
 /** Summary plus the per-image records it was computed from. */
 export interface EvalResult {
@@ -99,9 +103,6 @@ export async function rolloutEvaluation(
   };
 }
 
-/** How many overlays an evaluation writes by default. */
-export const DEFAULT_OVERLAYS = 8;
-
 /**
  * Writes `eval_summary.json`, `eval_samples.jsonl` and the first
  * `overlays` images' PNG overlays into `dir`; returns the summary path.
@@ -113,16 +114,9 @@ export async function writeEvalOutputs(
 ): Promise<string> {
   const path = await writeEvalFiles(dir, r.summary, r.records);
   for (const rec of r.records.slice(0, overlays)) {
-    const img = await loadRecordImage({
-      images: [rec.image],
-      width: rec.width,
-      height: rec.height,
-      objects: [],
-      source: rec.source,
-    });
     await writeFileAtomic(
       join(dir, OVERLAYS_DIR, `${String(rec.index).padStart(5, "0")}.png`),
-      renderOverlay(rec, img),
+      await overlayOf(rec),
     );
   }
   return path;

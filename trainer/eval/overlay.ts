@@ -15,8 +15,9 @@ import * as PImage from "pureimage";
 import pngjs from "pngjs";
 import { Buffer } from "node:buffer";
 import { binBoxToPixels, type Xyxy } from "../coord/pixels.ts";
+import { loadRecordImage } from "../data/image.ts";
 import type { RgbImage } from "../data/png.ts";
-import type { EvalSampleRecord } from "./rollout.ts";
+import type { EvalSampleRecord } from "./record.ts";
 
 /** Box colours (also used by the report's legend). */
 export const OVERLAY_COLOURS = {
@@ -24,6 +25,9 @@ export const OVERLAY_COLOURS = {
   falsePositive: "#dc2626",
   missed: "#f59e0b",
 } as const;
+
+/** How many overlays an evaluation writes and a report embeds by default. */
+export const DEFAULT_OVERLAYS = 8;
 
 /** The long side of the scaled image is at least this many pixels. */
 const TARGET_SIDE = 384;
@@ -66,7 +70,7 @@ interface DrawBox {
 }
 
 /** The boxes of a record, in drawing order (labels last on top). */
-export function overlayBoxes(rec: EvalSampleRecord): DrawBox[] {
+function overlayBoxes(rec: EvalSampleRecord): DrawBox[] {
   const px = (b: Xyxy) => binBoxToPixels(b, rec.width, rec.height);
   const matchedPred = new Map(rec.matches.map((m) => [m.pred, m]));
   const matchedGt = new Set(rec.matches.map((m) => m.gt));
@@ -209,4 +213,16 @@ export function renderOverlay(
   png.data = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const out = pngjs.PNG.sync.write(png);
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/** Reads the record's image (checking its declared size) and renders its overlay. */
+export async function overlayOf(rec: EvalSampleRecord): Promise<Uint8Array> {
+  const img = await loadRecordImage({
+    images: [rec.image],
+    width: rec.width,
+    height: rec.height,
+    objects: [],
+    source: rec.source,
+  });
+  return renderOverlay(rec, img);
 }

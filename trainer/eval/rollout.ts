@@ -5,52 +5,21 @@
  * is what every summary, overlay and report is computed from.
  */
 import { tf } from "../runtime.ts";
-import type { Xyxy } from "../coord/pixels.ts";
 import type { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
-import {
-  type DropCounts,
-  type ParsedRollout,
-  parseRolloutForMatching,
-} from "../rollout/parse.ts";
+import { parseRolloutForMatching } from "../rollout/parse.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { SampleStore } from "../loop/samples.ts";
 import type { RawSample } from "../loop/variant.ts";
 import { matchImage } from "./metrics.ts";
+import {
+  BOX_SCORE_RULE,
+  EVAL_IOU,
+  type EvalSampleRecord,
+  type RolloutRun,
+} from "./record.ts";
 
-/** IoU threshold of a true positive in P/R/F1 (AP also sweeps 0.5:0.95). */
-export const EVAL_IOU = 0.5;
-
-/** How a predicted box is scored for AP (also written into the summary). */
-export const BOX_SCORE_RULE =
-  "mean log-probability of the box's 4 coord tokens under the model (greedy rollout); ties ranked by image order, then rollout order";
-
-/** One evaluated image (one line of `eval_samples.jsonl`). */
-export interface EvalSampleRecord {
-  /** Position of the record in the evaluated JSONL. */
-  index: number;
-  /** `file:line` of the record. */
-  source: string;
-  image: string;
-  width: number;
-  height: number;
-  /** The answer is one complete, closed JSON object. */
-  parsed: boolean;
-  /** No top-level `{` at all. */
-  invalid: boolean;
-  stop: ParsedRollout["stop"];
-  /** Generation hit `max_new_tokens` before the end-of-turn token. */
-  truncated: boolean;
-  drops: DropCounts;
-  /** Generated tokens (end-of-turn included when produced). */
-  new_tokens: number;
-  gts: { desc: string; bbox_2d: Xyxy }[];
-  /** Valid predictions in rollout order; `score` per `BOX_SCORE_RULE`. */
-  preds: { desc: string; bbox_2d: Xyxy; score: number }[];
-  /** Desc-aware one-to-one matches at IoU >= 0.5 (indices into preds/gts). */
-  matches: { pred: number; gt: number; iou: number }[];
-  /** The decoded answer, cut at the end-of-turn token. */
-  text: string;
-}
+export { BOX_SCORE_RULE, EVAL_IOU };
+export type { EvalSampleRecord, RolloutRun };
 
 export interface RolloutRunOptions {
   maxSamples: number | null;
@@ -58,14 +27,6 @@ export interface RolloutRunOptions {
   batchSize: number;
   /** Called after each batch: images done, tokens generated, generation seconds. */
   onProgress?: (done: number, tokens: number, seconds: number) => void;
-}
-
-export interface RolloutRun {
-  records: EvalSampleRecord[];
-  /** Tokens generated over all images. */
-  generatedTokens: number;
-  /** Wall seconds spent inside generation. */
-  generateSeconds: number;
 }
 
 /** Mean of `logprobs` at the given response positions. */

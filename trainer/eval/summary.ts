@@ -16,7 +16,7 @@ import {
   EVAL_IOU,
   type EvalSampleRecord,
   type RolloutRun,
-} from "./rollout.ts";
+} from "./record.ts";
 
 export const EVAL_SUMMARY_FILE = "eval_summary.json";
 export const EVAL_SAMPLES_FILE = "eval_samples.jsonl";

@@ -95,7 +95,6 @@ export async function evalLoss(
  * `stage2 eval` and `stage2 report`); the loop uses it through these names.
  */
 export {
-  EVAL_IOU,
   EVAL_SUMMARY_FILE,
   type EvalResult,
   type EvalSummary,

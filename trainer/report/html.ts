@@ -5,10 +5,10 @@
  */
 import { Buffer } from "node:buffer";
 import type { EvalSummary } from "../eval/summary.ts";
-import type { EvalSampleRecord } from "../eval/rollout.ts";
+import type { EvalSampleRecord } from "../eval/record.ts";
 import { OVERLAY_COLOURS } from "../eval/overlay.ts";
 import { CHANNEL_COLOURS } from "./charts.ts";
-import type { RunData, TrainRolloutTotals } from "./run_data.ts";
+import { at, type RunData, type TrainRolloutTotals } from "./run_data.ts";
 
 /** A rendered overlay (or why it could not be drawn). */
 export interface OverlayPicture {
@@ -61,15 +61,6 @@ function table(head: string[], rows: string[][], cls = ""): string {
     rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`)
       .join("")
   }</tbody></table>`;
-}
-
-function at(o: unknown, ...path: string[]): unknown {
-  let v = o;
-  for (const k of path) {
-    if (v === null || typeof v !== "object") return undefined;
-    v = (v as Record<string, unknown>)[k];
-  }
-  return v;
 }
 
 const CONFIG_KEYS: [string, string[]][] = [

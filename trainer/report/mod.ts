@@ -5,8 +5,7 @@
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../data/atomic.ts";
-import { loadRecordImage } from "../data/image.ts";
-import { renderOverlay } from "../eval/overlay.ts";
+import { DEFAULT_OVERLAYS, overlayOf } from "../eval/overlay.ts";
 import { EVAL_SAMPLES_FILE, OVERLAYS_DIR } from "../eval/summary.ts";
 import { channelStrip, lineChart, pointsOf } from "./charts.ts";
 import { type OverlayPicture, reportHtml } from "./html.ts";
@@ -93,14 +92,7 @@ async function overlays(d: RunData, n: number): Promise<OverlayPicture[]> {
   const out: OverlayPicture[] = [];
   for (const record of d.samples.slice(0, n)) {
     try {
-      const img = await loadRecordImage({
-        images: [record.image],
-        width: record.width,
-        height: record.height,
-        objects: [],
-        source: record.source,
-      });
-      out.push({ record, png: renderOverlay(record, img) });
+      out.push({ record, png: await overlayOf(record) });
     } catch (e) {
       out.push({ record, png: null, error: (e as Error).message });
     }
@@ -126,7 +118,7 @@ export async function buildRunReport(
       d.channels,
       Number.isFinite(perStep) ? perStep : null,
     ),
-    overlays: await overlays(d, o.overlays ?? 8),
+    overlays: await overlays(d, o.overlays ?? DEFAULT_OVERLAYS),
     sampleRows: 100,
   });
 }

@@ -15,7 +15,7 @@ import {
   EVAL_SUMMARY_FILE,
   type EvalSummary,
 } from "../eval/summary.ts";
-import type { EvalSampleRecord } from "../eval/rollout.ts";
+import type { EvalSampleRecord } from "../eval/record.ts";
 
 /** One parsed `metrics.jsonl` line: step, kind and its numeric values. */
 export interface MetricsPoint {
@@ -100,7 +100,8 @@ export function channelsFromTrace(text: string): StepChannel[] {
   return [...byStep.values()].sort((a, b) => a.step - b.step);
 }
 
-function at(o: unknown, ...path: string[]): unknown {
+/** The value at a key path of parsed YAML/JSON, or undefined. */
+export function at(o: unknown, ...path: string[]): unknown {
   let v = o;
   for (const k of path) {
     if (v === null || typeof v !== "object") return undefined;
