@@ -69,4 +69,15 @@ export {
   type Stage2LossOptions,
   type Stage2LossTerms,
 } from "./trainer/stage2/loss.ts";
+export {
+  type ApResult,
+  cocoAp,
+  type EvalBox,
+  type ImageDetections,
+  type ScoredBox,
+} from "./trainer/eval/ap.ts";
+export {
+  type DetectionMetrics,
+  detectionMetrics,
+} from "./trainer/eval/metrics.ts";
 export { type AuditReport, auditRun } from "./audit/trace/mod.ts";

@@ -30,6 +30,8 @@ type Register = (program: Command) => void;
 const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   train: () => import("./train.ts"),
   infer: () => import("./infer.ts"),
+  eval: () => import("./eval.ts"),
+  report: () => import("./report.ts"),
   audit: () => import("./audit.ts"),
   "normalize-check": () => import("./normalize_check.ts"),
   "validate-spec": () => import("./validate_spec.ts"),

@@ -3,10 +3,11 @@
  *
  * Without `--config` it runs the embedded quickstart (`configs/quickstart.yaml`):
  * synthetic data, a tiny tokenizer, a Stage-1 warm start, Stage-2 AB with
- * both channels, then a validation rollout summary.
+ * both channels, then a validation rollout summary and the run's report.html.
  */
 import type { Command } from "commander";
 import { UsageError, userPath } from "./main.ts";
+import { writeReport } from "./report.ts";
 
 /** The config `stage2 train` runs when none is given. */
 export const QUICKSTART_CONFIG = new URL(
@@ -81,7 +82,7 @@ async function runTrain(flags: TrainFlags): Promise<void> {
     );
   }
   const { train } = await import("../trainer/loop/train.ts");
-  const { formatSummary } = await import("../trainer/loop/evaluate.ts");
+  const { formatSummary } = await import("../trainer/eval/summary.ts");
   let result;
   try {
     result = await train({
@@ -124,6 +125,7 @@ async function runTrain(flags: TrainFlags): Promise<void> {
     );
   }
   console.log(`run folder: ${result.runDir}`);
+  console.log(`report: ${await writeReport(result.runDir)}`);
 }
 
 export function register(program: Command): void {

@@ -29,8 +29,9 @@ export const TRAINER_LAYERS: string[][] = [
   ["model"],
   ["rollout"],
   ["variant"],
-  ["sft", "stage2"],
+  ["sft", "stage2", "eval"],
   ["loop"],
+  ["report"],
 ];
 
 /** Top-level folders, lowest first, with the same rule. */
@@ -38,8 +39,9 @@ export const TOP_LAYERS: string[][] = [["trainer"], ["audit"], ["cli"]];
 
 /**
  * Modules that must load without TF.js (following the imports loaded with
- * them; `import()` is lazy): the checkers, and the CLI entry with the
- * commands that never train (normalize-check, validate-spec, audit).
+ * them; `import()` is lazy): the checkers, the CLI entry with the commands
+ * that never train (normalize-check, validate-spec, audit, report), and the
+ * run report.
  */
 export const TF_FREE_ROOTS = [
   "audit/",
@@ -47,6 +49,8 @@ export const TF_FREE_ROOTS = [
   "cli/normalize_check.ts",
   "cli/validate_spec.ts",
   "cli/audit.ts",
+  "cli/report.ts",
+  "trainer/report/",
 ];
 
 export interface Graph {

@@ -74,6 +74,13 @@ Deno.test("mod: geometry, GT guardrail, matching, FN append", () => {
     "{",
   );
   assert.deepEqual(Object.keys(JSON.parse("{" + frag)), ["object_1"]);
+  const images = [{
+    gts: [{ desc: "cat", bbox: [0, 0, 10, 10] as lib.Xyxy }],
+    preds: [{ desc: "cat", bbox: [0, 0, 10, 9] as lib.Xyxy, score: -0.2 }],
+  }];
+  // IoU 0.9: a hit at every threshold up to 0.90, a miss at 0.95
+  assert.ok(Math.abs(lib.cocoAp(images).ap! - 0.9) < 1e-12);
+  assert.equal(lib.detectionMetrics(images).f1, 1);
 });
 
 Deno.test("mod: rollout parse -> match -> Stage-2 batch -> loss", () => {

@@ -71,7 +71,11 @@ Deno.test("stage2 train --config runs a tiny SFT config and prints the run folde
     ]);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, new RegExp(`run folder: ${join(dir, "run")}`));
-    assert.match(r.out, /parse .*F1@0\.5/);
+    assert.match(r.out, /parse .*F1@0\.5 .*AP .*mean IoU/);
+    assert.match(
+      r.out,
+      new RegExp(`report: ${join(dir, "run", "report.html")}`),
+    );
     // save_total_limit 1 keeps only the newest checkpoint
     const names = [...Deno.readDirSync(join(dir, "run"))].map((e) => e.name)
       .sort();
@@ -84,6 +88,8 @@ Deno.test("stage2 train --config runs a tiny SFT config and prints the run folde
         "eval_summary.json",
         "latest",
         "run_complete.json",
+        "report.html",
+        "eval_samples.jsonl",
       ]
     ) assert.ok(names.includes(f), `${f} missing`);
     assert.ok(!names.includes("trace.jsonl"), "trace off writes no trace");

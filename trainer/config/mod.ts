@@ -60,12 +60,15 @@ export function configHash(cfg: Stage2Config): string {
   return createHash("sha256").update(canonicalJson(c)).digest("hex");
 }
 
+/** The resolved config a run folder holds. */
+export const RESOLVED_CONFIG_FILE = "config.yaml";
+
 /** Write `<runDir>/config.yaml` (atomic); returns its path. */
 export async function writeResolvedConfig(
   runDir: string,
   cfg: Stage2Config,
 ): Promise<string> {
-  const path = join(runDir, "config.yaml");
+  const path = join(runDir, RESOLVED_CONFIG_FILE);
   const header =
     `# Resolved stage2 config (defaults + extends + overrides); hash ${
       configHash(cfg)

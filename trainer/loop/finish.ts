@@ -1,29 +1,26 @@
 /**
  * The end of a run that was not stopped early: the final checkpoint (when
- * the last step did not write one), the final eval loss (reusing a periodic
- * evaluation of the same step), the validation rollout summary
- * (`eval_summary.json`) and the completion marker `run_complete.json`.
+ * the last step did not write one), the final evaluation (reusing a periodic
+ * one of the same step), its rollout summary and samples
+ * (`eval_summary.json`, `eval_samples.jsonl`, `overlays/`) and the
+ * completion marker `run_complete.json`.
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../data/atomic.ts";
 import {
   type EvalSummary,
   formatSummary,
-  rolloutSummary,
-  writeEvalSummary,
-} from "./evaluate.ts";
+  writeEvalOutputs,
+} from "../eval/mod.ts";
 import { formatDuration } from "./progress.ts";
-import {
-  RUN_COMPLETE_FILE,
-  type RunComplete,
-  type Session,
-} from "./session.ts";
+import { RUN_COMPLETE_FILE } from "./run_dir.ts";
+import type { RunComplete, Session } from "./session.ts";
 import { evaluate, saveCheckpoint } from "./step.ts";
 
 /** Final evaluation and completion marker; logs how the run ended. */
 export async function finishRun(
   s: Session,
-  opts: { stopped: boolean; skipRolloutEval?: boolean },
+  opts: { stopped: boolean },
 ): Promise<{
   evalLossEnd: number | null;
   summary: EvalSummary | null;
@@ -43,16 +40,12 @@ export async function finishRun(
         s.lastEval !== null
       ? s.lastEval
       : await evaluate(s);
-    if (!opts.skipRolloutEval && s.valStore.size > 0) {
-      s.rec.setContext(null);
-      summary = await rolloutSummary(s.model, s.rtok.tokenizer, s.valStore, {
-        maxSamples: T.eval_max_samples,
-        maxNewTokens: s.cfg.custom.extra.rollout_matching.max_new_tokens,
-        batchSize: Math.max(1, T.micro_batch_size * 4),
-        globalStep: s.globalStep,
-        evalLoss: evalLossEnd,
-      });
-      await writeEvalSummary(s.runDir, summary);
+    const final = s.lastRollouts?.step === s.globalStep
+      ? s.lastRollouts.result
+      : null;
+    if (final) {
+      summary = final.summary;
+      await writeEvalOutputs(s.runDir, final);
       s.log(formatSummary(summary, s.variant.name));
     }
     await writeFileAtomic(

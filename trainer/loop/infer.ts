@@ -51,7 +51,8 @@ export async function writePreprocessorConfig(
   );
 }
 
-async function readBounds(dir: string): Promise<PreprocessorBounds> {
+/** A checkpoint's resize bounds (defaults when it has no preprocessor config). */
+export async function readBounds(dir: string): Promise<PreprocessorBounds> {
   try {
     const o = JSON.parse(
       await Deno.readTextFile(join(dir, PREPROCESSOR_FILE)),

@@ -13,6 +13,8 @@ export interface ProgressOptions {
   tty?: boolean;
   /** Where output goes (default: stderr). */
   write?: (s: string) => void;
+  /** What is counted, in plain log lines (default "step"). */
+  label?: string;
 }
 
 /** "1h02m", "3m05s", "12s". */
@@ -57,7 +59,11 @@ export class Progress {
       );
       this.drawn = true;
     } else if (logLine) {
-      this.write(`step ${done}/${this.o.total} ${summary} eta ${eta}\n`);
+      this.write(
+        `${
+          this.o.label ?? "step"
+        } ${done}/${this.o.total} ${summary} eta ${eta}\n`,
+      );
     }
   }
 

@@ -1,12 +1,42 @@
 /**
  * Run-folder layout: `checkpoint-<step>/` folders written atomically (built in
  * a temp folder, then renamed), a `latest` pointer file naming the newest
- * one, and rotation down to `save_total_limit`.
+ * one, rotation down to `save_total_limit`, and the run's own files
+ * (`RUN_FILES`).
  */
 import { basename, join } from "node:path";
+import { RESOLVED_CONFIG_FILE } from "../config/mod.ts";
 import { writeFileAtomic } from "../data/atomic.ts";
+import {
+  EVAL_SAMPLES_FILE,
+  EVAL_SUMMARY_FILE,
+  OVERLAYS_DIR,
+} from "../eval/summary.ts";
+import { TRACE_FILE } from "../trace/schema.ts";
+import { METRICS_FILE } from "./metrics.ts";
 
 export const LATEST_FILE = "latest";
+/** The completion marker: the run finished all its steps. */
+export const RUN_COMPLETE_FILE = "run_complete.json";
+/** The run's report page (written by `trainer/report`, a layer above the loop). */
+export const REPORT_FILE = "report.html";
+
+/**
+ * Everything stage2 writes at the top of a run folder besides the
+ * checkpoints (`overlays` is a folder). A fresh start removes these and
+ * nothing else.
+ */
+export const RUN_FILES: readonly string[] = [
+  RESOLVED_CONFIG_FILE,
+  METRICS_FILE,
+  TRACE_FILE,
+  EVAL_SUMMARY_FILE,
+  EVAL_SAMPLES_FILE,
+  OVERLAYS_DIR,
+  REPORT_FILE,
+  RUN_COMPLETE_FILE,
+  LATEST_FILE,
+];
 const CKPT_RE = /^checkpoint-(\d+)$/;
 
 /** Checkpoint folders in a run, oldest first. */

@@ -18,10 +18,19 @@ import {
   readTrainerState,
   type TrainerState,
 } from "./checkpoint.ts";
+import {
+  EVAL_SUMMARY_FILE,
+  type EvalResult,
+  type EvalSummary,
+} from "../eval/mod.ts";
 import { DataOrder } from "./data_order.ts";
-import { EVAL_SUMMARY_FILE, type EvalSummary } from "./evaluate.ts";
-import { LogAccumulator, METRICS_FILE, MetricsWriter } from "./metrics.ts";
-import { LATEST_FILE, latestCheckpoint, listCheckpoints } from "./run_dir.ts";
+import { LogAccumulator, MetricsWriter } from "./metrics.ts";
+import {
+  latestCheckpoint,
+  listCheckpoints,
+  RUN_COMPLETE_FILE,
+  RUN_FILES,
+} from "./run_dir.ts";
 import { SampleStore, type SampleVision } from "./samples.ts";
 import type { ScheduleOptions } from "./schedule.ts";
 import {
@@ -34,8 +43,6 @@ import {
   tokenizerFromFile,
 } from "./setup.ts";
 import { type AnyVariant, createVariant } from "./variants.ts";
-
-export const RUN_COMPLETE_FILE = "run_complete.json";
 
 /** What `run_complete.json` holds: the run finished all its steps. */
 export interface RunComplete {
@@ -96,6 +103,12 @@ export interface Session {
   checkpoint: string | null;
   /** Eval loss of the last periodic evaluation. */
   lastEval: number | null;
+  /** Run the validation rollouts (F1, AP, ...) at every evaluation. */
+  rolloutEval: boolean;
+  /** Force the progress display mode (default: bar when stderr is a TTY). */
+  progressTty: boolean | undefined;
+  /** The last validation rollouts and the step they evaluated. */
+  lastRollouts: { step: number; result: EvalResult } | null;
   /** For the `tokens_per_s` timing of the next train line. */
   lastLog: number;
   tokensSinceLog: number;
@@ -114,15 +127,10 @@ async function clearRun(runDir: string): Promise<void> {
   for (const c of await listCheckpoints(runDir)) {
     await Deno.remove(c.dir, { recursive: true });
   }
-  for (
-    const f of [
-      LATEST_FILE,
-      METRICS_FILE,
-      EVAL_SUMMARY_FILE,
-      RUN_COMPLETE_FILE,
-    ]
-  ) {
-    await Deno.remove(join(runDir, f)).catch(() => {});
+  for (const f of RUN_FILES) {
+    await Deno.remove(join(runDir, f), { recursive: true }).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
   }
 }
 
@@ -291,6 +299,8 @@ export async function setUpSession(
     log: (line: string) => void;
     tStart: number;
     warmStart: (cfg: Stage2Config) => Promise<WarmStartInfo>;
+    rolloutEval: boolean;
+    progressTty?: boolean;
   },
 ): Promise<Session> {
   const T = cfg.training;
@@ -377,6 +387,9 @@ export async function setUpSession(
     ...restored,
     checkpoint: resumeDir,
     lastEval: null,
+    rolloutEval: env.rolloutEval,
+    progressTty: env.progressTty,
+    lastRollouts: null,
     lastLog: performance.now(),
     tokensSinceLog: 0,
   };

@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { tf } from "../runtime.ts";
 import { writeFileAtomic } from "../data/atomic.ts";
+import { summaryMetrics } from "../eval/mod.ts";
 import type { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
 import type { ForwardContext } from "../trace/schema.ts";
 import type {
@@ -18,7 +19,7 @@ import type {
 } from "../variant/contract.ts";
 import { writeOptimizerState, writeTrainerState } from "./checkpoint.ts";
 import type { DataOrder } from "./data_order.ts";
-import { evalLoss } from "./evaluate.ts";
+import { evalLoss, rolloutEvalWithProgress } from "./evaluate.ts";
 import { GradAccumulator } from "./grads.ts";
 import type { WindowMetrics } from "./metrics.ts";
 import { writePreprocessorConfig } from "./infer.ts";
@@ -247,7 +248,13 @@ export async function logStep(
   else progress.update(s.globalStep, line, true);
 }
 
-/** Eval loss on the validation split, written as an `eval` line (null without validation data). */
+/**
+ * Evaluation on the validation split: the eval loss and, unless turned off,
+ * greedy rollouts with their detection metrics (F1, AP, ...), written as one
+ * `eval` line; the rollouts are kept in `s.lastRollouts`. The rollouts are
+ * not traced and draw from no RNG stream (greedy decoding), so they leave
+ * the training itself unchanged. Null without validation data.
+ */
 export async function evaluate(s: Session): Promise<number | null> {
   if (s.valStore.size === 0) return null;
   const v = await evalLoss(s.model, s.valStore, {
@@ -258,10 +265,23 @@ export async function evaluate(s: Session): Promise<number | null> {
     trace: s.rec,
     globalStep: s.globalStep,
   });
+  const r = s.rolloutEval
+    ? await s.rec.suspended(() =>
+      rolloutEvalWithProgress(s.model, s.rtok.tokenizer, s.valStore, {
+        maxSamples: s.T.eval_max_samples,
+        maxNewTokens: s.cfg.custom.extra.rollout_matching.max_new_tokens,
+        batchSize: Math.max(1, s.T.micro_batch_size * 4),
+        globalStep: s.globalStep,
+        evalLoss: v,
+        progressTty: s.progressTty,
+      })
+    )
+    : null;
+  if (r) s.lastRollouts = { step: s.globalStep, result: r };
   await s.metrics.append({
     step: s.globalStep,
     kind: "eval",
-    values: { eval_loss: v },
+    values: { eval_loss: v, ...(r ? summaryMetrics(r.summary) : {}) },
     timing: { elapsed_s: elapsed(s) },
   });
   return v;
@@ -274,9 +294,16 @@ export async function maybeEvaluate(
 ): Promise<void> {
   if (s.T.eval_steps <= 0 || s.globalStep % s.T.eval_steps !== 0) return;
   s.lastEval = await evaluate(s);
-  if (s.lastEval !== null) {
-    progress.log(`step ${s.globalStep}: eval loss ${s.lastEval.toFixed(4)}`);
-  }
+  if (s.lastEval === null) return;
+  const r = s.lastRollouts?.step === s.globalStep
+    ? s.lastRollouts.result.summary
+    : null;
+  const pct = (x: number | null) => x === null ? "n/a" : x.toFixed(3);
+  progress.log(
+    `step ${s.globalStep}: eval loss ${s.lastEval.toFixed(4)}${
+      r ? `, F1@0.5 ${pct(r.f1)}, AP ${pct(r.ap)}` : ""
+    }`,
+  );
 }
 
 /**

@@ -22,17 +22,17 @@
 import { dirname, join, resolve } from "node:path";
 import { configHash, loadConfig } from "../config/mod.ts";
 import type { Stage2Config } from "../config/schema.ts";
-import { EVAL_SUMMARY_FILE, type EvalSummary } from "./evaluate.ts";
+import { EVAL_SUMMARY_FILE, type EvalSummary } from "../eval/mod.ts";
 import { finishRun } from "./finish.ts";
 import { clipByGlobalNorm } from "./grads.ts";
 import { METRICS_FILE, WindowMetrics } from "./metrics.ts";
 import { Progress } from "./progress.ts";
+import { RUN_COMPLETE_FILE } from "./run_dir.ts";
 import {
   closeSession,
   completedRun,
   openRunFolder,
   readJson,
-  RUN_COMPLETE_FILE,
   type RunComplete,
   type Session,
   setUpSession,
@@ -68,7 +68,10 @@ export interface TrainOptions {
    * exercise resume.
    */
   stopAfterStep?: number;
-  /** Skip the final rollout summary (the eval loss still runs). */
+  /**
+   * Skip the validation rollouts (F1, AP, ...) at eval steps and at the
+   * end, and so the rollout summary; the eval loss still runs.
+   */
   skipRolloutEval?: boolean;
   /** Nesting depth of warm starts (guards against cycles). */
   warmStartDepth?: number;
@@ -220,6 +223,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     log,
     tStart,
     warmStart: (c) => warmStart(c, opts, log),
+    rolloutEval: !opts.skipRolloutEval,
+    progressTty: opts.progressTty,
   });
   try {
     logRunHeader(s);
@@ -263,10 +268,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     progress.done();
 
     // --- the end: final checkpoint, evaluation, completion marker --------------
-    const end = await finishRun(s, {
-      stopped,
-      skipRolloutEval: opts.skipRolloutEval,
-    });
+    const end = await finishRun(s, { stopped });
     return {
       runDir: s.runDir,
       globalStep: s.globalStep,

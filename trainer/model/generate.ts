@@ -40,6 +40,12 @@ export interface GenerateResult {
   tokens: Int32Array[];
   /** Per prompt: true when it ended on a stop token (not by `maxNewTokens`). */
   stopped: boolean[];
+  /**
+   * Per prompt, aligned with `tokens`: log-probability of each chosen token
+   * under the model's untempered distribution, `log softmax(logits)[token]`
+   * (what eval uses to score boxes, whatever the decoding mode).
+   */
+  logprobs: Float32Array[];
 }
 
 /** Index of the largest value (first one on ties). */
@@ -47,6 +53,15 @@ export function argmax(row: Float32Array): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
   return best;
+}
+
+/** `log softmax(row)[index]`, accumulated in float64. */
+export function logSoftmaxAt(row: Float32Array, index: number): number {
+  let mx = -Infinity;
+  for (const v of row) mx = Math.max(mx, v);
+  let z = 0;
+  for (const v of row) z += Math.exp(v - mx);
+  return row[index] - mx - Math.log(z);
 }
 
 /** Draw from softmax(row / temperature) restricted to the top-p nucleus. */
@@ -98,7 +113,7 @@ function generateSync(
 ): GenerateResult {
   const cfg = model.config;
   const B = req.prompts.length;
-  if (B === 0) return { tokens: [], stopped: [] };
+  if (B === 0) return { tokens: [], stopped: [], logprobs: [] };
   if (!(Number.isInteger(req.maxNewTokens) && req.maxNewTokens >= 0)) {
     throw new Error(
       `generate: maxNewTokens must be a non-negative integer, got ${req.maxNewTokens}`,
@@ -134,21 +149,34 @@ function generateSync(
     mask.fill(1, b * L + L - p.length, (b + 1) * L);
   });
   const tokens: number[][] = Array.from({ length: B }, () => []);
+  const logprobs: number[][] = Array.from({ length: B }, () => []);
   const stopped = new Array(B).fill(false);
   const V = cfg.text_config.vocab_size;
-  const pick = (logits: tf.Tensor3D): number[] => {
+  // Chosen tokens and their log-probabilities; -1 / NaN for finished rows.
+  const pick = (logits: tf.Tensor3D): [number[], number[]] => {
     const data = logits.dataSync() as Float32Array; // [B, 1, V]
-    return Array.from({ length: B }, (_, b) => {
-      if (stopped[b]) return -1; // finished: draws nothing from its stream
+    const ids: number[] = [], lps: number[] = [];
+    for (let b = 0; b < B; b++) {
+      if (stopped[b]) { // finished: draws nothing from its stream
+        ids.push(-1);
+        lps.push(NaN);
+        continue;
+      }
       const row = data.subarray(b * V, (b + 1) * V);
-      return req.mode === "greedy"
+      const id = req.mode === "greedy"
         ? argmax(row)
         : sampleTopP(row, temperature, topP, rngs[b]);
-    });
+      ids.push(id);
+      lps.push(logSoftmaxAt(row, id));
+    }
+    return [ids, lps];
   };
-  if (req.maxNewTokens === 0) {
-    return { tokens: tokens.map((t) => Int32Array.from(t)), stopped };
-  }
+  const result = (): GenerateResult => ({
+    tokens: tokens.map((t) => Int32Array.from(t)),
+    stopped,
+    logprobs: logprobs.map((l) => Float32Array.from(l)),
+  });
+  if (req.maxNewTokens === 0) return result();
 
   const idsT = tf.tensor2d(ids, [B, L], "int32"),
     maskT = tf.tensor2d(mask, [B, L], "int32");
@@ -163,13 +191,14 @@ function generateSync(
   idsT.dispose();
   maskT.dispose();
   const cache = first.pastKeyValues!;
-  let next = pick(first.logits);
+  let [next, nextLp] = pick(first.logits);
   first.logits.dispose();
   try {
     for (let step = 0; step < req.maxNewTokens; step++) {
       for (let b = 0; b < B; b++) {
         if (stopped[b]) continue;
         tokens[b].push(next[b]);
+        logprobs[b].push(nextLp[b]);
         if (stops.has(next[b])) stopped[b] = true;
       }
       if (step + 1 === req.maxNewTokens || stopped.every((s) => s)) break;
@@ -185,11 +214,11 @@ function generateSync(
         useCache: true,
       });
       feed.dispose();
-      next = pick(out.logits);
+      [next, nextLp] = pick(out.logits);
       out.logits.dispose();
     }
   } finally {
     cache.dispose();
   }
-  return { tokens: tokens.map((t) => Int32Array.from(t)), stopped };
+  return result();
 }

@@ -84,20 +84,38 @@ Deno.test("same config twice: bitwise weights and identical metrics; kill + resu
   }
 });
 
-Deno.test("a different seed gives different weights (the equality above can fail); no tensors leak", async () => {
+Deno.test("a different seed gives different weights (the equality above can fail); no tensors leak; a fresh start clears the old run's files", async () => {
   const root = await Deno.makeTempDir({ prefix: "stage2-loop-" });
   try {
     const a = join(root, "a"), b = join(root, "b");
     const cfgA = await tinyConfig(a, { max_steps: 1, eval_steps: 0 });
     const cfgB = await tinyConfig(b, { max_steps: 1, eval_steps: 0, seed: 12 });
     const live = tf.memory().numTensors;
-    await train({ config: cfgA, ...quiet });
+    // with the validation rollouts (start and end) and their files
+    const ra = await train({ config: cfgA, ...quiet, skipRolloutEval: false });
     assert.equal(
       tf.memory().numTensors,
       live,
       "a finished run leaves no tensors behind",
     );
+    assert.equal(ra.summary?.global_step, 1);
+    // what an earlier run left in b goes on a fresh start, whatever wrote it
+    const stale = [
+      "report.html",
+      "eval_samples.jsonl",
+      "eval_summary.json",
+      "overlays/00000.png",
+      "trace.jsonl",
+    ];
+    await Deno.mkdir(join(b, "overlays"), { recursive: true });
+    for (const f of stale) await Deno.writeTextFile(join(b, f), "old");
     await train({ config: cfgB, ...quiet });
+    const left = [...Deno.readDirSync(b)].map((e) => e.name);
+    for (const f of ["report.html", "eval_samples.jsonl", "overlays"]) {
+      assert.ok(!left.includes(f), `${f} survived a fresh start`);
+    }
+    assert.notEqual(await Deno.readTextFile(join(b, "trace.jsonl")), "old");
+    assert.ok(!left.includes("eval_summary.json"), "no rollouts, no summary");
     assert.notDeepEqual(
       await bytes(join(b, "checkpoint-1/model.safetensors")),
       await bytes(join(a, "checkpoint-1/model.safetensors")),

@@ -45,6 +45,44 @@ Deno.test("KV-cached batched greedy equals the argmax of a full non-cached forwa
   }
 });
 
+Deno.test("generate returns each chosen token's log-probability: log-softmax of the full forward's logits", async () => {
+  const m = await tinyModel(5);
+  const p = promptIds(23, 3, 5);
+  const px = image(33);
+  for (const mode of ["greedy", "sample"] as const) {
+    const res = await m.generate({
+      prompts: [p],
+      pixelValues: px,
+      imageGridThw: [[1, 8, 8]],
+      maxNewTokens: 4,
+      mode,
+      temperature: 1.7, // sampling draws from a tempered distribution,
+      seeds: [3], // but the reported log-prob is the model's own
+      stopTokenIds: [VOCAB + 1],
+    });
+    assert.equal(res.logprobs[0].length, res.tokens[0].length);
+    for (let step = 0; step < 4; step++) {
+      const seq = Int32Array.from([...p, ...res.tokens[0].subarray(0, step)]);
+      const out = m.forward({
+        inputIds: tf.tensor2d(seq, [1, seq.length], "int32"),
+        pixelValues: px,
+        imageGridThw: [[1, 8, 8]],
+      });
+      const last = (out.logits.dataSync() as Float32Array).slice(
+        (seq.length - 1) * VOCAB,
+      );
+      out.logits.dispose();
+      const mx = Math.max(...last);
+      const lse = mx + Math.log(last.reduce((z, v) => z + Math.exp(v - mx), 0));
+      const want = last[res.tokens[0][step]] - lse;
+      assert.ok(
+        want <= 0 && Math.abs(res.logprobs[0][step] - want) < 1e-4,
+        `${mode} step ${step}: ${res.logprobs[0][step]} vs ${want}`,
+      );
+    }
+  }
+});
+
 Deno.test("generation stops at <|im_end|>; sampling is reproducible per seed", async () => {
   const m = await tinyModel(6);
   const prompt = promptIds(40);

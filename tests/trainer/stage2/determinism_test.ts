@@ -56,8 +56,9 @@ async function run(
   pattern: string[],
   o: Partial<TrainOptions> = {},
   rolloutExtra: Record<string, unknown> = {},
+  trainingExtra: Record<string, unknown> = {},
 ) {
-  const cfg = await config(dir, pattern);
+  const cfg = await config(dir, pattern, trainingExtra);
   Object.assign(cfg.custom.extra.rollout_matching, rolloutExtra);
   return await train({ config: cfg, ...quiet, ...o });
 }
@@ -163,6 +164,57 @@ Deno.test("rollout buffer: resume inside a reuse window replays the saved rollou
     assert.deepEqual(await weights(cut, 3), await weights(full, 3));
     await auditClean(full);
     await auditClean(cut);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("eval rollouts at every eval step leave the training bit-for-bit unchanged and the trace clean", async () => {
+  const root = await Deno.makeTempDir({ prefix: "stage2-evalro-" });
+  // sampled Channel-B rollouts: their per-request seeds must not see the
+  // greedy eval rollouts run between the steps
+  const sample = { decode_mode: "sample", temperature: 1.0, top_p: 0.9 };
+  const everyStep = { eval_steps: 1 };
+  try {
+    const plain = join(root, "plain"), ro = join(root, "rollouts");
+    await run(plain, ["A", "B"], {}, sample, everyStep);
+    const r = await run(
+      ro,
+      ["A", "B"],
+      { skipRolloutEval: false },
+      sample,
+      everyStep,
+    );
+    assert.deepEqual(await weights(ro, 3), await weights(plain, 3));
+    const lines = async (dir: string, kind: string) =>
+      (await metrics(dir)).map((l) => JSON.parse(l)).filter((l) =>
+        l.kind === kind
+      );
+    for (const kind of ["train", "rollout"]) {
+      assert.deepEqual(await lines(ro, kind), await lines(plain, kind), kind);
+    }
+    // the eval lines carry the same eval loss, plus the rollout metrics
+    const evPlain = await lines(plain, "eval"), evRo = await lines(ro, "eval");
+    assert.deepEqual(evRo.map((l) => l.step), [0, 1, 2, 3]);
+    assert.deepEqual(
+      evRo.map((l) => l.eval_loss),
+      evPlain.map((l) => l.eval_loss),
+    );
+    for (const l of evRo) {
+      for (const k of ["eval/parse_rate", "eval/f1", "eval/ap"]) {
+        assert.ok(Number.isFinite(l[k]), `${k} in ${JSON.stringify(l)}`);
+      }
+    }
+    assert.ok(evPlain.every((l) => !("eval/parse_rate" in l)));
+    // the final summary is the last eval step's rollouts, with their files
+    assert.equal(r.summary?.global_step, 3);
+    const onDisk = JSON.parse(
+      await Deno.readTextFile(join(ro, "eval_summary.json")),
+    );
+    assert.deepEqual(onDisk, JSON.parse(JSON.stringify(r.summary)));
+    const samples = await Deno.readTextFile(join(ro, "eval_samples.jsonl"));
+    assert.equal(samples.trim().split("\n").length, r.summary?.samples);
+    await auditClean(ro);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
