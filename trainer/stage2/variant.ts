@@ -11,6 +11,7 @@
  */
 import { tf } from "../runtime.ts";
 import type { Stage2Config } from "../config/schema.ts";
+import { stage2Knobs } from "../config/knobs.ts";
 import type { Qwen3VLConfig } from "../model/config.ts";
 import type { GenerateRequest, GenerateResult } from "../model/generate.ts";
 import type { ForwardContext } from "../trace/schema.ts";
@@ -128,74 +129,6 @@ interface BufferedWindow {
   sourceStep: number;
   /** Per micro-batch index: the samples and their rollouts. */
   micro: Map<number, { samples: RawSample[]; rollouts: RolloutResult[] }>;
-}
-
-/** Resolved knobs of `custom.extra.{stage2_ab,rollout_matching}`. */
-export interface Stage2Knobs {
-  pattern: Channel[];
-  nSoftctxIter: number;
-  softctxTemperature: number;
-  coordDecodeTemperature: number;
-  descCeWeight: number;
-  bboxL1Weight: number;
-  bboxGiouWeight: number;
-  decodeMode: "greedy" | "sample";
-  temperature: number;
-  topP: number;
-  maxNewTokens: number;
-  match: {
-    candidateTopK: number;
-    iouGate: number;
-    fpCost: number;
-    fnCost: number;
-  };
-  packing: { enabled: boolean; maxLength: number };
-  buffer: { enabled: boolean; mSteps: number };
-}
-
-/** Reads the Stage-2 knobs and fails fast on combinations that cannot run. */
-export function stage2Knobs(config: Stage2Config): Stage2Knobs {
-  if (config.custom.trainer_variant !== "stage2_ab_training") {
-    throw new Error(
-      `custom.trainer_variant is ${
-        JSON.stringify(config.custom.trainer_variant)
-      }; the Stage-2 AB variant needs "stage2_ab_training"`,
-    );
-  }
-  const ab = config.custom.extra.stage2_ab;
-  const rm = config.custom.extra.rollout_matching;
-  if (rm.decode_mode === "sample" && !(rm.temperature > 0)) {
-    throw new Error(
-      "custom.extra.rollout_matching.temperature must be > 0 with decode_mode: sample (or use decode_mode: greedy)",
-    );
-  }
-  return {
-    pattern: ab.schedule.pattern as Channel[],
-    nSoftctxIter: ab.n_softctx_iter,
-    softctxTemperature: ab.softctx_temperature,
-    coordDecodeTemperature: ab.coord_decode_temperature,
-    descCeWeight: ab.desc_ce_weight,
-    bboxL1Weight: ab.bbox_l1_weight,
-    bboxGiouWeight: ab.bbox_giou_weight,
-    decodeMode: rm.decode_mode,
-    temperature: rm.temperature,
-    topP: rm.top_p,
-    maxNewTokens: rm.max_new_tokens,
-    match: {
-      candidateTopK: rm.candidate_top_k,
-      iouGate: rm.maskiou_gate,
-      fpCost: rm.fp_cost,
-      fnCost: rm.fn_cost,
-    },
-    packing: {
-      enabled: config.training.packing.enabled,
-      maxLength: rm.packing_length,
-    },
-    buffer: {
-      enabled: rm.rollout_buffer.enabled,
-      mSteps: rm.rollout_buffer.m_steps,
-    },
-  };
 }
 
 /**
