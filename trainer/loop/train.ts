@@ -11,19 +11,24 @@
  * moments, data cursor, RNG streams and partial logging sums are all
  * restored).
  */
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { initRuntime, tf } from "../runtime.ts";
-import { configHash, loadConfig, writeResolvedConfig } from "../config/mod.ts";
+import {
+  configHash,
+  loadConfig,
+  warmStartRoot,
+  writeResolvedConfig,
+} from "../config/mod.ts";
 import type { Stage2Config } from "../config/schema.ts";
 import { writeFileAtomic } from "../data/atomic.ts";
+import { DataError } from "../data/jsonl.ts";
+import { InputError } from "../errors.ts";
 import { visionPreprocessFor } from "../model/config.ts";
 import { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
 import { TraceRecorder } from "../trace/recorder.ts";
 import { AdamW } from "./adamw.ts";
 import {
   readOptimizerState,
-  readTrainerState,
-  type TrainerState,
   writeOptimizerState,
   writeTrainerState,
 } from "./checkpoint.ts";
@@ -37,6 +42,7 @@ import {
   writeEvalSummary,
 } from "./evaluate.ts";
 import { clipByGlobalNorm, GradAccumulator } from "./grads.ts";
+import { checkFiniteStep, checkMaxNewTokens } from "./guards.ts";
 import {
   LogAccumulator,
   METRICS_FILE,
@@ -47,12 +53,12 @@ import { writePreprocessorConfig } from "./infer.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import { RngStreams } from "./rng.ts";
 import {
-  LATEST_FILE,
-  latestCheckpoint,
-  listCheckpoints,
+  prepareRunDir,
   rotateCheckpoints,
+  RUN_COMPLETE_FILE,
   writeCheckpointDir,
 } from "./run_dir.ts";
+import { lockRunDir } from "./run_lock.ts";
 import { SampleStore, type SampleVision } from "./samples.ts";
 import { learningRate, type ScheduleOptions } from "./schedule.ts";
 import {
@@ -67,16 +73,18 @@ import { ropeFnFor } from "./sft.ts";
 import type { PassInfo, TrainContext } from "./variant.ts";
 import { type AnyVariant, createVariant } from "./variants.ts";
 
-export const RUN_COMPLETE_FILE = "run_complete.json";
+export { RUN_COMPLETE_FILE };
 
 export interface TrainOptions {
   config: Stage2Config;
   /**
-   * Overrides `training.resume`: null = start fresh, "auto" = the run
-   * folder's latest checkpoint (fresh when there is none), or a checkpoint
-   * folder.
+   * Overrides `training.resume`: null = start fresh (the folder must be
+   * empty), "auto" = the run folder's newest complete checkpoint (fresh only
+   * in a folder without a run), or a checkpoint folder. See `run_dir.ts`.
    */
   resume?: string | null;
+  /** Start over in a non-empty run folder, removing only what stage2 wrote. */
+  overwrite?: boolean;
   /** Log sink (default: stderr). */
   log?: (line: string) => void;
   /** Force the progress display mode (default: bar when stderr is a TTY). */
@@ -136,23 +144,6 @@ async function readJson<T>(path: string): Promise<T | null> {
   }
 }
 
-/** Removes what a previous run left in the folder (not the synthetic data). */
-async function clearRun(runDir: string): Promise<void> {
-  for (const c of await listCheckpoints(runDir)) {
-    await Deno.remove(c.dir, { recursive: true });
-  }
-  for (
-    const f of [
-      LATEST_FILE,
-      METRICS_FILE,
-      EVAL_SUMMARY_FILE,
-      RUN_COMPLETE_FILE,
-    ]
-  ) {
-    await Deno.remove(join(runDir, f)).catch(() => {});
-  }
-}
-
 /** The `eval_loss` values of a run's metrics.jsonl, in order. */
 async function evalLosses(runDir: string): Promise<number[]> {
   let text = "";
@@ -184,15 +175,14 @@ async function warmStart(
   const depth = (opts.warmStartDepth ?? 0) + 1;
   const path = cfg.model.warm_start_config!;
   if (depth > MAX_WARM_START_DEPTH) {
-    throw new Error(
+    throw new InputError(
       `model.warm_start_config chains more than ${MAX_WARM_START_DEPTH} configs deep (at ${path}); is there a cycle?`,
     );
   }
   const ws = await loadConfig(path);
   const hash = configHash(ws);
   const runDir = join(
-    dirname(resolve(cfg.training.output_dir)),
-    "warm_start",
+    warmStartRoot(cfg),
     `${ws.custom.trainer_variant}-${hash.slice(0, 12)}`,
   );
   const done = await readJson<RunComplete>(join(runDir, RUN_COMPLETE_FILE));
@@ -215,6 +205,7 @@ async function warmStart(
       training: { ...ws.training, output_dir: runDir, resume: "auto" },
     },
     resume: "auto",
+    overwrite: true, // [hard] its own folder: resume, or restart a run cut before its first checkpoint
     stopAfterStep: undefined,
     warmStartDepth: depth,
   });
@@ -258,7 +249,7 @@ async function checkPacking(
     if (store.lengths[i] > store.lengths[worst]) worst = i;
   }
   if (store.lengths[worst] > max) {
-    throw new Error(
+    throw new InputError(
       `training.packing.max_length ${max} is shorter than training sample ${
         store.records[worst].source
       } (${
@@ -275,7 +266,8 @@ async function checkPacking(
       throw new Error(`mRoPE rows do not cover ${s.record.source}`);
     }
   } catch (e) {
-    throw new Error(
+    if (e instanceof DataError) throw e; // [hard] a bad first image is a data error, not a packing one
+    throw new InputError(
       `training.packing.enabled needs 4-row position ids [text; t; h; w] from the model's getRopeIndex, which failed (${
         (e as Error).message
       }); set training.packing.enabled: false to train unpacked`,
@@ -290,23 +282,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const log = opts.log ?? ((s: string) => console.error(s));
   await initRuntime({ threads: cfg.training.threads ?? undefined, log });
   const runDir = resolve(cfg.training.output_dir);
-  await Deno.mkdir(runDir, { recursive: true });
   const T = cfg.training;
 
-  // --- resume point -------------------------------------------------------
-  const resumeSetting = opts.resume !== undefined ? opts.resume : T.resume;
-  let resumeDir: string | null = null;
-  if (resumeSetting === "auto") {
-    resumeDir = await latestCheckpoint(runDir);
-    if (resumeDir) log(`resuming from ${resumeDir}`);
-  } else if (resumeSetting) {
-    resumeDir = resolve(resumeSetting);
-    log(`resuming from ${resumeDir}`);
-  }
-  if (!resumeDir) await clearRun(runDir);
-  const trainerState: TrainerState | null = resumeDir
-    ? await readTrainerState(resumeDir)
-    : null;
+  // --- run folder and resume point --------------------------------------------
+  // [hard] lock + run-folder safety rules + verified resume point (run_dir.ts)
+  await using _lock = await lockRunDir(runDir, log);
+  const { resumeDir, trainerState } = await prepareRunDir(runDir, {
+    resume: opts.resume !== undefined ? opts.resume : T.resume,
+    overwrite: opts.overwrite ?? false,
+    variant: cfg.custom.trainer_variant,
+    log,
+  });
   if (trainerState && trainerState.global_step >= T.max_steps) {
     const done = await readJson<RunComplete>(join(runDir, RUN_COMPLETE_FILE));
     if (done && done.global_step === trainerState.global_step) {
@@ -362,6 +348,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     tok,
     model,
     resumeDir ?? cfg.model.checkpoint ?? "model",
+  );
+  checkMaxNewTokens( // [hard] generation limit within the context length
+    cfg.custom.extra.rollout_matching.max_new_tokens,
+    model,
+    "custom.extra.rollout_matching.max_new_tokens",
   );
 
   const vision: SampleVision = {
@@ -502,6 +493,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const plan = variant.planStep(globalStep, GA, false);
       const window = new WindowMetrics();
       const acc = new GradAccumulator();
+      const losses: number[] = []; // [hard] for checkFiniteStep
       let tokens = 0;
       for (let mb = 0; mb < GA; mb++) {
         const indices = drawMicroBatch(
@@ -553,7 +545,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
             reported = r.metrics;
             return r.loss;
           }, params);
-          window.mean("loss", value.dataSync()[0]);
+          losses.push(value.dataSync()[0]); // [hard]
+          window.mean("loss", losses[losses.length - 1]);
           for (const [k, v] of Object.entries(reported)) {
             window.mean(k, typeof v === "number" ? v : v.dataSync()[0]);
           }
@@ -567,6 +560,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const grads = acc.mean();
       const gradNorm = clipByGlobalNorm(grads, T.max_grad_norm);
       const lr = learningRate(globalStep, sched);
+      try { // [hard] stop before a non-finite update reaches the weights
+        checkFiniteStep({
+          step: globalStep + 1,
+          losses,
+          gradNorm,
+          lr,
+          checkpoint,
+        });
+      } catch (e) {
+        for (const g of Object.values(grads)) g.dispose();
+        throw e;
+      }
       opt.apply(grads, lr);
       for (const g of Object.values(grads)) g.dispose();
       rec.step({

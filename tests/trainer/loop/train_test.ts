@@ -171,7 +171,7 @@ Deno.test("warm start trains the Stage-1 config once, keyed by its hash, then st
       join(first.runDir, "checkpoint-1/model.safetensors"),
     );
     logs.length = 0;
-    const second = await train({ config: cfg, ...opts });
+    const second = await train({ config: cfg, ...opts, overwrite: true });
     assert.equal(second.warmStart?.runDir, first.warmStart.runDir);
     assert.ok(
       logs.some((l) => l.startsWith("warm start: reusing")),
