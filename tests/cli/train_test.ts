@@ -32,7 +32,10 @@ Deno.test("stage2 train usage errors exit 2 with a one-line message", async () =
     "/nonexistent/checkpoint-3",
   ]);
   assert.equal(resume.code, 2);
-  assert.match(resume.err, /no trainer_state\.json there/);
+  assert.match(
+    resume.err,
+    /--resume \/nonexistent\/checkpoint-3: no such folder/,
+  );
 
   const flag = await run(["train", "--bogus"]);
   assert.equal(flag.code, 2);
