@@ -20,7 +20,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import { RESOLVED_CONFIG_FILE } from "../config/mod.ts";
 import { writeFileAtomic } from "../data/atomic.ts";
-import { InputError } from "../errors.ts";
+import { InputError, printable } from "../errors.ts";
 import { TRACE_FILE } from "../trace/schema.ts";
 import {
   OPTIMIZER_FILE,
@@ -344,7 +344,7 @@ async function folderEntries(runDir: string): Promise<FolderEntry[]> {
   try {
     for await (const e of Deno.readDir(runDir)) {
       if (e.name === LOCK_FILE) continue; // ours, held by this process
-      const shown = e.isDirectory ? `${e.name}/` : e.name;
+      const shown = printable(e.isDirectory ? `${e.name}/` : e.name);
       const c = ckpts.get(e.name);
       const own = c
         ? c.kind !== "foreign"
@@ -367,25 +367,32 @@ function listing(es: (FolderEntry | string)[]): string {
 }
 
 /**
- * Removes what stage2 wrote in a run folder before a fresh start, keeping
- * the built-in synthetic data (reused when its settings match) and
- * everything stage2 did not write. Refuses when a foreign folder is named
- * like a checkpoint, since this run would write one of that name.
+ * Refuses a run folder holding a `checkpoint-<n>/` stage2 did not write:
+ * the run would write its own checkpoints under such names, and stage2
+ * never deletes or replaces a folder it did not write.
  */
-async function clearOwnFiles(
-  runDir: string,
-  entries: FolderEntry[],
-  log: (line: string) => void,
-): Promise<void> {
-  const clash = entries.filter((e) => e.checkpoint?.kind === "foreign");
-  if (clash.length > 0) {
-    const c = clash[0].checkpoint!;
+function refuseForeignCheckpoints(runDir: string, entries: FolderEntry[]) {
+  const c = entries.find((e) => e.checkpoint?.kind === "foreign")?.checkpoint;
+  if (c) {
     throw new InputError(
       `output_dir ${runDir} holds ${
         basename(c.dir)
       }/, which stage2 did not write (${c.why}); stage2 never deletes it and would write its own checkpoints under that name: move it away or choose another training.output_dir`,
     );
   }
+}
+
+/**
+ * Removes what stage2 wrote in a run folder before a fresh start, keeping
+ * the built-in synthetic data (reused when its settings match) and
+ * everything stage2 did not write.
+ */
+async function clearOwnFiles(
+  runDir: string,
+  entries: FolderEntry[],
+  log: (line: string) => void,
+): Promise<void> {
+  refuseForeignCheckpoints(runDir, entries);
   const removed: string[] = [];
   for (const e of entries) {
     if (!e.own) continue;
@@ -396,7 +403,7 @@ async function clearOwnFiles(
   }
   const kept = entries.filter((e) => !e.own);
   if (removed.length > 0) {
-    log(`--overwrite: removed ${listing(removed)} from ${runDir}`);
+    log(`starting over: removed ${listing(removed)} from ${runDir}`);
   }
   if (kept.length > 0) {
     log(
@@ -454,6 +461,7 @@ export async function prepareRunDir(
     }
     if (entries.length > 0) await clearOwnFiles(runDir, entries, o.log);
   } else if (o.resume === "auto") {
+    refuseForeignCheckpoints(runDir, entries);
     const ckpts = entries.filter((e) => e.checkpoint).map((e) => e.checkpoint!)
       .sort((a, b) => a.step - b.step);
     const newest = ckpts.filter((c) => c.kind === "complete").at(-1);
@@ -461,11 +469,9 @@ export async function prepareRunDir(
       resumeDir = newest.dir;
       for (const c of ckpts.filter((c) => c.step > newest.step)) {
         o.log(
-          `note: ${basename(c.dir)} is ${
-            c.kind === "damaged"
-              ? `damaged (${c.why})`
-              : `not stage2's (${c.why})`
-          }; resuming from ${basename(newest.dir)}`,
+          `note: ${basename(c.dir)} is damaged (${c.why}); resuming from ${
+            basename(newest.dir)
+          }`,
         );
       }
       const pointer = await latestCheckpoint(runDir).catch(() => null);
@@ -497,6 +503,7 @@ export async function prepareRunDir(
     resumeDir = resolve(o.resume);
     const c = await verifyResumeDir(resumeDir);
     if (dirname(resumeDir) === runDir) {
+      refuseForeignCheckpoints(runDir, entries);
       // Checkpoints after the resume point belong to the abandoned
       // continuation; left in place, a later `--resume` would pick them.
       for (const e of entries) {
@@ -506,6 +513,7 @@ export async function prepareRunDir(
           o.log(`note: removed ${basename(k.dir)} (after the resume point)`);
         }
       }
+      await writeFileAtomic(join(runDir, LATEST_FILE), basename(c.dir) + "\n");
     } else if (entries.length > 0 && !o.overwrite) {
       throw new InputError(
         `output_dir ${runDir} is not empty (${

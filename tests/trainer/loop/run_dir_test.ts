@@ -282,23 +282,28 @@ Deno.test("--resume refuses a run without a complete checkpoint; an empty folder
   });
 });
 
-Deno.test("resuming an older checkpoint drops the newer ones of the abandoned continuation", async () => {
+Deno.test("resuming an older checkpoint drops the newer ones; a foreign checkpoint in the folder refuses any resume", async () => {
   await withDir(async (dir) => {
     for (const s of [2, 4, 6]) await save(dir, s);
     await hfCheckpoint(join(dir, "checkpoint-500"));
+    for (const resume of ["auto", join(dir, "checkpoint-2")]) {
+      await assert.rejects(
+        prepareRunDir(dir, opts({ resume })),
+        /holds checkpoint-500\/, which stage2 did not write \(holds pytorch_model\.bin\); .*move it away/,
+      );
+    }
+    await assert.rejects(
+      prepareRunDir(dir, opts({ resume: join(dir, "checkpoint-500") })),
+      /--resume .*checkpoint-500: not a complete stage2 checkpoint \(holds pytorch_model\.bin\)/,
+    );
+    await Deno.rename(join(dir, "checkpoint-500"), join(dir, "hf-500"));
     const r = await prepareRunDir(
       dir,
       opts({ resume: join(dir, "checkpoint-2") }),
     );
     assert.equal(r.resumeDir, join(dir, "checkpoint-2"));
-    assert.deepEqual(ls(dir).filter((n) => n.startsWith("checkpoint-")), [
-      "checkpoint-2",
-      "checkpoint-500",
-    ]);
-    await assert.rejects(
-      prepareRunDir(dir, opts({ resume: join(dir, "checkpoint-500") })),
-      /--resume .*checkpoint-500: not a complete stage2 checkpoint \(holds pytorch_model\.bin\)/,
-    );
+    assert.deepEqual(ls(dir), ["checkpoint-2", "hf-500", "latest"]);
+    assert.equal(await latestCheckpoint(dir), join(dir, "checkpoint-2"));
   });
 });
 
