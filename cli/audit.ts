@@ -4,7 +4,7 @@
  * missing, unreadable or malformed. Imports no TF.js.
  */
 import type { Command } from "commander";
-import { EXIT_FINDINGS, UsageError, userPath } from "./main.ts";
+import { EXIT_FINDINGS, UsageError, userPath } from "./common.ts";
 import {
   auditRun,
   RunReadError,

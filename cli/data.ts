@@ -2,7 +2,7 @@
  * `stage2 data`: synthetic dataset generation and tiny-tokenizer building.
  */
 import type { Command } from "commander";
-import { UsageError, userPath } from "./main.ts";
+import { UsageError, userPath } from "./common.ts";
 
 function intArg(name: string, min: number): (v: string) => number {
   return (v: string) => {
@@ -42,6 +42,10 @@ export function register(program: Command): void {
       6,
     )
     .option("--no-noise", "never add background noise")
+    .option(
+      "--overwrite",
+      "replace a dataset data synth wrote in --out before (other files stay)",
+    )
     .action(async (o: {
       out: string;
       nTrain: number;
@@ -50,6 +54,7 @@ export function register(program: Command): void {
       size: number;
       maxObjects: number;
       noise: boolean;
+      overwrite?: boolean;
     }) => {
       if (o.size % 32 !== 0) {
         throw new UsageError(
@@ -57,7 +62,18 @@ export function register(program: Command): void {
         );
       }
       const { writeSynthDataset } = await import("../trainer/data/synth.ts");
+      const { prepareSynthOut } = await import("../trainer/data/synth_dir.ts");
       const out = userPath(o.out);
+      const kept = await prepareSynthOut(out, {
+        overwrite: o.overwrite ?? false,
+      });
+      if (kept.length > 0) {
+        console.error(
+          `note: kept ${kept.length} file(s) in ${out} that data synth did not write (${
+            kept.slice(0, 3).join(", ")
+          }${kept.length > 3 ? ", ..." : ""})`,
+        );
+      }
       const w = await writeSynthDataset(out, {
         nTrain: o.nTrain,
         nVal: o.nVal,
@@ -87,29 +103,31 @@ export function register(program: Command): void {
       512,
     )
     .action(async (o: { jsonl: string[]; out: string; vocabSize: number }) => {
-      const { loadJsonl, DataError } = await import("../trainer/data/jsonl.ts");
+      const { loadJsonl } = await import("../trainer/data/jsonl.ts");
       const { renderChatText } = await import("../trainer/tokenizer/chat.ts");
       const { buildTinyTokenizer } = await import(
         "../trainer/tokenizer/build.ts"
       );
       const { writeFileAtomic } = await import("../trainer/data/atomic.ts");
+      const out = userPath(o.out);
+      if ((await Deno.stat(out).catch(() => null))?.isDirectory) {
+        throw new UsageError(
+          `--out ${o.out} is a folder; name the file to write, e.g. ${
+            o.out.replace(/\/$/, "")
+          }/tokenizer.json`,
+        );
+      }
       const texts: string[] = [];
       for (const f of o.jsonl) {
-        try {
-          const recs = await loadJsonl(userPath(f), { checkImages: false });
-          // the same corpus the trainer builds its tokenizer from
-          // (the image-pad count is irrelevant: added tokens skip BPE)
-          for (const r of recs) texts.push(renderChatText(r.objects, 1));
-        } catch (e) {
-          if (e instanceof DataError) throw new UsageError(e.message);
-          throw e;
-        }
+        const recs = await loadJsonl(userPath(f), { checkImages: false });
+        // the same corpus the trainer builds its tokenizer from
+        // (the image-pad count is irrelevant: added tokens skip BPE)
+        for (const r of recs) texts.push(renderChatText(r.objects, 1));
       }
       if (texts.length === 0) {
         throw new UsageError(`no records in ${o.jsonl.join(", ")}`);
       }
       const tok = buildTinyTokenizer(texts, { vocabSize: o.vocabSize });
-      const out = userPath(o.out);
       await writeFileAtomic(out, JSON.stringify(tok, null, 2) + "\n");
       console.log(`wrote ${out} (trained on ${texts.length} records)`);
     });

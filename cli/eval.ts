@@ -6,7 +6,7 @@
  * unusable checkpoint or data file (one line naming the file or record).
  */
 import type { Command } from "commander";
-import { UsageError, userPath } from "./main.ts";
+import { UsageError, userPath } from "./common.ts";
 
 interface EvalFlags {
   checkpoint: string;
@@ -53,35 +53,30 @@ async function runEval(f: EvalFlags): Promise<void> {
   if (!(await isFile(data))) {
     throw new UsageError(`--data ${f.data}: no such file`);
   }
-  const out = f.out === undefined ? `${checkpoint}/eval` : userPath(f.out);
   const { initRuntime } = await import("../trainer/runtime.ts");
   await initRuntime({ log: () => {} });
-  const { DataError } = await import("../trainer/data/jsonl.ts");
-  const { formatPerDesc, formatSummary } = await import(
+  const { CHECKPOINT_EVAL_DIR, formatPerDesc, formatSummary } = await import(
     "../trainer/eval/summary.ts"
   );
-  const { EvalInputError, evaluateCheckpoint } = await import(
+  const out = f.out === undefined
+    ? `${checkpoint}/${CHECKPOINT_EVAL_DIR}`
+    : userPath(f.out);
+  const { evaluateCheckpoint } = await import(
     "../trainer/loop/eval_checkpoint.ts"
   );
-  let r;
-  try {
-    r = await evaluateCheckpoint({
-      checkpoint,
-      data,
-      out,
-      maxSamples: f.maxSamples ?? null,
-      maxNewTokens: f.maxNewTokens,
-      batchSize: f.batchSize,
-      overlays: f.overlays,
-      progressTty: f.progress === false ? false : undefined,
-      log: (s) => console.error(s),
-    });
-  } catch (e) {
-    if (e instanceof DataError || e instanceof EvalInputError) {
-      throw new UsageError(e.message);
-    }
-    throw e;
-  }
+  // A bad checkpoint or data file is an InputError (exit 2, one line) from
+  // where it is found; cli/common.ts prints it.
+  const r = await evaluateCheckpoint({
+    checkpoint,
+    data,
+    out,
+    maxSamples: f.maxSamples ?? null,
+    maxNewTokens: f.maxNewTokens,
+    batchSize: f.batchSize,
+    overlays: f.overlays,
+    progressTty: f.progress === false ? false : undefined,
+    log: (s) => console.error(s),
+  });
   if (f.json) {
     console.log(JSON.stringify(r.summary, null, 2));
     return;

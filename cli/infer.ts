@@ -3,7 +3,7 @@
  * [--dump FILE.safetensors]`: detections of one image from a checkpoint.
  */
 import type { Command } from "commander";
-import { UsageError, userPath } from "./main.ts";
+import { UsageError, userPath } from "./common.ts";
 
 interface InferFlags {
   checkpoint: string;
@@ -53,20 +53,12 @@ async function runInfer(f: InferFlags): Promise<void> {
   const { initRuntime } = await import("../trainer/runtime.ts");
   await initRuntime({ log: () => {} });
   const { inferImage } = await import("../trainer/loop/infer.ts");
-  let r;
-  try {
-    r = await inferImage({
-      checkpoint,
-      image,
-      maxNewTokens: f.maxNewTokens,
-      dump: f.dump === undefined ? undefined : userPath(f.dump),
-    });
-  } catch (e) {
-    if (e instanceof Error && !Deno.env.get("STAGE2_DEBUG")) {
-      throw new UsageError(e.message, 1);
-    }
-    throw e;
-  }
+  const r = await inferImage({
+    checkpoint,
+    image,
+    maxNewTokens: f.maxNewTokens,
+    dump: f.dump === undefined ? undefined : userPath(f.dump),
+  });
   if (f.json) {
     console.log(JSON.stringify(r, null, 2));
     return;

@@ -4,25 +4,7 @@
  * (normalize-check, validate-spec) never load TF.js.
  */
 import { Command, CommanderError } from "commander";
-
-/** Exit codes shared by all commands. */
-export const EXIT_OK = 0;
-export const EXIT_FINDINGS = 1;
-export const EXIT_USAGE = 2;
-
-/** A user-facing error: printed as one line, no stack trace. */
-export class UsageError extends Error {
-  constructor(message: string, readonly exitCode = EXIT_USAGE) {
-    super(message);
-  }
-}
-
-/** Resolve a user path against where the user started the command. */
-export function userPath(p: string): string {
-  if (p.startsWith("/")) return p;
-  const base = Deno.env.get("INIT_CWD") ?? Deno.cwd();
-  return `${base.replace(/\/$/, "")}/${p}`;
-}
+import { EXIT_OK, EXIT_USAGE, reportError } from "./common.ts";
 
 type Register = (program: Command) => void;
 
@@ -68,23 +50,10 @@ export async function main(argv: string[]): Promise<number> {
       if (e.exitCode === 0) return EXIT_OK; // --help / --version
       return EXIT_USAGE;
     }
-    if (e instanceof UsageError) {
-      console.error(`stage2: ${e.message}`);
-      return e.exitCode;
-    }
-    // Anything else is a bug or an environment failure: one line for the
-    // user, the stack only on request.
-    if (Deno.env.get("STAGE2_DEBUG")) throw e;
-    console.error(
-      `stage2: ${e instanceof Error ? e.message : String(e)}` +
-        " (set STAGE2_DEBUG=1 for the stack trace)",
-    );
-    return 1;
+    return reportError(e);
   }
 }
 
 if (import.meta.main) {
-  // No top-level await: command modules import this file for `UsageError`,
-  // and a pending top-level await here would deadlock their evaluation.
-  main(Deno.args).then((code) => Deno.exit(code));
+  Deno.exit(await main(Deno.args));
 }

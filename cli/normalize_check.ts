@@ -4,7 +4,7 @@
  * them, and nothing here touches TF.js or the trainer.
  */
 import type { Command } from "commander";
-import { EXIT_FINDINGS, EXIT_OK, UsageError, userPath } from "./main.ts";
+import { EXIT_FINDINGS, EXIT_OK, UsageError, userPath } from "./common.ts";
 import {
   CheckError,
   checkPaths,

@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import { join } from "node:path";
-import { UsageError, userPath } from "./main.ts";
+import { UsageError, userPath } from "./common.ts";
 
 /**
  * Audits the run's trace (when it has one) and writes `<runDir>/report.html`

@@ -1,12 +1,12 @@
 /**
- * `stage2 train [--config FILE] [--set k=v]... [--resume [DIR]]`.
+ * `stage2 train [--config FILE] [--set k=v]... [--resume [DIR] | --overwrite]`.
  *
  * Without `--config` it runs the embedded quickstart (`configs/quickstart.yaml`):
  * synthetic data, a tiny tokenizer, a Stage-1 warm start, Stage-2 AB with
  * both channels, then a validation rollout summary and the run's report.html.
  */
 import type { Command } from "commander";
-import { UsageError, userPath } from "./main.ts";
+import { UsageError, userPath } from "./common.ts";
 import { writeReport } from "./report.ts";
 
 /** The config `stage2 train` runs when none is given. */
@@ -19,6 +19,7 @@ interface TrainFlags {
   config?: string;
   set: string[];
   resume?: string | boolean;
+  overwrite?: boolean;
   progress?: boolean;
 }
 
@@ -33,48 +34,31 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
-/** Errors whose message is the whole story (bad config, data, paths). */
-function isUserFacing(e: unknown): e is Error {
-  if (!(e instanceof Error)) return false;
-  return [
-    "Error",
-    "RangeError",
-    "ConfigError",
-    "DataError",
-    "TokenizerError",
-    "NotFound",
-    "PermissionDenied",
-  ].includes(e.name);
-}
-
 async function runTrain(flags: TrainFlags): Promise<void> {
-  const { loadConfigDetailed, ConfigError } = await import(
-    "../trainer/config/mod.ts"
-  );
+  if (flags.resume !== undefined && flags.overwrite) {
+    throw new UsageError(
+      "pass either --resume (continue the run in output_dir) or --overwrite (start over there), not both",
+    );
+  }
+  const { loadConfigDetailed } = await import("../trainer/config/mod.ts");
   const configPath = flags.config
     ? userPath(flags.config)
     : decodeURIComponent(QUICKSTART_CONFIG.pathname);
-  let loaded;
-  try {
-    loaded = await loadConfigDetailed(configPath, flags.set);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new UsageError(e.message);
-    throw e;
-  }
+  const loaded = await loadConfigDetailed(configPath, flags.set);
   for (const w of loaded.warnings) console.error(`warning: ${w}`);
-  const resume = flags.resume === undefined
+  // --overwrite starts over even where the config says `training.resume`
+  // (the quickstart resumes by default).
+  const resume = flags.overwrite
+    ? null
+    : flags.resume === undefined
     ? undefined
     : flags.resume === true
     ? "auto"
     : userPath(flags.resume as string);
-  if (typeof flags.resume === "string" && resume !== undefined) {
-    try {
-      await Deno.stat(`${resume}/trainer_state.json`);
-    } catch {
-      throw new UsageError(
-        `--resume ${flags.resume}: no trainer_state.json there; pass a checkpoint-<step> folder, or --resume alone for the run folder's latest`,
-      );
-    }
+  if (typeof resume === "string" && resume !== "auto") {
+    // Fail before the runtime starts and before output_dir is created.
+    const { verifyResumeDir } = await import("../trainer/loop/run_dir.ts");
+    await verifyResumeDir(resume);
   }
   if (!flags.config) {
     console.error(
@@ -83,22 +67,12 @@ async function runTrain(flags: TrainFlags): Promise<void> {
   }
   const { train } = await import("../trainer/loop/train.ts");
   const { formatSummary } = await import("../trainer/eval/summary.ts");
-  let result;
-  try {
-    result = await train({
-      config: loaded.config,
-      resume,
-      progressTty: flags.progress === false ? false : undefined,
-    });
-  } catch (e) {
-    // A bad warm-start config is a usage error like a bad --config.
-    if (e instanceof ConfigError) throw new UsageError(e.message);
-    // Set STAGE2_DEBUG=1 to see the stack trace instead of one line.
-    if (isUserFacing(e) && !Deno.env.get("STAGE2_DEBUG")) {
-      throw new UsageError(e.message, 1);
-    }
-    throw e;
-  }
+  const result = await train({
+    config: loaded.config,
+    resume,
+    overwrite: flags.overwrite ?? false,
+    progressTty: flags.progress === false ? false : undefined,
+  });
   const ws = result.warmStart;
   if (ws) {
     if (ws.evalLossStart !== null && ws.evalLossEnd !== null) {
@@ -142,8 +116,22 @@ export function register(program: Command): void {
     )
     .option(
       "--resume [dir]",
-      "continue from a checkpoint folder (default: the run folder's latest)",
+      "continue the run in output_dir from its newest complete checkpoint, or from the checkpoint folder given",
+    )
+    .option(
+      "--overwrite",
+      "start over in a non-empty output_dir: removes only what stage2 wrote there (never other files)",
     )
     .option("--no-progress", "plain log lines instead of a progress bar")
+    .addHelpText(
+      "after",
+      `
+Run folder (training.output_dir): a fresh run refuses a non-empty folder
+(pass --resume or --overwrite); one training process per folder (train.lock).
+Warm start: with model.warm_start_config, the Stage-1 run is trained once
+into model.warm_start_dir (default <parent of output_dir>/warm_start/),
+one <variant>-<config hash>/ folder per config, and reused after that.
+Exit codes: 0 success, 1 failed run (e.g. non-finite loss), 2 bad input or usage.`,
+    )
     .action(runTrain);
 }

@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { resolveRoot, runValidate } from "../audit/openspec/mod.ts";
-import { UsageError, userPath } from "./main.ts";
+import { UsageError, userPath } from "./common.ts";
 
 interface Flags {
   all?: boolean;

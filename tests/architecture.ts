@@ -20,10 +20,11 @@ export const ROOT = normalize(
  * Layers of `trainer/`, lowest first. A module may import modules of its
  * own folder and of lower layers only; folders on one layer never import
  * each other. `runtime` is the single file `trainer/runtime.ts` (the TF.js
- * backend).
+ * backend), `errors` the single file `trainer/errors.ts` (the error
+ * taxonomy every layer throws).
  */
 export const TRAINER_LAYERS: string[][] = [
-  ["common", "coord"],
+  ["common", "coord", "errors"],
   ["data", "runtime"],
   ["config", "tokenizer", "trace"],
   ["model"],

@@ -12,26 +12,33 @@
 import {
   ConfigError,
   loadConfig,
+  RESOLVED_CONFIG_FILE,
   type Stage2Config,
+  stage2Knobs,
 } from "../../trainer/config/mod.ts";
 import type { RunExpect } from "../../trainer/trace/schema.ts";
 
 /** Thrown when config.yaml exists but cannot be used; names file and key. */
 export class ConfigExpectError extends Error {}
 
-/** Builds expectations from a resolved config. */
+/**
+ * Builds expectations from a resolved config (the Stage-2 knobs under the
+ * trainer's own names, `stage2Knobs`).
+ */
 export function expectFromConfig(cfg: Stage2Config): RunExpect {
-  const stage2 = cfg.custom.trainer_variant === "stage2_ab_training";
-  const ab = cfg.custom.extra.stage2_ab;
-  const buffer = cfg.custom.extra.rollout_matching.rollout_buffer;
-  return {
-    pattern: stage2 ? [...ab.schedule.pattern] : null,
-    nSoftctxIter: stage2 ? ab.n_softctx_iter : null,
+  const base = {
     gradientAccumulationSteps: cfg.training.gradient_accumulation_steps,
     trainingSeed: cfg.training.seed,
-    ...(stage2
-      ? { rolloutBuffer: { enabled: buffer.enabled, mSteps: buffer.m_steps } }
-      : {}),
+  };
+  if (cfg.custom.trainer_variant !== "stage2_ab_training") {
+    return { pattern: null, nSoftctxIter: null, ...base };
+  }
+  const k = stage2Knobs(cfg);
+  return {
+    pattern: [...k.pattern],
+    nSoftctxIter: k.nSoftctxIter,
+    ...base,
+    rolloutBuffer: { enabled: k.buffer.enabled, mSteps: k.buffer.mSteps },
   };
 }
 
@@ -42,7 +49,7 @@ export function expectFromConfig(cfg: Stage2Config): RunExpect {
 export async function readConfigExpect(
   runDir: string,
 ): Promise<RunExpect | null> {
-  const file = `${runDir.replace(/\/$/, "")}/config.yaml`;
+  const file = `${runDir.replace(/\/$/, "")}/${RESOLVED_CONFIG_FILE}`;
   try {
     await Deno.stat(file);
   } catch (e) {

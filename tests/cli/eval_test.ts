@@ -143,7 +143,7 @@ Deno.test("stage2 eval: bad input is one line naming the file or record, exit 2"
       ],
       [
         ["eval", "--checkpoint", ckpt, "--data", badImg],
-        /badimg\.jsonl:2: cannot decode PNG .*broken\.png/,
+        /badimg\.jsonl:2: .*broken\.png is not a PNG file/,
       ],
       [
         ["eval", "--checkpoint", ckpt, "--data", data, "--max-samples", "0"],

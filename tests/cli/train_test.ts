@@ -32,7 +32,10 @@ Deno.test("stage2 train usage errors exit 2 with a one-line message", async () =
     "/nonexistent/checkpoint-3",
   ]);
   assert.equal(resume.code, 2);
-  assert.match(resume.err, /no trainer_state\.json there/);
+  assert.match(
+    resume.err,
+    /--resume \/nonexistent\/checkpoint-3: no such folder/,
+  );
 
   const flag = await run(["train", "--bogus"]);
   assert.equal(flag.code, 2);
@@ -106,6 +109,17 @@ Deno.test("stage2 train --config runs a tiny SFT config and prints the run folde
     assert.match(again.err, /resuming from .*checkpoint-2/);
     assert.match(again.err, /nothing to do: the run already completed 2 steps/);
     assert.match(again.out, /parse .*F1@0\.5/);
+
+    // the quickstart's way (`training.resume: auto` in the config): a rerun
+    // shows the finished run; --overwrite trains it anew, whatever the config says
+    const auto = ["train", "--config", cfg, "--set", "training.resume=auto"];
+    const shown = await run([...auto, "--no-progress"]);
+    assert.equal(shown.code, 0, shown.err);
+    assert.match(shown.err, /nothing to do: the run already completed 2 steps/);
+    const anew = await run([...auto, "--overwrite", "--no-progress"]);
+    assert.equal(anew.code, 0, anew.err);
+    assert.match(anew.err, /starting over: removed checkpoint-2\/, /);
+    assert.doesNotMatch(anew.err, /nothing to do/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -10,11 +10,13 @@
  * Paths: `model.checkpoint`, `model.tokenizer`, `model.warm_start_config`,
  * `data.train_jsonl`, `data.val_jsonl` and `training.resume` resolve against
  * the directory of the YAML file that declares them (the working directory
- * for `--set`); `training.output_dir` always resolves against the directory
- * the command was started from, so configs under `configs/` do not write
- * runs next to themselves.
+ * for `--set`); `training.output_dir` and `model.warm_start_dir` always
+ * resolve against the directory the command was started from, so configs
+ * under `configs/` do not write runs next to themselves.
+ *
+ * An empty config file is an error (it would silently train the defaults).
  */
-import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import {
   isMap,
   isScalar,
@@ -23,17 +25,22 @@ import {
   type Node,
   parseDocument,
 } from "yaml";
-import { DEFAULTS } from "./defaults.ts";
 import {
+  DEFAULTS,
   keysAt,
   type ResolvedConfig,
   schemaAt,
   type Stage2Config,
   stage2Schema,
 } from "./schema.ts";
+import {
+  describeValue as describe,
+  didYouMean,
+  InputError,
+} from "../errors.ts";
 
-/** A config problem; `message` is one line, `problems` lists every one found. */
-export class ConfigError extends Error {
+/** A config problem (exit 2); `message` is one line, `problems` lists every one found. */
+export class ConfigError extends InputError {
   constructor(readonly problems: string[]) {
     super(
       problems.length > 1
@@ -119,14 +126,24 @@ function mergeInto(
       mergeInto(dst[k] as Obj, v, p, locs, where);
       continue;
     }
-    // replaced wholesale: forget where the old sub-keys came from
-    for (const w of [...where.keys()]) {
-      if (w.startsWith(key + ".")) where.delete(w);
-    }
+    // Replaced wholesale: forget where the old sub-keys came from, record
+    // where the new ones did. Both walks visit only the values involved, so
+    // a merge costs time linear in the number of keys.
+    forEachPath(dst[k], key, (sub) => where.delete(sub));
     dst[k] = structuredClone(v);
-    for (const [lk, lv] of locs) {
-      if (lk === key || lk.startsWith(key + ".")) where.set(lk, lv);
-    }
+    forEachPath(v, key, (sub) => {
+      const l = locs.get(sub);
+      if (l) where.set(sub, l);
+    });
+  }
+}
+
+/** Calls `fn` with `key` and the dotted path of every value nested under it. */
+function forEachPath(v: unknown, key: string, fn: (path: string) => void) {
+  fn(key);
+  if (Array.isArray(v)) v.forEach((x, i) => forEachPath(x, `${key}.${i}`, fn));
+  else if (isPlain(v)) {
+    for (const [k, x] of Object.entries(v)) forEachPath(x, `${key}.${k}`, fn);
   }
 }
 
@@ -149,7 +166,16 @@ async function readYaml(
       }`,
     ]);
   }
-  return parseYamlText(text, shown);
+  const parsed = parseYamlText(text, shown);
+  if (Object.keys(parsed.obj).length === 0) {
+    // Defaults alone would silently train 100 steps into runs/stage2.
+    throw new ConfigError([
+      `config ${shown} is empty: it sets no keys; write the settings you mean (configs/ has examples)${
+        from ? ` (extended from ${from})` : ""
+      }`,
+    ]);
+  }
+  return parsed;
 }
 
 /** Parse YAML text; `shown` names the source in messages. */
@@ -161,7 +187,7 @@ export function parseYamlText(
   const doc = parseDocument(text, {
     lineCounter: lc,
     prettyErrors: false,
-    uniqueKeys: true,
+    uniqueKeys: false,
   });
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
@@ -171,25 +197,12 @@ export function parseYamlText(
       : e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
     throw new ConfigError([`${shown}:${line}: YAML syntax error: ${msg}`]);
   }
-  let obj: unknown;
-  try {
-    obj = doc.toJS({ maxAliasCount: 100 }) ?? {};
-  } catch (e) {
-    // alias problems surface only when the document is converted
-    throw new ConfigError([
-      `${shown}: YAML error: ${(e as Error).message.split("\n")[0]}`,
-    ]);
-  }
-  if (!isPlain(obj)) {
-    throw new ConfigError([
-      `${shown}:1: a config file must be a YAML mapping of keys, got ${
-        describe(obj)
-      }`,
-    ]);
-  }
   const locs = new Map<string, string>();
   const walk = (node: unknown, path: Path) => {
     if (isMap(node)) {
+      // Duplicate keys are found here, with a Set per mapping: the YAML
+      // library's own `uniqueKeys` check is quadratic in the mapping size.
+      const seen = new Set<string>();
       for (const pair of node.items) {
         const k = isScalar(pair.key)
           ? String(pair.key.value)
@@ -197,9 +210,18 @@ export function parseYamlText(
         const p = [...path, k];
         const range = (pair.key as Node | null)?.range ??
           (pair.value as Node | null)?.range;
-        if (range) {
-          locs.set(p.join("."), `${shown}:${lc.linePos(range[0]).line}`);
+        const line = range ? lc.linePos(range[0]).line : undefined;
+        if (seen.has(k)) {
+          throw new ConfigError([
+            `${shown}:${
+              line ?? 1
+            }: YAML syntax error: Map keys must be unique (${
+              describe(p.join("."))
+            } appears twice)`,
+          ]);
         }
+        seen.add(k);
+        if (line !== undefined) locs.set(p.join("."), `${shown}:${line}`);
         walk(pair.value, p);
       }
     } else if (isSeq(node)) {
@@ -216,6 +238,22 @@ export function parseYamlText(
     }
   };
   walk(doc.contents, []);
+  let obj: unknown;
+  try {
+    obj = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    // alias problems surface only when the document is converted
+    throw new ConfigError([
+      `${shown}: YAML error: ${(e as Error).message.split("\n")[0]}`,
+    ]);
+  }
+  if (!isPlain(obj)) {
+    throw new ConfigError([
+      `${shown}:1: a config file must be a YAML mapping of keys, got ${
+        describe(obj)
+      }`,
+    ]);
+  }
   return { obj, locs };
 }
 
@@ -331,38 +369,10 @@ function unknownKeyMessage(
   parent: string,
   allowed: string[],
 ): string {
-  const leaf = dotted.split(".").pop()!;
-  const close = allowed.filter((a) =>
-    editDistance(a, leaf) <= 2 || a.includes(leaf) || leaf.includes(a)
-  );
-  const hint = close.length > 0 ? ` (did you mean ${close.join(" or ")}?)` : "";
+  const hint = didYouMean(dotted.split(".").pop()!, allowed);
   return `unknown key ${dotted} (${where})${hint}; allowed keys${
     parent ? ` under ${parent}` : ""
   }: ${allowed.join(", ")}`;
-}
-
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0];
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j];
-      d[j] = Math.min(
-        d[j] + 1,
-        d[j - 1] + 1,
-        prev + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-      prev = tmp;
-    }
-  }
-  return d[b.length];
-}
-
-function describe(v: unknown): string {
-  if (v === undefined) return "nothing";
-  const s = JSON.stringify(v);
-  return s.length > 60 ? s.slice(0, 57) + "..." : s;
 }
 
 /** Unknown keys anywhere in the merged tree, each with its location. */
@@ -434,16 +444,56 @@ function validate(layers: Layers): Stage2Config {
     throw new ConfigError(found.map((f) => f.msg));
   }
   const cfg = parsed.data;
-  problems.push(...crossChecks(cfg, layers));
+  problems.push(
+    ...crossKeyProblems(
+      cfg,
+      (dotted) => layers.locate(dotted.split(".")) ?? "default",
+    ),
+  );
   if (problems.length > 0) throw new ConfigError(problems);
+  // Run folders resolve against where the command was started, so configs
+  // under configs/ do not write runs next to themselves.
   cfg.training.output_dir = resolve(userCwd(), cfg.training.output_dir);
+  cfg.model.warm_start_dir = cfg.model.warm_start_dir === null
+    ? null
+    : resolve(userCwd(), cfg.model.warm_start_dir);
+  cfg.model.warm_start_dir = warmStartRoot(cfg);
   return cfg;
 }
 
-/** Rules that span several keys. */
-function crossChecks(cfg: Stage2Config, layers: Layers): string[] {
+/**
+ * `validate`, plus a look at `model.checkpoint`: a folder without a
+ * `config.json` is reported here, naming the key, instead of failing later
+ * inside the model loader.
+ */
+async function validateWithPaths(layers: Layers): Promise<Stage2Config> {
+  const cfg = validate(layers);
+  const ckpt = cfg.model.checkpoint;
+  if (ckpt !== null) {
+    const info = await Deno.stat(join(ckpt, "config.json")).catch(() => null);
+    if (!info?.isFile) {
+      throw new ConfigError([
+        `model.checkpoint ${
+          displayPath(ckpt)
+        } is not a checkpoint folder (no config.json there) (${
+          layers.locate(["model", "checkpoint"]) ?? "config"
+        })`,
+      ]);
+    }
+  }
+  return cfg;
+}
+
+/**
+ * Rules that span several keys: the one home of each, used by the loader
+ * (with `at` giving file:line) and by code that re-checks a config built
+ * in memory (`stage2Knobs`).
+ */
+export function crossKeyProblems(
+  cfg: Stage2Config,
+  at: (dotted: string) => string = () => "config",
+): string[] {
   const out: string[] = [];
-  const at = (dotted: string) => layers.locate(dotted.split(".")) ?? "default";
   if (cfg.data.min_pixels > cfg.data.max_pixels) {
     out.push(
       `data.min_pixels must be <= data.max_pixels (${cfg.data.max_pixels}), got ${cfg.data.min_pixels} (${
@@ -460,9 +510,9 @@ function crossChecks(cfg: Stage2Config, layers: Layers): string[] {
   }
   if (cfg.custom.trainer_variant === "stage2_ab_training") {
     const rm = cfg.custom.extra.rollout_matching;
-    if (rm.decode_mode === "sample" && rm.temperature <= 0) {
+    if (rm.decode_mode === "sample" && !(rm.temperature > 0)) {
       out.push(
-        `custom.extra.rollout_matching.temperature must be > 0 when decode_mode is "sample", got ${rm.temperature} (${
+        `custom.extra.rollout_matching.temperature must be > 0 with decode_mode: sample (or use decode_mode: greedy), got ${rm.temperature} (${
           at("custom.extra.rollout_matching.temperature")
         })`,
       );
@@ -479,6 +529,18 @@ function crossChecks(cfg: Stage2Config, layers: Layers): string[] {
     }
   }
   return out;
+}
+
+/**
+ * The folder warm-start runs go to: `model.warm_start_dir`, by default
+ * `<parent of training.output_dir>/warm_start`.
+ *
+ * @example
+ * warmStartRoot(cfg); // "/home/me/runs/warm_start" for output_dir runs/x
+ */
+export function warmStartRoot(cfg: Stage2Config): string {
+  return cfg.model.warm_start_dir ??
+    join(dirname(cfg.training.output_dir), "warm_start");
 }
 
 /** Options for the detailed loader. */
@@ -536,7 +598,7 @@ export async function loadConfigDetailed(
   const layers = new Layers();
   await loadChain(path, layers, []);
   for (const o of overrides) applyOverride(layers, o);
-  const config = validate(layers);
+  const config = await validateWithPaths(layers);
   const ws = config.model.warm_start_config;
   if (
     ws !== null && config.model.checkpoint === null && layers.files.includes(ws)
@@ -613,5 +675,5 @@ export async function resolveConfigObject(
   rebasePaths(o, base);
   layers.merge(o, locs);
   for (const ov of overrides) applyOverride(layers, ov);
-  return validate(layers);
+  return await validateWithPaths(layers);
 }

@@ -5,12 +5,13 @@ import { stringify } from "yaml";
 import { writeFileAtomic } from "../data/atomic.ts";
 import type { Stage2Config } from "./schema.ts";
 
-export { DEFAULTS } from "./defaults.ts";
 export {
+  DEFAULTS,
   type ResolvedConfig,
   type Stage2Config,
   stage2Schema,
 } from "./schema.ts";
+export { type Stage2Knobs, stage2Knobs } from "./knobs.ts";
 export {
   ConfigError,
   displayPath,
@@ -19,6 +20,7 @@ export {
   type LoadedConfig,
   resolveConfigObject,
   userCwd,
+  warmStartRoot,
 } from "./load.ts";
 
 /**
@@ -27,6 +29,7 @@ export {
  * resume setting it was started with.
  */
 export const HASH_EXCLUDED_KEYS = [
+  "model.warm_start_dir",
   "training.output_dir",
   "training.resume",
   "training.threads",
@@ -60,7 +63,7 @@ export function configHash(cfg: Stage2Config): string {
   return createHash("sha256").update(canonicalJson(c)).digest("hex");
 }
 
-/** The resolved config a run folder holds. */
+/** The resolved config a run folder keeps (`writeResolvedConfig`). */
 export const RESOLVED_CONFIG_FILE = "config.yaml";
 
 /** Write `<runDir>/config.yaml` (atomic); returns its path. */

@@ -1,5 +1,6 @@
 /** Record image loading: decode and check the size the record declares. */
-import { DataError } from "./jsonl.ts";
+import { InputError } from "../errors.ts";
+import { checkImageSize, DataError } from "./jsonl.ts";
 import { readPng, type RgbImage } from "./png.ts";
 import type { DetectionRecord } from "./types.ts";
 import {
@@ -8,10 +9,7 @@ import {
   type VisionPreprocessConfig,
 } from "./vision.ts";
 
-/**
- * Decode a record's image. Boxes were converted with the record's
- * width/height, so an image of another size is an error, not a rescale.
- */
+/** Decode a record's image and check it has the size the record declares. */
 export async function loadRecordImage(
   record: DetectionRecord,
 ): Promise<RgbImage> {
@@ -20,22 +18,13 @@ export async function loadRecordImage(
   try {
     img = await readPng(path);
   } catch (e) {
-    throw new DataError(record.source, (e as Error).message);
+    if (e instanceof InputError) {
+      throw new DataError(record.source, e.message);
+    }
+    throw e;
   }
   checkImageSize(record, img);
   return img;
-}
-
-/** Throw when `img` is not the width x height the record declares. */
-export function checkImageSize(record: DetectionRecord, img: RgbImage): void {
-  if (img.width !== record.width || img.height !== record.height) {
-    throw new DataError(
-      record.source,
-      `image ${
-        record.images[0]
-      } is ${img.width}x${img.height} but the record says width=${record.width}, height=${record.height}`,
-    );
-  }
 }
 
 /** Decode + Qwen3-VL preprocess in one call. */

@@ -15,15 +15,20 @@
  *
  * Every record is validated; the first problem is thrown as a `DataError`
  * whose one-line message names `file:line`, the object index and the key.
- * Nothing is converted or repaired beyond the unit conversion above.
+ * Records and objects are strict: an unknown key (a typo such as
+ * `"coordmode"` would otherwise silently read bins as pixels) is an error.
+ * Nothing is converted or repaired beyond the unit conversion above. A
+ * UTF-8 byte-order mark at the start of the file is ignored.
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { coerceGtBin, parseCoordToken } from "../coord/codec.ts";
 import { pixelBoxToBins, type Xyxy } from "../coord/pixels.ts";
+import { didYouMean, InputError } from "../errors.ts";
+import { checkPngFile } from "./png.ts";
 import type { DetectionRecord, GtObject } from "./types.ts";
 
-/** A data validation failure; `message` is the full one-line report. */
-export class DataError extends Error {
+/** A data validation failure (exit 2); `message` is the full one-line report. */
+export class DataError extends InputError {
   constructor(readonly where: string, readonly detail: string) {
     super(`${where}: ${detail}`);
     this.name = "DataError";
@@ -44,9 +49,14 @@ const OTHER_GEOMETRY_KEYS = [
 ];
 const GEOMETRY_KEYS = ["bbox_2d", ...OTHER_GEOMETRY_KEYS];
 const OBJECT_KEYS = ["desc", "bbox_2d"];
+const RECORD_KEYS = ["images", "width", "height", "objects", "coord_mode"];
 
 export interface LoadJsonlOptions {
-  /** Check that each image file exists (default true). */
+  /**
+   * Check every image up front (default true): the file is a PNG, is not
+   * truncated, is within the pixel limit and has the declared size. Reads
+   * only headers, so a bad image fails before training starts.
+   */
   checkImages?: boolean;
 }
 
@@ -65,9 +75,7 @@ export async function loadJsonl(
     );
   }
   const records = parseJsonlText(text, path);
-  if (opts.checkImages ?? true) {
-    for (const r of records) await checkImagesExist(r);
-  }
+  if (opts.checkImages ?? true) await checkRecordImages(records);
   return records;
 }
 
@@ -78,7 +86,7 @@ export async function loadJsonl(
 export function parseJsonlText(text: string, path: string): DetectionRecord[] {
   const base = dirname(resolve(path));
   const out: DetectionRecord[] = [];
-  const lines = text.split("\n");
+  const lines = text.replace(/^\uFEFF/, "").split("\n");
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].replace(/\r$/, "");
     if (line.trim() === "") continue;
@@ -107,6 +115,15 @@ export function validateRecord(
     fail(`record must be a JSON object, got ${kindOf(raw)}`);
   }
   const rec = raw as Record<string, unknown>;
+  for (const k of Object.keys(rec)) {
+    if (!RECORD_KEYS.includes(k)) {
+      fail(
+        `unknown key ${JSON.stringify(k)}${
+          didYouMean(k, RECORD_KEYS)
+        }; allowed keys: ${RECORD_KEYS.join(", ")}`,
+      );
+    }
+  }
   const width = checkSize(rec, "width", fail);
   const height = checkSize(rec, "height", fail);
 
@@ -218,7 +235,11 @@ function validateObject(
   }
   for (const k of Object.keys(obj)) {
     if (!OBJECT_KEYS.includes(k)) {
-      fail(`unknown key "${k}"; allowed keys: ${OBJECT_KEYS.join(", ")}`);
+      fail(
+        `unknown key ${JSON.stringify(k)}${
+          didYouMean(k, OBJECT_KEYS)
+        }; allowed keys: ${OBJECT_KEYS.join(", ")}`,
+      );
     }
   }
   if (geoms.length === 0) fail(`missing "bbox_2d"`);
@@ -307,13 +328,55 @@ function kindOf(v: unknown): string {
     : `${typeof v} ${JSON.stringify(v)}`;
 }
 
-async function checkImagesExist(r: DetectionRecord): Promise<void> {
-  for (const img of r.images) {
-    try {
-      const st = await Deno.stat(img);
-      if (!st.isFile) throw new Error("not a file");
-    } catch {
+/**
+ * Header check of every record's image (`checkPngFile`), a few files at a
+ * time; the first bad record in file order is reported, with the record's
+ * `file:line` and the image path in one line.
+ */
+export async function checkRecordImages(
+  records: readonly DetectionRecord[],
+): Promise<void> {
+  const BATCH = 16;
+  for (let i = 0; i < records.length; i += BATCH) {
+    const batch = records.slice(i, i + BATCH);
+    const results = await Promise.allSettled(batch.map(checkRecordImage));
+    const bad = results.find((r) => r.status === "rejected");
+    if (bad) throw (bad as PromiseRejectedResult).reason;
+  }
+}
+
+async function checkRecordImage(r: DetectionRecord): Promise<void> {
+  const img = r.images[0];
+  let info;
+  try {
+    info = await checkPngFile(img);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
       throw new DataError(r.source, `image not found: ${img}`);
     }
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new DataError(r.source, `image ${img} is a folder, not a file`);
+    }
+    throw new DataError(r.source, (e as Error).message);
+  }
+  checkImageSize(r, info);
+}
+
+/**
+ * Throw when an image is not the width x height its record declares: boxes
+ * were converted with the declared size, so another size is an error, not
+ * a rescale.
+ */
+export function checkImageSize(
+  record: DetectionRecord,
+  img: { width: number; height: number },
+): void {
+  if (img.width !== record.width || img.height !== record.height) {
+    throw new DataError(
+      record.source,
+      `image ${
+        record.images[0]
+      } is ${img.width}x${img.height} but the record says width=${record.width}, height=${record.height}`,
+    );
   }
 }

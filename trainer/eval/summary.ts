@@ -21,6 +21,8 @@ import {
 export const EVAL_SUMMARY_FILE = "eval_summary.json";
 export const EVAL_SAMPLES_FILE = "eval_samples.jsonl";
 export const OVERLAYS_DIR = "overlays";
+/** Where `stage2 eval --checkpoint DIR` writes by default: `DIR/eval/`. */
+export const CHECKPOINT_EVAL_DIR = "eval";
 
 /** How `ap` / `ap50` are defined (written into every summary). */
 export const AP_CONVENTION =

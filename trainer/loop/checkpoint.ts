@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../data/atomic.ts";
+import { InputError } from "../errors.ts";
 import type { StateTensor } from "./adamw.ts";
 import { decodeSafetensors, encodeSafetensors } from "../model/safetensors.ts";
 import type { DataCursor } from "./data_order.ts";
@@ -13,6 +14,8 @@ import type { JsonValue } from "../variant/contract.ts";
 
 export const OPTIMIZER_FILE = "optimizer.safetensors";
 export const TRAINER_STATE_FILE = "trainer_state.json";
+/** Resize bounds of a checkpoint (written and read by `infer.ts`). */
+export const PREPROCESSOR_FILE = "preprocessor_config.json";
 
 /** Everything besides weights and moments that resume needs. */
 export interface TrainerState {
@@ -54,23 +57,41 @@ export async function readOptimizerState(
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {
-    throw new Error(
+    throw new InputError(
       `${path}: cannot read optimizer state (${
         (e as Error).message
       }); resume needs a checkpoint written by \`stage2 train\``,
+      { cause: e },
     );
   }
-  const { tensors, metadata } = decodeSafetensors(bytes, path);
-  const state = new Map<string, StateTensor>();
-  for (const [name, t] of tensors) {
-    if (t.dtype !== "F32") {
-      throw new Error(`${path}: tensor ${name} is ${t.dtype}, expected F32`);
-    }
-    state.set(name, { shape: t.shape, data: t.data as Float32Array });
+  // A damaged file is bad input (resume from another checkpoint), not a bug.
+  const damaged = (why: string) =>
+    new InputError(
+      `${path}: damaged optimizer state (${why}); resume from an earlier checkpoint`,
+    );
+  let decoded: ReturnType<typeof decodeSafetensors>;
+  try {
+    decoded = decodeSafetensors(bytes, path);
+  } catch (e) {
+    throw damaged((e as Error).message.replace(`${path}: `, ""));
   }
-  const step = Number(metadata.step);
+  const state = new Map<string, StateTensor>();
+  for (const [name, t] of decoded.tensors) {
+    if (t.dtype !== "F32") {
+      throw damaged(`tensor ${name} is ${t.dtype}, expected F32`);
+    }
+    const data = t.data as Float32Array;
+    // Moments are finite in any state `stage2 train` saves (it stops before
+    // a non-finite update); NaN here means damaged bytes.
+    const bad = data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) {
+      throw damaged(`tensor ${name} holds ${data[bad]} at index ${bad}`);
+    }
+    state.set(name, { shape: t.shape, data });
+  }
+  const step = Number(decoded.metadata.step);
   if (!Number.isInteger(step) || step < 0) {
-    throw new Error(`${path}: metadata has no valid "step"`);
+    throw damaged(`metadata has no valid "step"`);
   }
   return { state, step };
 }
@@ -91,8 +112,9 @@ export async function readTrainerState(dir: string): Promise<TrainerState> {
   try {
     obj = JSON.parse(await Deno.readTextFile(path));
   } catch (e) {
-    throw new Error(
+    throw new InputError(
       `${path}: cannot read trainer state (${(e as Error).message})`,
+      { cause: e },
     );
   }
   const s = obj as Partial<TrainerState>;
@@ -105,7 +127,7 @@ export async function readTrainerState(dir: string): Promise<TrainerState> {
       "log_window",
     ] as const
   ) {
-    if (s[k] === undefined) throw new Error(`${path}: missing "${k}"`);
+    if (s[k] === undefined) throw new InputError(`${path}: missing "${k}"`);
   }
   return s as TrainerState;
 }

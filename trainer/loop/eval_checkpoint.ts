@@ -4,17 +4,14 @@
  * training and `infer` do, then runs `trainer/eval` on it and writes its
  * outputs.
  */
-import { join } from "node:path";
 import { loadJsonl } from "../data/jsonl.ts";
 import { type EvalResult, writeEvalOutputs } from "../eval/mod.ts";
 import { visionPreprocessFor } from "../model/config.ts";
-import { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
-import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { readTrainerState } from "./checkpoint.ts";
 import { rolloutEvalWithProgress } from "./evaluate.ts";
-import { readBounds } from "./infer.ts";
+import { checkMaxNewTokens } from "./guards.ts";
+import { loadForInference, readBounds } from "./infer.ts";
 import { SampleStore } from "./samples.ts";
-import { checkTokenizerFitsModel } from "./setup.ts";
 
 export interface CheckpointEvalOptions {
   /** A `checkpoint-<step>` folder (config.json, model.safetensors, tokenizer.json). */
@@ -29,11 +26,6 @@ export interface CheckpointEvalOptions {
   overlays?: number;
   progressTty?: boolean;
   log?: (line: string) => void;
-}
-
-/** A checkpoint or data file that cannot be used (bad input, exit 2). */
-export class EvalInputError extends Error {
-  override name = "EvalInputError";
 }
 
 /**
@@ -51,16 +43,9 @@ export async function evaluateCheckpoint(
   o: CheckpointEvalOptions,
 ): Promise<EvalResult & { summaryPath: string }> {
   const records = await loadJsonl(o.data);
-  const model = await asInputError(
-    o.checkpoint,
-    () => Qwen3VLForConditionalGeneration.load(o.checkpoint),
-  );
+  const { model, tok } = await loadForInference(o.checkpoint);
   try {
-    const tok = await asInputError(o.checkpoint, async () => {
-      const t = await Tokenizer.fromFile(join(o.checkpoint, "tokenizer.json"));
-      checkTokenizerFitsModel(t, model, o.checkpoint);
-      return t;
-    });
+    checkMaxNewTokens(o.maxNewTokens, model, "--max-new-tokens");
     const bounds = await readBounds(o.checkpoint);
     const store = new SampleStore(records, tok, {
       ...visionPreprocessFor(model.config),
@@ -88,18 +73,6 @@ export async function evaluateCheckpoint(
     return { ...r, summaryPath };
   } finally {
     model.dispose();
-  }
-}
-
-async function asInputError<T>(
-  where: string,
-  f: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    const msg = (e as Error).message ?? String(e);
-    throw new EvalInputError(msg.includes(where) ? msg : `${where}: ${msg}`);
   }
 }
 

@@ -7,18 +7,19 @@
 import { join } from "node:path";
 import { tf } from "../runtime.ts";
 import { binBoxToPixels, type Xyxy } from "../coord/pixels.ts";
-import { DEFAULTS } from "../config/defaults.ts";
+import { DEFAULTS } from "../config/schema.ts";
 import { writeFileAtomic } from "../data/atomic.ts";
 import { readPng } from "../data/png.ts";
 import { preprocessImage } from "../data/vision.ts";
 import { visionPreprocessFor } from "../model/config.ts";
-import { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
+import type { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
 import { encodeSafetensors } from "../model/safetensors.ts";
 import { type DropCounts, parseRolloutForMatching } from "../rollout/parse.ts";
 import { renderPrompt } from "../tokenizer/chat.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
-
-export const PREPROCESSOR_FILE = "preprocessor_config.json";
+import { checkFiniteWeights, checkMaxNewTokens } from "./guards.ts";
+import { checkTokenizerFitsModel, loadCheckpointModel } from "./setup.ts";
+import { PREPROCESSOR_FILE } from "./checkpoint.ts";
 
 /** Resize bounds saved with a checkpoint (HF `preprocessor_config.json` names). */
 export interface PreprocessorBounds {
@@ -100,12 +101,32 @@ export interface InferOptions {
   dump?: string;
 }
 
-export async function inferImage(o: InferOptions): Promise<InferResult> {
-  const model = await Qwen3VLForConditionalGeneration.load(o.checkpoint);
+/**
+ * Loads a checkpoint for inference; every problem with it (unreadable
+ * files, tensors that do not fit its config.json, a tokenizer of another
+ * model, non-finite weights) is an `InputError` naming the folder.
+ */
+export async function loadForInference(
+  checkpoint: string,
+): Promise<{ model: Qwen3VLForConditionalGeneration; tok: Tokenizer }> {
+  const model = await loadCheckpointModel(checkpoint);
   try {
-    const tok = await Tokenizer.fromFile(join(o.checkpoint, "tokenizer.json"));
+    const tok = await Tokenizer.fromFile(join(checkpoint, "tokenizer.json"));
+    checkTokenizerFitsModel(tok, model, `checkpoint ${checkpoint}`);
+    checkFiniteWeights(model, `checkpoint ${checkpoint}`);
+    return { model, tok };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+export async function inferImage(o: InferOptions): Promise<InferResult> {
+  const img = await readPng(o.image);
+  const { model, tok } = await loadForInference(o.checkpoint);
+  try {
+    checkMaxNewTokens(o.maxNewTokens, model, "--max-new-tokens");
     const bounds = await readBounds(o.checkpoint);
-    const img = await readPng(o.image);
     const pre = preprocessImage(img.rgb, img.height, img.width, {
       ...visionPreprocessFor(model.config),
       minPixels: bounds.min_pixels,

@@ -10,12 +10,13 @@ import { configHash, writeResolvedConfig } from "../config/mod.ts";
 import type { Stage2Config } from "../config/schema.ts";
 import { RngStreams } from "../common/rng.ts";
 import { visionPreprocessFor } from "../model/config.ts";
-import { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
+import type { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
 import { TraceRecorder } from "../trace/recorder.ts";
 import { AdamW } from "./adamw.ts";
+import { InputError } from "../errors.ts";
 import {
+  OPTIMIZER_FILE,
   readOptimizerState,
-  readTrainerState,
   type TrainerState,
 } from "./checkpoint.ts";
 import {
@@ -24,19 +25,17 @@ import {
   type EvalSummary,
 } from "../eval/mod.ts";
 import { DataOrder } from "./data_order.ts";
+import { checkMaxNewTokens } from "./guards.ts";
 import { LogAccumulator, MetricsWriter } from "./metrics.ts";
-import {
-  latestCheckpoint,
-  listCheckpoints,
-  RUN_COMPLETE_FILE,
-  RUN_FILES,
-} from "./run_dir.ts";
+import { prepareRunDir, RUN_COMPLETE_FILE } from "./run_dir.ts";
+import { lockRunDir } from "./run_lock.ts";
 import { SampleStore, type SampleVision } from "./samples.ts";
 import type { ScheduleOptions } from "./schedule.ts";
 import {
   buildTokenizerFromRecords,
   checkTokenizerFitsModel,
   createTinyModel,
+  loadCheckpointModel,
   resolveData,
   type RunData,
   type RunTokenizer,
@@ -61,8 +60,11 @@ export interface WarmStartInfo {
   evalLossEnd: number | null;
 }
 
-/** The run folder and where training starts from. */
-export interface RunFolder {
+/**
+ * The run folder, locked for this process (`train.lock`) until disposed
+ * (`await using`), and where training starts from.
+ */
+export interface RunFolder extends AsyncDisposable {
   runDir: string;
   /** Checkpoint folder to resume from; null = a fresh run. */
   resumeDir: string | null;
@@ -122,43 +124,33 @@ export async function readJson<T>(path: string): Promise<T | null> {
   }
 }
 
-/** Removes what a previous run left in the folder (not the synthetic data). */
-async function clearRun(runDir: string): Promise<void> {
-  for (const c of await listCheckpoints(runDir)) {
-    await Deno.remove(c.dir, { recursive: true });
-  }
-  for (const f of RUN_FILES) {
-    await Deno.remove(join(runDir, f), { recursive: true }).catch((e) => {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
-  }
-}
-
 /**
- * Starts the runtime and opens the run folder: finds the resume point
- * (`resume` null = fresh, "auto" = the folder's latest checkpoint, or a
- * checkpoint folder) and clears what a previous fresh run left there.
+ * Starts the runtime and opens the run folder under the run-folder safety
+ * rules (`prepareRunDir`): takes its lock, then finds the verified resume
+ * point (`resume` null = fresh in an empty folder, or with `overwrite`
+ * after removing only what stage2 wrote; "auto" = the folder's newest
+ * complete checkpoint; or a checkpoint folder).
  */
 export async function openRunFolder(
   cfg: Stage2Config,
-  resume: string | null | undefined,
+  o: { resume: string | null | undefined; overwrite: boolean },
   log: (line: string) => void,
 ): Promise<RunFolder> {
   await initRuntime({ threads: cfg.training.threads ?? undefined, log });
   const runDir = resolve(cfg.training.output_dir);
-  await Deno.mkdir(runDir, { recursive: true });
-  const setting = resume !== undefined ? resume : cfg.training.resume;
-  let resumeDir: string | null = null;
-  if (setting === "auto") {
-    resumeDir = await latestCheckpoint(runDir);
-    if (resumeDir) log(`resuming from ${resumeDir}`);
-  } else if (setting) {
-    resumeDir = resolve(setting);
-    log(`resuming from ${resumeDir}`);
+  const lock = await lockRunDir(runDir, log);
+  try {
+    const start = await prepareRunDir(runDir, {
+      resume: o.resume !== undefined ? o.resume : cfg.training.resume,
+      overwrite: o.overwrite,
+      variant: cfg.custom.trainer_variant,
+      log,
+    });
+    return { runDir, ...start, [Symbol.asyncDispose]: lock.release };
+  } catch (e) {
+    await lock.release();
+    throw e;
   }
-  if (!resumeDir) await clearRun(runDir);
-  const trainerState = resumeDir ? await readTrainerState(resumeDir) : null;
-  return { runDir, resumeDir, trainerState };
 }
 
 /** The finished run this folder already holds, when resuming it asks for no more steps. */
@@ -197,7 +189,7 @@ async function startingModel(
   if (dir) {
     return {
       rtok: await tokenizerFromFile(join(dir, "tokenizer.json")),
-      model: await Qwen3VLForConditionalGeneration.load(dir),
+      model: await loadCheckpointModel(dir),
       warm: null,
     };
   }
@@ -213,7 +205,7 @@ async function startingModel(
     );
     return {
       rtok,
-      model: await Qwen3VLForConditionalGeneration.load(ckpt),
+      model: await loadCheckpointModel(ckpt),
       warm,
     };
   }
@@ -239,7 +231,7 @@ function checkPackedLengths(cfg: Stage2Config, store: SampleStore): void {
     if (store.lengths[i] > store.lengths[worst]) worst = i;
   }
   if (store.lengths[worst] > max) {
-    throw new Error(
+    throw new InputError(
       `training.packing.max_length ${max} is shorter than training sample ${
         store.records[worst].source
       } (${
@@ -273,7 +265,16 @@ async function restoreState(
   log: (line: string) => void,
 ): Promise<{ globalStep: number; elapsedBefore: number }> {
   const o = await readOptimizerState(dir);
-  parts.opt.importState(o.state, o.step);
+  try {
+    parts.opt.importState(o.state, o.step);
+  } catch (e) {
+    throw new InputError(
+      `${join(dir, OPTIMIZER_FILE)}: ${
+        (e as Error).message
+      }; resume with the config that wrote ${dir}`,
+      { cause: e },
+    );
+  }
   parts.order.seek(st.data_cursor);
   parts.rng.restore(st.rng);
   parts.logAcc.restore(st.log_window);
@@ -318,6 +319,11 @@ export async function setUpSession(
     tok,
     model,
     resumeDir ?? cfg.model.checkpoint ?? "model",
+  );
+  checkMaxNewTokens(
+    cfg.custom.extra.rollout_matching.max_new_tokens,
+    model,
+    "custom.extra.rollout_matching.max_new_tokens",
   );
   const vision: SampleVision = {
     ...visionPreprocessFor(model.config),

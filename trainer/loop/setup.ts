@@ -10,6 +10,7 @@
  */
 import { join } from "node:path";
 import type { Stage2Config } from "../config/schema.ts";
+import { InputError } from "../errors.ts";
 import { loadJsonl } from "../data/jsonl.ts";
 import { writeSynthDataset } from "../data/synth.ts";
 import type { DetectionRecord } from "../data/types.ts";
@@ -78,7 +79,7 @@ export async function resolveData(
   }
   const train = await loadJsonl(trainJsonl);
   if (train.length === 0) {
-    throw new Error(`${trainJsonl}: no training records`);
+    throw new InputError(`${trainJsonl}: no training records`);
   }
   const val = valJsonl === null ? [] : await loadJsonl(valJsonl);
   return { train, val, trainJsonl, valJsonl, synthetic };
@@ -129,7 +130,31 @@ export function createTinyModel(
   );
 }
 
-/** Checks that a tokenizer and a model agree on vocabulary and specials. */
+/**
+ * Loads the model of a checkpoint folder. Any problem with its files
+ * (unreadable, a header or tensors that do not fit its config.json) is an
+ * `InputError` naming the folder: the user picked the folder, and the fix
+ * is another one.
+ */
+export async function loadCheckpointModel(
+  dir: string,
+): Promise<Qwen3VLForConditionalGeneration> {
+  try {
+    return await Qwen3VLForConditionalGeneration.load(dir);
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(
+      `checkpoint ${dir}: cannot load the model (${(e as Error).message})`,
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * Checks that a tokenizer and a model agree on vocabulary size and the
+ * special-token ids the model's config names (a wrong `tokenizer.json`
+ * next to a checkpoint otherwise fails later, far from its cause).
+ */
 export function checkTokenizerFitsModel(
   tok: Tokenizer,
   model: Qwen3VLForConditionalGeneration,
@@ -137,27 +162,39 @@ export function checkTokenizerFitsModel(
 ): void {
   const c = model.config;
   const V = c.text_config.vocab_size;
+  const sp = tok.specialIds;
   const problems: string[] = [];
   if (tok.vocabSize > V) {
     problems.push(
       `tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${V}`,
     );
   }
-  if (c.image_token_id !== tok.specialIds.imagePad) {
-    problems.push(
-      `image_token_id ${c.image_token_id} != tokenizer <|image_pad|> ${tok.specialIds.imagePad}`,
-    );
-  }
-  if (c.text_config.eos_token_id !== tok.specialIds.imEnd) {
-    problems.push(
-      `eos_token_id ${c.text_config.eos_token_id} != tokenizer <|im_end|> ${tok.specialIds.imEnd}`,
-    );
+  const pairs: [string, number | null | undefined, string, number][] = [
+    ["image_token_id", c.image_token_id, "<|image_pad|>", sp.imagePad],
+    [
+      "vision_start_token_id",
+      c.vision_start_token_id,
+      "<|vision_start|>",
+      sp.visionStart,
+    ],
+    [
+      "vision_end_token_id",
+      c.vision_end_token_id,
+      "<|vision_end|>",
+      sp.visionEnd,
+    ],
+    ["eos_token_id", c.text_config.eos_token_id, "<|im_end|>", sp.imEnd],
+  ];
+  for (const [key, id, token, tokId] of pairs) {
+    if (id !== tokId) {
+      problems.push(`${key} ${id} != tokenizer ${token} ${tokId}`);
+    }
   }
   if (problems.length) {
-    throw new Error(
-      `${where}: the tokenizer does not belong to the model: ${
+    throw new InputError(
+      `${where}: the tokenizer does not match the model: ${
         problems.join("; ")
-      } (set model.tokenizer to the checkpoint's tokenizer.json)`,
+      } (use the tokenizer.json saved with the checkpoint)`,
     );
   }
 }

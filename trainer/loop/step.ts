@@ -21,6 +21,7 @@ import { writeOptimizerState, writeTrainerState } from "./checkpoint.ts";
 import type { DataOrder } from "./data_order.ts";
 import { evalLoss, rolloutEvalWithProgress } from "./evaluate.ts";
 import { GradAccumulator } from "./grads.ts";
+import { checkFiniteStep } from "./guards.ts";
 import type { WindowMetrics } from "./metrics.ts";
 import { writePreprocessorConfig } from "./infer.ts";
 import type { Progress } from "./progress.ts";
@@ -98,7 +99,7 @@ function baseTraceContext(
 /**
  * The variant's `loss` inside `tf.variableGrads`: its one gradient-recording
  * forward, the loss value and metrics into `window`, the gradients into
- * `acc`.
+ * `acc`. Returns the loss value.
  */
 function backward(
   s: Session,
@@ -106,7 +107,7 @@ function backward(
   prepared: unknown,
   window: WindowMetrics,
   acc: GradAccumulator,
-): void {
+): number {
   const kept: tf.Tensor[] = [];
   let reported: Record<string, number | tf.Scalar> = {};
   const { value, grads } = tf.variableGrads(() => {
@@ -118,12 +119,14 @@ function backward(
     reported = r.metrics;
     return r.loss;
   }, s.params);
-  window.mean("loss", value.dataSync()[0]);
+  const loss = value.dataSync()[0];
+  window.mean("loss", loss);
   for (const [k, v] of Object.entries(reported)) {
     window.mean(k, typeof v === "number" ? v : v.dataSync()[0]);
   }
   for (const t of new Set([...kept, value])) t.dispose();
   acc.add(grads);
+  return loss;
 }
 
 /**
@@ -131,14 +134,18 @@ function backward(
  * samples, `prepare` (outside the tape), `loss` and its gradients. Every
  * window has `gradient_accumulation_steps` micro-batches (the data order
  * never runs dry, so there is no partial final window). Returns the mean
- * gradient of the window and the tokens it trained on.
+ * gradient of the window, the tokens it trained on and the loss of each
+ * micro-batch.
  */
 export async function forwardBackward(
   s: Session,
   plan: StepPlan,
   window: WindowMetrics,
-): Promise<{ grads: Record<string, tf.Tensor>; tokens: number }> {
+): Promise<
+  { grads: Record<string, tf.Tensor>; tokens: number; losses: number[] }
+> {
   const acc = new GradAccumulator();
+  const losses: number[] = [];
   let tokens = 0;
   for (let mb = 0; mb < s.T.gradient_accumulation_steps; mb++) {
     const indices = drawMicroBatch(
@@ -155,13 +162,39 @@ export async function forwardBackward(
     const prepared = await s.variant.prepare(ctx, samples, plan);
     try {
       s.rec.setContext(base);
-      backward(s, ctx, prepared, window, acc);
+      losses.push(backward(s, ctx, prepared, window, acc));
     } finally {
       s.rec.setContext(null);
       s.variant.dispose?.(prepared);
     }
   }
-  return { grads: acc.mean(), tokens };
+  return { grads: acc.mean(), tokens, losses };
+}
+
+/**
+ * Stops the run (`RunFailedError`, exit 1) when the step's loss or gradient
+ * norm is not finite, before the update: no NaN reaches the weights or a
+ * checkpoint, and rotation keeps the good checkpoints. Frees the gradients
+ * when it stops.
+ */
+export function checkStepFinite(
+  s: Session,
+  grads: Record<string, tf.Tensor>,
+  losses: number[],
+  gradNorm: number,
+): void {
+  try {
+    checkFiniteStep({
+      step: s.globalStep + 1,
+      losses,
+      gradNorm,
+      lr: learningRate(s.globalStep, s.sched),
+      checkpoint: s.checkpoint,
+    });
+  } catch (e) {
+    for (const g of Object.values(grads)) g.dispose();
+    throw e;
+  }
 }
 
 /** AdamW with this step's learning rate; frees the gradients. Returns the rate. */

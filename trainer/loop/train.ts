@@ -19,9 +19,10 @@
  * moments, data cursor, RNG streams and partial logging sums are all
  * restored).
  */
-import { dirname, join, resolve } from "node:path";
-import { configHash, loadConfig } from "../config/mod.ts";
+import { join } from "node:path";
+import { configHash, loadConfig, warmStartRoot } from "../config/mod.ts";
 import type { Stage2Config } from "../config/schema.ts";
+import { InputError } from "../errors.ts";
 import { EVAL_SUMMARY_FILE, type EvalSummary } from "../eval/mod.ts";
 import { finishRun } from "./finish.ts";
 import { clipByGlobalNorm } from "./grads.ts";
@@ -39,6 +40,7 @@ import {
   type WarmStartInfo,
 } from "./session.ts";
 import {
+  checkStepFinite,
   evaluate,
   forwardBackward,
   logStep,
@@ -53,11 +55,13 @@ export { RUN_COMPLETE_FILE, type WarmStartInfo };
 export interface TrainOptions {
   config: Stage2Config;
   /**
-   * Overrides `training.resume`: null = start fresh, "auto" = the run
-   * folder's latest checkpoint (fresh when there is none), or a checkpoint
-   * folder.
+   * Overrides `training.resume`: null = start fresh (the folder must be
+   * empty), "auto" = the run folder's newest complete checkpoint (fresh only
+   * in a folder without a run), or a checkpoint folder. See `run_dir.ts`.
    */
   resume?: string | null;
+  /** Start over in a non-empty run folder, removing only what stage2 wrote. */
+  overwrite?: boolean;
   /** Log sink (default: stderr). */
   log?: (line: string) => void;
   /** Force the progress display mode (default: bar when stderr is a TTY). */
@@ -130,15 +134,14 @@ async function warmStart(
   const depth = (opts.warmStartDepth ?? 0) + 1;
   const path = cfg.model.warm_start_config!;
   if (depth > MAX_WARM_START_DEPTH) {
-    throw new Error(
+    throw new InputError(
       `model.warm_start_config chains more than ${MAX_WARM_START_DEPTH} configs deep (at ${path}); is there a cycle?`,
     );
   }
   const ws = await loadConfig(path);
   const hash = configHash(ws);
   const runDir = join(
-    dirname(resolve(cfg.training.output_dir)),
-    "warm_start",
+    warmStartRoot(cfg),
     `${ws.custom.trainer_variant}-${hash.slice(0, 12)}`,
   );
   const done = await readJson<RunComplete>(join(runDir, RUN_COMPLETE_FILE));
@@ -161,6 +164,8 @@ async function warmStart(
       training: { ...ws.training, output_dir: runDir, resume: "auto" },
     },
     resume: "auto",
+    // its own folder: resume it, or restart a run cut before its first checkpoint
+    overwrite: true,
     stopAfterStep: undefined,
     warmStartDepth: depth,
   });
@@ -216,7 +221,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const log = opts.log ?? ((line: string) => console.error(line));
 
   // --- set-up -----------------------------------------------------------------
-  const folder = await openRunFolder(cfg, opts.resume, log);
+  // the folder stays locked (train.lock) until train() returns
+  await using folder = await openRunFolder(cfg, {
+    resume: opts.resume,
+    overwrite: opts.overwrite ?? false,
+  }, log);
   const finished = await completedRun(folder, T.max_steps);
   if (finished) return nothingToDo(folder.runDir, finished, tStart, log);
   const s = await setUpSession(cfg, folder, {
@@ -244,10 +253,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         T.gradient_accumulation_steps,
       );
       const window = new WindowMetrics();
-      const { grads, tokens } = await forwardBackward(s, plan, window);
+      const { grads, tokens, losses } = await forwardBackward(s, plan, window);
       const gradNorm = clipByGlobalNorm(grads, T.max_grad_norm);
-      // the window's loss (in `window`) and gradient norm are known here,
-      // before the weights change
+      // a non-finite loss or gradient stops the run before the weights change
+      checkStepFinite(s, grads, losses, gradNorm);
       const lr = optimizerStep(s, grads);
       const values = await recordStep(s, plan, window);
       s.globalStep++;

@@ -21,9 +21,9 @@ export function lastNonSpaceChar(text: string): string {
  * closed with `}`. The end-of-turn token is not part of the fragment; the
  * batch builder appends `<|im_end|>` as a token.
  *
- * Throws when the prefix is not append-ready (last non-space character not
- * `{`, `}` or `,`), or when it ends with `,` and there is nothing to append
- * (no valid JSON could follow).
+ * Throws when the prefix is not append-ready (see `appendReadyProblem`:
+ * e.g. a closed `{}` or a prefix cut inside a value), or when it ends with
+ * `,` and there is nothing to append (no valid JSON could follow).
  *
  * @example
  * serializeAppendFragment([{ desc: "cat", bbox_2d: [1, 2, 3, 4] }], 3,
@@ -40,14 +40,17 @@ export function serializeAppendFragment(
       `FN append start index must be an integer >= 1, got ${startIndex}`,
     );
   }
-  const last = lastNonSpaceChar(prefixText);
-  if (last !== "{" && last !== "}" && last !== ",") {
+  const problem = appendReadyProblem(prefixText);
+  if (problem) {
     throw new Error(
-      `rollout prefix is not append-ready: its last non-space character is ${
-        JSON.stringify(last)
-      }, expected "{", "}" or ","`,
+      `rollout prefix ${
+        JSON.stringify(
+          prefixText.length > 40 ? "..." + prefixText.slice(-37) : prefixText,
+        )
+      } is not append-ready: ${problem}`,
     );
   }
+  const last = lastNonSpaceChar(prefixText);
   const entries = fnObjects.map((o, i) =>
     serializeObjectEntry(startIndex + i, o)
   );
@@ -63,4 +66,48 @@ export function serializeAppendFragment(
   if (last === "}") lead = ", ";
   else if (last === "," && !/\s$/u.test(prefixText)) lead = " ";
   return `${lead}${entries.join(", ")}}`;
+}
+
+/**
+ * Why `text` is not an append-ready rollout prefix, or null when it is: an
+ * open top-level JSON object whose last non-space character is its own
+ * `{`, the `}` of a complete entry, or a `,` after one. A light scan of
+ * strings and nesting, not a JSON parse: the prefix is by definition not a
+ * complete JSON document.
+ *
+ * @example
+ * appendReadyProblem('{"object_1": {"desc": "a"}'); // null
+ * appendReadyProblem("{}"); // "its top-level object is already closed"
+ */
+export function appendReadyProblem(text: string): string | null {
+  const start = text.search(/\S/);
+  if (start < 0) return "it is empty";
+  if (text[start] !== "{") {
+    return `it does not start with "{" (got ${JSON.stringify(text[start])})`;
+  }
+  const last = lastNonSpaceChar(text);
+  if (last === "," && !/\}\s*,\s*$/u.test(text)) {
+    return 'its "," does not follow a complete entry';
+  }
+  if (last !== "{" && last !== "}" && last !== ",") {
+    return `its last non-space character is ${
+      JSON.stringify(last)
+    }, expected "{", "}" or ","`;
+  }
+  let depth = 0, inString = false, escaped = false;
+  for (let i = start; i < text.length; i++) {
+    const ch = text[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (ch === "\\") escaped = true;
+      else if (ch === '"') inString = false;
+    } else if (ch === '"') inString = true;
+    else if (ch === "{" || ch === "[") depth++;
+    else if (ch === "}" || ch === "]") {
+      if (--depth === 0) return "its top-level object is already closed";
+    }
+  }
+  if (inString) return "it ends inside a string";
+  if (depth !== 1) return "it ends inside a nested value";
+  return null;
 }

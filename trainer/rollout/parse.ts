@@ -46,7 +46,10 @@ export interface ParsedRollout {
   prefixText: string;
   /** Valid bbox predictions among the complete objects, in order. */
   predictions: ParsedPrediction[];
-  /** Largest N over all `object_N` keys in the prefix (0 when none). */
+  /**
+   * Largest N over the `object_N` keys of all complete entries, dropped
+   * ones included (0 when none): FN append numbers its objects after it.
+   */
   maxObjectIndex: number;
   /** True when the response has no top-level `{` (prefix falls back to `{`). */
   invalid: boolean;
@@ -256,7 +259,9 @@ function judge(
  * until the top-level `}`, the end, or the first syntax error. A bbox value
  * counts only when each of its 4 strings is exactly one coord token in the
  * stream; its token index is recorded. Complete entries that are not valid
- * bbox objects are dropped and counted (`poly`, `unknown`, `bbox_invalid`).
+ * bbox objects are dropped and counted (`poly`, `unknown`, `bbox_invalid`);
+ * an entry whose value is not an object at all counts as `unknown`, and the
+ * scan goes on past it.
  *
  * The append-ready prefix ends right after the last complete entry (or the
  * top-level `{`): whole generated tokens, except that when the cut falls
@@ -328,11 +333,16 @@ export function parseRolloutForMatching(
       sc.ws();
       sc.expect(B.Colon);
       sc.ws();
-      const value = sc.object();
-      cut = sc.pos;
+      const value = sc.value();
       const m = OBJECT_KEY.exec(key);
       if (m) maxObjectIndex = Math.max(maxObjectIndex, Number(m[1]));
-      const v = judge(key, value, coordAt);
+      // A value that is not an object (`"object_4": 123`) is dropped like
+      // any other non-box entry. The prefix never ends right after it (it
+      // would not be append-ready); a later complete object carries it.
+      const v: Verdict = value.kind === "object"
+        ? judge(key, value, coordAt)
+        : { ok: false, kind: "unknown" };
+      if (value.kind === "object") cut = sc.pos;
       if (v.ok) {
         predictions.push({
           objectIndex: Number(m![1]),

@@ -16,6 +16,7 @@ import {
   type RopeFn,
 } from "../variant/packing.ts";
 import type { RawSample } from "../variant/contract.ts";
+import { InputError } from "../errors.ts";
 import { classifyAnswerTokens, TokenRole } from "../tokenizer/answer.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { serializeAppendFragment } from "../rollout/fn_append.ts";
@@ -149,7 +150,7 @@ export function buildChannelBSequence(
     }
   });
   if (tailCoords.length !== 4 * fnObjects.length) {
-    throw new Error(
+    throw new InputError(
       `FN-append tail for ${sample.record.source} tokenized to ${tailCoords.length} coord tokens, expected ${
         4 * fnObjects.length
       }; the tokenizer does not keep coord tokens intact`,
@@ -243,7 +244,9 @@ export function collateStage2(
   if (opts.packing.enabled) {
     const long = seqs.find((s) => s.inputIds.length > opts.packing.maxLength);
     if (long) {
-      throw new Error(
+      // A config limit the run outgrew (bad input, exit 2), found mid-run
+      // because rollout lengths are known only after generation.
+      throw new InputError(
         `${long.sample.record.source}: Stage-2 sequence of ${long.inputIds.length} tokens exceeds custom.extra.rollout_matching.packing_length ${opts.packing.maxLength}; raise packing_length or lower rollout_matching.max_new_tokens`,
       );
     }

@@ -79,8 +79,11 @@ function sampleFromJson(j: SampleJson): RawSample {
   };
 }
 
+/** The buffer's folder at the top of a run folder. */
+export const ROLLOUT_BUFFER_DIR = "rollout_buffer";
+
 export function bufferDir(runDir: string): string {
-  return join(runDir, "rollout_buffer");
+  return join(runDir, ROLLOUT_BUFFER_DIR);
 }
 
 export function bufferFile(runDir: string, sourceStep: number): string {

@@ -17,7 +17,7 @@ import type {
 import { concatPixels } from "../variant/packing.ts";
 import type { RolloutResult } from "./batch.ts";
 import type { Stage2Model } from "./forward.ts";
-import type { Stage2Knobs } from "./knobs.ts";
+import type { Stage2Knobs } from "../config/knobs.ts";
 
 /** Parses one response and matches its predictions to the sample's GT boxes. */
 export function matchRollout(

@@ -35,7 +35,7 @@ import {
   type Stage2Prepared,
 } from "./forward.ts";
 import { extractGtBboxOnly } from "./gt.ts";
-import { type Stage2Knobs, stage2Knobs } from "./knobs.ts";
+import { type Stage2Knobs, stage2Knobs } from "../config/knobs.ts";
 import { stage2Loss } from "./loss.ts";
 import {
   generateRollouts,

@@ -8,6 +8,7 @@
  */
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { allCoordTokens, NUM_BINS } from "../coord/mod.ts";
+import { InputError } from "../errors.ts";
 import { symbolsToBytes } from "./byte_level.ts";
 import { SPECIAL_ORDER, SPECIAL_TOKENS, type SpecialName } from "./specials.ts";
 
@@ -23,7 +24,7 @@ export interface SpecialIds {
 }
 
 /** A `tokenizer.json` that cannot serve the detector (one-line message). */
-export class TokenizerError extends Error {
+export class TokenizerError extends InputError {
   override name = "TokenizerError";
 }
 

@@ -12,6 +12,7 @@
  */
 import type { Qwen3VLConfig } from "../model/config.ts";
 import { getRopeIndex } from "../model/rope.ts";
+import { InputError } from "../errors.ts";
 import type { RawSample } from "./contract.ts";
 
 /** mRoPE positions of one sample: three rows (t, h, w) of length T. */
@@ -68,7 +69,7 @@ export function packingRope(
   const how =
     "set training.packing.enabled: false (one sample per row) or use a model whose getRopeIndex yields 3 mRoPE rows per token";
   if (packing && typeof model.getRopeIndex !== "function") {
-    throw new Error(
+    throw new InputError(
       `packing is on but the model offers no getRopeIndex, so 4-row position ids [text; t; h; w] cannot be built; ${how}`,
     );
   }
@@ -78,7 +79,7 @@ export function packingRope(
   try {
     rows = rope(probe.inputIds, probe.imageGridThw);
   } catch (e) {
-    throw new Error(
+    throw new InputError(
       `packing is on but mRoPE positions for 4-row position ids cannot be computed (${
         (e as Error).message
       }); ${how}`,
@@ -86,7 +87,7 @@ export function packingRope(
   }
   const n = probe.inputIds.length;
   if (rows.length !== 3 || rows.some((r) => r.length !== n)) {
-    throw new Error(
+    throw new InputError(
       `packing is on but getRopeIndex gave ${rows.length} rows for a ${n}-token probe; 4-row position ids need 3 mRoPE rows; ${how}`,
     );
   }

@@ -233,8 +233,27 @@ Deno.test("a config that warm-starts from itself is rejected", async () => {
     /^model\.warm_start_config points at .*warm_self\.yaml, which is this config .* \(.*warm_self\.yaml:2\)$/,
   );
   // an explicit checkpoint switches warm start off, so nothing loops
-  const ok = await loadConfig(fx("warm_self.yaml"), ["model.checkpoint=ckpt"]);
-  assert.equal(ok.model.warm_start_config, fx("warm_self.yaml"));
+  const ckpt = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(ckpt, "config.json"), "{}");
+    const ok = await loadConfig(fx("warm_self.yaml"), [
+      `model.checkpoint=${ckpt}`,
+    ]);
+    assert.equal(ok.model.warm_start_config, fx("warm_self.yaml"));
+  } finally {
+    await Deno.remove(ckpt, { recursive: true });
+  }
+});
+
+Deno.test("model.checkpoint must be a checkpoint folder: named at load, exit 2", async () => {
+  const e = await configError(
+    loadConfig(fx("base.yaml"), ["model.checkpoint=/nonexistent/ckpt"]),
+  );
+  assert.equal(
+    e.message,
+    "model.checkpoint /nonexistent/ckpt is not a checkpoint folder (no config.json there) (--set model.checkpoint=/nonexistent/ckpt)",
+  );
+  assert.equal(e.exitCode, 2);
 });
 
 Deno.test("an empty group keeps the defaults; warm_start_config resolves next to its YAML", async () => {
@@ -271,7 +290,7 @@ Deno.test("cross-key rules: sampling needs a temperature, the buffer needs B, m_
   }, "m.yaml"));
   assert.match(
     s.message,
-    /rollout_matching\.temperature must be > 0 when decode_mode is "sample"/,
+    /rollout_matching\.temperature must be > 0 with decode_mode: sample/,
   );
   const b = await configError(resolveConfigObject({
     custom: {
@@ -343,7 +362,7 @@ Deno.test("the schema's key tree is exactly the shared config contract", () => {
         : [`${p}${k}`]
     );
   const contract = `
-    model.checkpoint model.preset model.tokenizer model.warm_start_config
+    model.checkpoint model.preset model.tokenizer model.warm_start_config model.warm_start_dir
     data.train_jsonl data.val_jsonl data.synth.n_train data.synth.n_val
     data.synth.seed data.synth.image_size data.synth.max_objects data.max_pixels data.min_pixels
     training.output_dir training.seed training.max_steps training.micro_batch_size
@@ -373,4 +392,86 @@ Deno.test("the schema's key tree is exactly the shared config contract", () => {
   >;
   extra.training.lr = 1;
   assert.equal(stage2Schema.safeParse(extra).success, false);
+});
+
+/** Writes `files` (name -> text) into a temp folder and runs `fn` there. */
+async function withFiles(
+  files: Record<string, string>,
+  fn: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "stage2-cfg-" });
+  try {
+    for (const [n, t] of Object.entries(files)) {
+      await Deno.writeTextFile(join(dir, n), t);
+    }
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("an empty config file is refused instead of training the defaults", async () => {
+  await withFiles({
+    "empty.yaml": "",
+    "comments.yaml": "# nothing here yet\n\n",
+    "child.yaml": "extends: comments.yaml\ntraining: {max_steps: 3}\n",
+    "only_extends.yaml": "extends: ok.yaml\n",
+    "ok.yaml": "training: {max_steps: 3}\n",
+  }, async (dir) => {
+    for (const f of ["empty.yaml", "comments.yaml"]) {
+      const e = await configError(loadConfig(join(dir, f)));
+      assert.match(
+        e.message,
+        new RegExp(`config .*${f} is empty: it sets no keys`),
+      );
+      assert.equal(e.exitCode, 2);
+    }
+    const viaExtends = await configError(loadConfig(join(dir, "child.yaml")));
+    assert.match(viaExtends.message, /comments\.yaml is empty.*extended from/);
+    // a file that only extends another one is not empty
+    const c = await loadConfig(join(dir, "only_extends.yaml"));
+    assert.equal(c.training.max_steps, 3);
+  });
+});
+
+Deno.test(".nan and .inf values are reported by name, not as null", async () => {
+  await withFiles({
+    "n.yaml":
+      "training:\n  learning_rate: .nan\n  max_grad_norm: .inf\n  weight_decay: -.inf\n",
+  }, async (dir) => {
+    const e = await configError(loadConfig(join(dir, "n.yaml")));
+    assert.deepEqual(e.problems, [
+      `training.learning_rate must be a number > 0, got NaN (${
+        join(dir, "n.yaml")
+      }:2)`,
+      `training.max_grad_norm must be a number > 0, got Infinity (${
+        join(dir, "n.yaml")
+      }:3)`,
+      `training.weight_decay must be a number >= 0, got -Infinity (${
+        join(dir, "n.yaml")
+      }:4)`,
+    ]);
+  });
+});
+
+Deno.test("20k keys: every one is reported, and a duplicate among them is found with its line", async () => {
+  const lines = ["training:", "  max_steps: 3"];
+  for (let i = 0; i < 20000; i++) lines.push(`k${i}: ${i}`);
+  await withFiles({
+    "wide.yaml": lines.join("\n") + "\n",
+    "dup.yaml": [...lines, "k17: again"].join("\n") + "\n",
+  }, async (dir) => {
+    const e = await configError(loadConfig(join(dir, "wide.yaml")));
+    assert.equal(e.problems.length, 20000);
+    assert.match(
+      e.problems[19999],
+      /^unknown key k19999 \(.*wide\.yaml:20002\)/,
+    );
+    assert.match(e.message, /\(and 19999 more problems\)$/);
+    const d = await configError(loadConfig(join(dir, "dup.yaml")));
+    assert.match(
+      d.message,
+      /dup\.yaml:20003: YAML syntax error: Map keys must be unique \("k17" appears twice\)/,
+    );
+  });
 });

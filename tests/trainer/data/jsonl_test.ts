@@ -2,6 +2,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DataError, loadJsonl } from "../../../trainer/data/jsonl.ts";
 import { pixelBoxToBins } from "../../../trainer/coord/pixels.ts";
+import { encodePngRgb } from "../../../trainer/data/png.ts";
+
+/** A real 64x32 PNG (the size GOOD declares): images are checked up front. */
+const PNG_64x32 = encodePngRgb({
+  width: 64,
+  height: 32,
+  rgb: new Uint8Array(64 * 32 * 3),
+});
 
 const GOOD = {
   images: ["img/a.png"],
@@ -17,7 +25,7 @@ async function withJsonl(
   const dir = await Deno.makeTempDir();
   try {
     await Deno.mkdir(join(dir, "img"));
-    await Deno.writeFile(join(dir, "img/a.png"), new Uint8Array([0]));
+    await Deno.writeFile(join(dir, "img/a.png"), PNG_64x32);
     const path = join(dir, "data.jsonl");
     await Deno.writeTextFile(path, lines.join("\n") + "\n");
     await fn(path);
@@ -132,6 +140,12 @@ const BAD: [string, string, RegExp][] = [
     /objects\[1\]: unknown key "score"/,
   ],
   [
+    // a typo that would otherwise read these bins as pixels
+    "unknown record key",
+    rec({ coordmode: "bins" }),
+    /:3: unknown key "coordmode" \(did you mean coord_mode\?\); allowed keys: images, width, height, objects, coord_mode$/,
+  ],
+  [
     "empty desc",
     rec({}, { desc: "  ", bbox_2d: [0, 0, 1, 1] }),
     /objects\[1\]: "desc" is empty/,
@@ -231,4 +245,54 @@ Deno.test("missing JSONL file is a DataError naming the path", async () => {
       e instanceof DataError &&
       /\/nonexistent\/x\.jsonl: cannot read JSONL/.test(e.message),
   );
+});
+
+Deno.test("a UTF-8 byte-order mark at the start of a JSONL file is accepted", async () => {
+  await withJsonl([rec({}), rec({})], async (path) => {
+    const text = await Deno.readTextFile(path);
+    await Deno.writeTextFile(path, "\uFEFF" + text);
+    const recs = await loadJsonl(path);
+    assert.equal(recs.length, 2);
+    assert.equal(recs[0].source, `${path}:1`);
+  });
+});
+
+Deno.test("every image is checked up front: a bad image at record 6 is reported by file:line and path", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "img"));
+    await Deno.writeFile(join(dir, "img/a.png"), PNG_64x32);
+    const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46]);
+    const cases: [string, Uint8Array, RegExp][] = [
+      ["jpeg.png", jpeg, /is a JPEG file, not a PNG/],
+      ["cut.png", PNG_64x32.slice(0, -20), /PNG .*cut\.png is truncated/],
+      [
+        "big.png",
+        encodePngRgb({
+          width: 32,
+          height: 64,
+          rgb: new Uint8Array(32 * 64 * 3),
+        }),
+        /image .*big\.png is 32x64 but the record says width=64, height=32/,
+      ],
+    ];
+    for (const [name, bytes, want] of cases) {
+      await Deno.writeFile(join(dir, "img", name), bytes);
+      const lines = Array.from(
+        { length: 8 },
+        (_, i) => i === 5 ? rec({ images: [`img/${name}`] }) : rec({}),
+      );
+      const path = join(dir, "data.jsonl");
+      await Deno.writeTextFile(path, lines.join("\n") + "\n");
+      const err = await loadJsonl(path).then(() => null, (e) => e);
+      assert.ok(err instanceof DataError, `${name}: ${err}`);
+      assert.ok(err.message.startsWith(`${path}:6: `), err.message);
+      assert.match(err.message, want);
+      assert.ok(!err.message.includes("\n"));
+      // the tokenizer builder does not need the images
+      assert.equal((await loadJsonl(path, { checkImages: false })).length, 8);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

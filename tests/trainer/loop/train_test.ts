@@ -84,7 +84,7 @@ Deno.test("same config twice: bitwise weights and identical metrics; kill + resu
   }
 });
 
-Deno.test("a different seed gives different weights (the equality above can fail); no tensors leak; a fresh start clears the old run's files", async () => {
+Deno.test("a different seed gives different weights (the equality above can fail); no tensors leak; --overwrite clears the old run's files", async () => {
   const root = await Deno.makeTempDir({ prefix: "stage2-loop-" });
   try {
     const a = join(root, "a"), b = join(root, "b");
@@ -99,7 +99,8 @@ Deno.test("a different seed gives different weights (the equality above can fail
       "a finished run leaves no tensors behind",
     );
     assert.equal(ra.summary?.global_step, 1);
-    // what an earlier run left in b goes on a fresh start, whatever wrote it
+    // what an earlier run left in b: a fresh start refuses it, --overwrite
+    // removes it, whatever part of stage2 wrote it
     const stale = [
       "report.html",
       "eval_samples.jsonl",
@@ -109,7 +110,11 @@ Deno.test("a different seed gives different weights (the equality above can fail
     ];
     await Deno.mkdir(join(b, "overlays"), { recursive: true });
     for (const f of stale) await Deno.writeTextFile(join(b, f), "old");
-    await train({ config: cfgB, ...quiet });
+    await assert.rejects(
+      train({ config: cfgB, ...quiet }),
+      /already holds a run .*pass --resume to continue it, or --overwrite/,
+    );
+    await train({ config: cfgB, ...quiet, overwrite: true });
     const left = [...Deno.readDirSync(b)].map((e) => e.name);
     for (const f of ["report.html", "eval_samples.jsonl", "overlays"]) {
       assert.ok(!left.includes(f), `${f} survived a fresh start`);
@@ -189,7 +194,7 @@ Deno.test("warm start trains the Stage-1 config once, keyed by its hash, then st
       join(first.runDir, "checkpoint-1/model.safetensors"),
     );
     logs.length = 0;
-    const second = await train({ config: cfg, ...opts });
+    const second = await train({ config: cfg, ...opts, overwrite: true });
     assert.equal(second.warmStart?.runDir, first.warmStart.runDir);
     assert.ok(
       logs.some((l) => l.startsWith("warm start: reusing")),

@@ -38,6 +38,26 @@ Deno.test("prefix + fragment is valid JSON for every prefix shape", () => {
   }
 });
 
+Deno.test("closed, cut or malformed prefixes are not append-ready, whatever their last character", () => {
+  const cases: [string, RegExp][] = [
+    ["{}", /top-level object is already closed/],
+    [done + "}", /top-level object is already closed/],
+    [done + "} ,", /top-level object is already closed/],
+    ['{"object_1": {"desc": "}', /ends inside a string/],
+    ['{"object_1": {"desc": "a", "bbox_2d": [{}', /not append-ready/],
+    ["{,", /"," does not follow a complete entry/],
+    ["[{}", /does not start with "\{"/],
+  ];
+  for (const [prefix, want] of cases) {
+    assert.throws(
+      () => serializeAppendFragment(fn, 2, prefix),
+      (e: Error) =>
+        /is not append-ready/.test(e.message) && want.test(e.message),
+      prefix,
+    );
+  }
+});
+
 Deno.test("non-append-ready prefixes and bad inputs are rejected", () => {
   assert.throws(
     () => serializeAppendFragment(fn, 1, '{"object_1": {"desc'),

@@ -164,3 +164,30 @@ Deno.test("a lossy re-encode of the cut final token is an error", () => {
     /does not give back the same text/,
   );
 });
+
+Deno.test("an entry whose value is not an object is dropped as unknown; parsing goes on and FN numbering counts it", () => {
+  const c = (k: number) => `"<|coord_${k}|>"`;
+  const valid = `{"desc": "ok", "bbox_2d": [${c(1)}, ${c(2)}, ${c(3)}, ${
+    c(4)
+  }]}`;
+  const text = `{"object_4": 123, "object_3": ${valid}}`;
+  JSON.parse(text); // valid JSON: nothing here is a syntax error
+  const r = parseRolloutForMatching(tok, [...tok.encode(text), imEnd]);
+  assert.equal(r.stop, "closed");
+  assert.deepEqual(r.predictions.map((p) => [p.objectIndex, p.bbox]), [
+    [3, [1, 2, 3, 4]],
+  ]);
+  assert.deepEqual(r.drops, { poly: 0, unknown: 1, bbox_invalid: 0 });
+  assert.equal(r.maxObjectIndex, 4, "appended objects start at object_5");
+  assert.equal(r.prefixText, text.slice(0, -1));
+  // Non-object values of every JSON kind, also as the last entry: the
+  // append-ready prefix still ends after the last complete object.
+  for (const v of ['"x"', "[1, 2]", "null", "true", "-2.5e3"]) {
+    const t = `{"object_1": ${valid}, "object_2": ${v}}`;
+    const p = parseRolloutForMatching(tok, tok.encode(t));
+    assert.equal(p.drops.unknown, 1, v);
+    assert.equal(p.predictions.length, 1, v);
+    assert.equal(p.prefixText, `{"object_1": ${valid}`, v);
+    assert.equal(p.maxObjectIndex, 2, v);
+  }
+});

@@ -8,6 +8,7 @@ import {
 } from "../../../trainer/stage2/batch.ts";
 import { parseRolloutForMatching } from "../../../trainer/rollout/parse.ts";
 import { hungarianMatch } from "../../../trainer/rollout/match.ts";
+import { InputError } from "../../../trainer/errors.ts";
 import { serializeAnswer, TokenRole } from "../../../trainer/tokenizer/mod.ts";
 import {
   flatRope,
@@ -203,7 +204,9 @@ Deno.test("packing guardrails: over-long sequence and 3-row rope are errors", ()
         ...collate,
         packing: { enabled: true, maxLength: 16 },
       }),
-    /packing_length 16/,
+    (e) =>
+      e instanceof InputError && /raise packing_length/.test(e.message) &&
+      /packing_length 16/.test(e.message),
   );
   const badRope = (ids: Int32Array) => {
     const r = Int32Array.from(ids, (_, i) => i);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../../trainer/config/mod.ts";
-import { stage2Knobs } from "../../../trainer/stage2/knobs.ts";
+import { stage2Knobs } from "../../../trainer/config/knobs.ts";
 
 const dir = fileURLToPath(
   new URL("../../../configs/stage2_ab/", import.meta.url),

@@ -1,14 +1,14 @@
 /**
- * The Stage-2 knobs of a resolved config (`custom.extra.stage2_ab` and
- * `custom.extra.rollout_matching`), read once into one plain record, and
- * the combinations that cannot run, rejected at start-up.
+ * The Stage-2 knobs under the names the method's code uses: one mapping
+ * from `custom.extra.{stage2_ab,rollout_matching}` (and the packing switch)
+ * to `Stage2Knobs`, so each config key is renamed in exactly one place.
  */
-import type { Stage2Config } from "../config/schema.ts";
-import type { Channel } from "./schedule.ts";
+import { ConfigError, crossKeyProblems } from "./load.ts";
+import type { Stage2Config } from "./schema.ts";
 
 /** Resolved knobs of `custom.extra.{stage2_ab,rollout_matching}`. */
 export interface Stage2Knobs {
-  pattern: Channel[];
+  pattern: ("A" | "B")[];
   nSoftctxIter: number;
   softctxTemperature: number;
   coordDecodeTemperature: number;
@@ -29,7 +29,13 @@ export interface Stage2Knobs {
   buffer: { enabled: boolean; mSteps: number };
 }
 
-/** Reads the Stage-2 knobs and fails fast on combinations that cannot run. */
+/**
+ * Reads the Stage-2 knobs; a config built in code (not by the loader) is
+ * re-checked against the loader's cross-key rules first.
+ *
+ * @example
+ * stage2Knobs(cfg).nSoftctxIter; // custom.extra.stage2_ab.n_softctx_iter
+ */
 export function stage2Knobs(config: Stage2Config): Stage2Knobs {
   if (config.custom.trainer_variant !== "stage2_ab_training") {
     throw new Error(
@@ -40,13 +46,10 @@ export function stage2Knobs(config: Stage2Config): Stage2Knobs {
   }
   const ab = config.custom.extra.stage2_ab;
   const rm = config.custom.extra.rollout_matching;
-  if (rm.decode_mode === "sample" && !(rm.temperature > 0)) {
-    throw new Error(
-      "custom.extra.rollout_matching.temperature must be > 0 with decode_mode: sample (or use decode_mode: greedy)",
-    );
-  }
+  const problems = crossKeyProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
   return {
-    pattern: ab.schedule.pattern as Channel[],
+    pattern: ab.schedule.pattern,
     nSoftctxIter: ab.n_softctx_iter,
     softctxTemperature: ab.softctx_temperature,
     coordDecodeTemperature: ab.coord_decode_temperature,
