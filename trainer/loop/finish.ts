@@ -55,6 +55,7 @@ export async function finishRun(
       await writeEvalSummary(s.runDir, summary);
       s.log(formatSummary(summary, s.variant.name));
     }
+    s.rec.end(s.globalStep);
     await writeFileAtomic(
       join(s.runDir, RUN_COMPLETE_FILE),
       JSON.stringify(

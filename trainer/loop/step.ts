@@ -90,7 +90,6 @@ function baseTraceContext(
     training: true,
     packed: false,
     segmentLengths: null,
-    softctx: null,
   };
 }
 

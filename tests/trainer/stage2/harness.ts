@@ -141,8 +141,12 @@ export function harness(
     tapeProbe: () =>
       (tf.engine().state as unknown as { gradientDepth: number })
         .gradientDepth > 0,
+    observe: {
+      coordTokenIds: tok.coordIds,
+      softctxTemperature: config.custom.extra.stage2_ab.softctx_temperature,
+    },
   });
-  model.setTracer(recorder.tracer);
+  model.setTracer(recorder.modelTracer);
   const metrics = new CollectMetrics();
   const ctx: TrainContext<Stage2Model> = {
     model: model as unknown as Stage2Model,
@@ -197,7 +201,6 @@ export async function runStep(
     training: true,
     packed: true,
     segmentLengths: null,
-    softctx: null,
   });
   const prepared = await variant.prepare(h.ctx, samples, plan);
   const vars = h.ctx.model.trainableVariables();
