@@ -29,6 +29,7 @@ export function expectFromConfig(cfg: Stage2Config): RunExpect {
     nSoftctxIter: stage2 ? ab.n_softctx_iter : null,
     gradientAccumulationSteps: cfg.training.gradient_accumulation_steps,
     trainingSeed: cfg.training.seed,
+    maxSteps: cfg.training.max_steps,
     ...(stage2
       ? { rolloutBuffer: { enabled: buffer.enabled, mSteps: buffer.m_steps } }
       : {}),
