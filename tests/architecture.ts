@@ -31,6 +31,7 @@ export const TRAINER_LAYERS: string[][] = [
   ["variant"],
   ["sft", "stage2"],
   ["loop"],
+  ["selfcheck"],
 ];
 
 /** Top-level folders, lowest first, with the same rule. */

@@ -40,10 +40,15 @@ export interface ObserverOptions {
   runDir: string | null;
 }
 
-/** Sign (+1/-1) of digest vector `k` at index `h`: a fixed integer hash. */
+/** Sign (+1/-1) of digest vector `k` at index `h`: a fixed integer hash (lowbias32). */
 function sign(k: number, h: number): number {
-  const x = Math.imul((h + 1) ^ Math.imul(k + 1, 0x27d4eb2d), 0x9e3779b1);
-  return (x >>> 15) & 1 ? 1 : -1;
+  let x = Math.imul(h + 1, 0x9e3779b1) ^ Math.imul(k, 0x85ebca6b);
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x & 1 ? 1 : -1;
 }
 
 const round = (v: number) => Number(v.toPrecision(9));

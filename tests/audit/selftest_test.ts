@@ -1,0 +1,167 @@
+/**
+ * The self-test matrix, as `stage2 audit --selftest` runs it: every trainer
+ * fault injected into a tiny real Stage-2 run is caught by the invariant
+ * that names it, every probe fault by its probe, every damage to a run
+ * folder by its completeness invariant, and the clean run passes (probes
+ * included). One process, one fixture: a few seconds.
+ */
+import assert from "node:assert/strict";
+import {
+  DAMAGE,
+  formatSelftest,
+  PROBE_FAULTS,
+  runSelftest,
+  type SelftestReport,
+  TRACE_FAULTS,
+  uncoveredFaults,
+} from "../../audit/selftest.ts";
+import { main } from "../../cli/main.ts";
+import { selftestRunner } from "../../trainer/selfcheck/mod.ts";
+import { activeFault } from "../../trainer/common/faults.ts";
+
+/** Faults the audit passed before it observed; only their own invariant may fire. */
+const OBSERVED_ONLY = new Set([
+  "softctx-logits-at-p",
+  "softctx-stale-base",
+  "softctx-add",
+  "softctx-drop-object",
+  "attention-ignores-segments",
+  "rollout-seed-mismatch",
+  "skip-rollouts",
+]);
+
+/** Runs `stage2 ...args` in process, capturing stdout/stderr and the exit code. */
+async function cli(args: string[]) {
+  const out: string[] = [], err: string[] = [];
+  const log = console.log, error = console.error;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await main(args);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+    Deno.exitCode = 0;
+  }
+}
+
+Deno.test({
+  name:
+    "stage2 audit --selftest: every injected fault is caught by the invariant that names it; the clean run passes, with --probe too",
+  // the runs write files and may leave worker handles to the wasm backend
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    assert.deepEqual(uncoveredFaults(), [], "faults missing from the matrix");
+    const dir = await Deno.makeTempDir({ prefix: "stage2-selftest-" });
+    const res = await cli(["audit", "--selftest", "--json", "--keep", dir]);
+    assert.equal(res.code, 0, res.out);
+    const rep = JSON.parse(res.out) as SelftestReport;
+    const rows = rep.rows;
+    assert.equal(activeFault(), null, "the fault switch is reset");
+    const by = (kind: string, name: string) =>
+      rows.find((r) => r.kind === kind && r.name === name)!;
+    assert.deepEqual(by("clean", "clean run").fired, []);
+    assert.equal(by("clean", "clean run").verdict, "PASS");
+    assert.deepEqual(by("clean", "clean run, probes").fired, []);
+    for (const { fault, invariant } of TRACE_FAULTS) {
+      const r = by("trace", fault);
+      assert.ok(r.fired.includes(invariant), `${fault}: ${r.fired}`);
+      assert.notEqual(r.verdict, "PASS");
+      if (OBSERVED_ONLY.has(fault)) {
+        assert.deepEqual(r.fired, [invariant], fault);
+        assert.equal(r.crashed, null, fault);
+      }
+    }
+    // a crashed run is never PASS: the crash itself is what is reported
+    assert.equal(by("trace", "crash-after-first-forward").verdict, "FAIL");
+    for (const { fault, probe } of PROBE_FAULTS) {
+      assert.deepEqual(by("probe", fault).fired, [probe], fault);
+    }
+    for (const d of DAMAGE) {
+      const r = by("damage", d.damage);
+      assert.ok(r.fired.includes(d.invariant), `${d.damage}: ${r.fired}`);
+      if (d.invariant === "exit 2 (corrupt trace)") {
+        assert.match(r.verdict, /trace\.jsonl:3: not valid JSON/);
+        assert.equal(r.verdict.split("\n").length, 1);
+      } else assert.equal(r.verdict, "INCOMPLETE", d.damage);
+    }
+    assert.equal(rep.ok, true, formatSelftest(rep));
+    assert.equal(
+      rows.length,
+      2 + TRACE_FAULTS.length + PROBE_FAULTS.length + DAMAGE.length,
+    );
+
+    // the kept clean run, audited with probes through the CLI
+    const clean = `${dir}/run-clean`;
+    const p = await cli(["audit", "--run", clean, "--probe"]);
+    assert.equal(p.code, 0, p.out + p.err);
+    assert.match(p.out, /^PASS: all \d+ invariants hold$/m);
+    for (
+      const name of [
+        "segment-isolation",
+        "kv-cache",
+        "embeds-path",
+        "soft-rows",
+      ]
+    ) {
+      assert.match(p.out, new RegExp(`^PASS ${name} `, "m"));
+    }
+    assert.match(p.out, /^PASS: all probes hold$/m);
+    // a folder whose trace was cut fails the audit; the probes still run
+    const cut = `${dir}/damaged-${
+      2 + TRACE_FAULTS.length + PROBE_FAULTS.length
+    }`;
+    const q = await cli(["audit", "--run", cut, "--probe", "--json"]);
+    assert.equal(q.code, 1);
+    const j = JSON.parse(q.out);
+    assert.equal(j.audit.verdict, "INCOMPLETE");
+    assert.equal(j.probes.ok, true);
+    // without a replay batch, --probe is bad input: exit 2, one line
+    await Deno.remove(`${clean}/probe_batch.json`);
+    const r = await cli(["audit", "--run", clean, "--probe"]);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.err,
+      /^stage2: --probe: .*probe_batch\.json does not exist/,
+    );
+    assert.equal(r.err.split("\n").length, 1);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "selftest: a fault the audit misses fails the self-test",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // a runner whose "fault" runs are all clean: nothing is caught
+    const real = selftestRunner();
+    const dir = await Deno.makeTempDir({ prefix: "stage2-selftest-miss-" });
+    const rep = await runSelftest({
+      prepare: real.prepare,
+      run: (_fault, runDir) => real.run(null, runDir),
+      probe: (runDir) => real.probe(runDir, null),
+    }, dir);
+    assert.equal(rep.ok, false);
+    const missed = rep.rows.filter((r) => !r.caught).map((r) => r.kind);
+    assert.equal(
+      missed.filter((k) => k === "trace").length,
+      TRACE_FAULTS.length,
+    );
+    assert.equal(
+      missed.filter((k) => k === "probe").length,
+      PROBE_FAULTS.length,
+    );
+    assert.match(
+      formatSelftest(rep),
+      /^MISS trace softctx-add -> softctx-replace NOT caught/m,
+    );
+    assert.match(
+      formatSelftest(rep),
+      /selftest FAIL: \d+ row\(s\) not as expected$/,
+    );
+    await Deno.remove(dir, { recursive: true });
+  },
+});
