@@ -46,13 +46,11 @@ async function cli(args: string[]) {
   }
 }
 
-Deno.test({
-  name:
-    "stage2 audit --selftest: every injected fault is caught by the invariant that names it; the clean run passes, with --probe too",
+Deno.test(
+  "stage2 audit --selftest: every injected fault is caught by the invariant that names it; the clean run passes, with --probe too",
   // the runs write files and may leave worker handles to the wasm backend
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
+  { sanitizeResources: false, sanitizeOps: false },
+  async () => {
     assert.deepEqual(uncoveredFaults(), [], "faults missing from the matrix");
     const dir = await Deno.makeTempDir({ prefix: "stage2-selftest-" });
     const res = await cli(["audit", "--selftest", "--json", "--keep", dir]);
@@ -129,13 +127,12 @@ Deno.test({
     assert.equal(r.err.split("\n").length, 1);
     await Deno.remove(dir, { recursive: true });
   },
-});
+);
 
-Deno.test({
-  name: "selftest: a fault the audit misses fails the self-test",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
+Deno.test(
+  "selftest: a fault the audit misses fails the self-test",
+  { sanitizeResources: false, sanitizeOps: false },
+  async () => {
     // a runner whose "fault" runs are all clean: nothing is caught
     const real = selftestRunner();
     const dir = await Deno.makeTempDir({ prefix: "stage2-selftest-miss-" });
@@ -164,4 +161,4 @@ Deno.test({
     );
     await Deno.remove(dir, { recursive: true });
   },
-});
+);
