@@ -35,7 +35,8 @@ export function checksOf(rec: ForwardRecord): ForwardChecks {
 /** Forwards whose logits feed a loss or an evaluation (not generation). */
 const notRollout = (r: ForwardRecord) => r.purpose !== "rollout";
 
-function forwardChecker(
+/** A checker applying `problem` to every forward line that `applies`. */
+export function forwardChecker(
   name: string,
   description: string,
   applies: (r: ForwardRecord) => boolean,
@@ -60,7 +61,8 @@ function forwardChecker(
   };
 }
 
-const where = (r: ForwardRecord): string =>
+/** Where a forward ran, for messages. */
+export const where = (r: ForwardRecord): string =>
   `step ${r.globalStep} ${r.channel}/${r.purpose} micro-batch ${r.microBatch} pass ${r.pass}/${r.nPasses}`;
 
 /**

@@ -12,8 +12,8 @@ import type {
   ForwardRecord,
   SlotObservation,
 } from "../../trainer/trace/schema.ts";
-import type { ParsedLine } from "./parse.ts";
-import { type Checker, type CheckResult, forwards } from "./types.ts";
+import { forwardChecker, where } from "./forward_checks.ts";
+import type { Checker } from "./types.ts";
 
 /**
  * Relative tolerance of digest comparisons, against the largest row norm
@@ -58,9 +58,6 @@ export function slotVerdict(s: SlotObservation): SlotVerdict {
   return "other";
 }
 
-const where = (r: ForwardRecord): string =>
-  `step ${r.globalStep} ${r.channel}/${r.purpose} micro-batch ${r.microBatch} pass ${r.pass}/${r.nPasses}`;
-
 const fmt = (xs: readonly number[], max = 8): string =>
   xs.length <= max
     ? JSON.stringify(xs)
@@ -70,31 +67,6 @@ const fmt = (xs: readonly number[], max = 8): string =>
 function laterSlots(r: ForwardRecord): SlotObservation[][] | null {
   if (r.observed === null || r.pass === 0) return null;
   return r.observed.slots;
-}
-
-function observedChecker(
-  name: string,
-  description: string,
-  applies: (r: ForwardRecord) => boolean,
-  problem: (r: ForwardRecord) => string | null,
-): Checker {
-  return {
-    name,
-    description,
-    check(lines: ParsedLine[]): CheckResult {
-      let checked = 0;
-      const violations = [];
-      for (const l of forwards(lines)) {
-        if (!applies(l.rec)) continue;
-        checked++;
-        const p = problem(l.rec);
-        if (p !== null) {
-          violations.push({ line: l.line, invariant: name, message: p });
-        }
-      }
-      return { checked, violations };
-    },
-  };
 }
 
 /** Slots of a forward whose verdict is `v`, as "p (id)" strings. */
@@ -115,7 +87,7 @@ const isLaterA = (r: ForwardRecord) =>
   r.channel === "A" && r.purpose === "train" && laterSlots(r) !== null;
 
 export const OBSERVED_CHECKERS: Checker[] = [
-  observedChecker(
+  forwardChecker(
     "fed-rows",
     "every fed row outside the replaced coord slots is, bitwise, the embedding-table row of its token (image placeholders included)",
     (r) => r.observed !== null,
@@ -132,7 +104,7 @@ export const OBSERVED_CHECKERS: Checker[] = [
         } differ from the embedding of their token but are not coord slots; only coord-slot rows may be replaced`;
     },
   ),
-  observedChecker(
+  forwardChecker(
     "softctx-applied",
     "every Channel-A pass after the first replaces every coord slot of the teacher-forced answer",
     isLaterA,
@@ -145,7 +117,7 @@ export const OBSERVED_CHECKERS: Checker[] = [
         } were fed their base embedding E(id); soft context was not applied there`;
     },
   ),
-  observedChecker(
+  forwardChecker(
     "softctx-replace",
     "a soft row replaces the coord slot's base row (is not added to it)",
     isLaterA,
@@ -158,7 +130,7 @@ export const OBSERVED_CHECKERS: Checker[] = [
         } were fed E(id) + soft row; the soft row must replace the base row`;
     },
   ),
-  observedChecker(
+  forwardChecker(
     "causal-shift",
     "the row fed at coord slot p equals softmax(z[p-1, coord_ids] / T) @ E(coord_ids) from the previous pass's logits (recomputed by the recorder)",
     isLaterA,
@@ -171,7 +143,7 @@ export const OBSERVED_CHECKERS: Checker[] = [
         } differ from the soft rows recomputed from the previous pass's logits at p-1 (logits at p-1 predict the token at p)`;
     },
   ),
-  observedChecker(
+  forwardChecker(
     "fresh-base-embedding",
     "the gradient-recording pass is fed embeddings computed on the tape from the embedding weights (a fresh embedding-module call, not a reused tensor)",
     (r) => r.observed !== null && r.gradRecorded,

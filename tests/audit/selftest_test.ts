@@ -15,7 +15,7 @@ import {
   TRACE_FAULTS,
   uncoveredFaults,
 } from "../../audit/selftest.ts";
-import { main } from "../../cli/main.ts";
+import { runCli } from "../cli/_run.ts";
 import { selftestRunner } from "../../trainer/selfcheck/mod.ts";
 import { activeFault } from "../../trainer/common/faults.ts";
 
@@ -30,18 +30,11 @@ const OBSERVED_ONLY = new Set([
   "skip-rollouts",
 ]);
 
-/** Runs `stage2 ...args` in process, capturing stdout/stderr and the exit code. */
+/** `stage2 ...args` in process (exit code reset afterwards). */
 async function cli(args: string[]) {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
   try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
+    return await runCli(args);
   } finally {
-    console.log = log;
-    console.error = error;
     Deno.exitCode = 0;
   }
 }

@@ -12,7 +12,8 @@ import { type Fault, withFault } from "../common/faults.ts";
 import { resolveConfigObject } from "../config/mod.ts";
 import { writeSynthDataset } from "../data/synth.ts";
 import { loadJsonl } from "../data/jsonl.ts";
-import { tinyConfig } from "../model/config.ts";
+import { type Qwen3VLConfig, tinyConfig } from "../model/config.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
 import { buildTokenizerFromRecords } from "../loop/setup.ts";
 import { train } from "../loop/train.ts";
@@ -27,29 +28,11 @@ export interface SelftestFixture {
   checkpoint: string;
 }
 
-/** Steps per run: step 0 is Channel A (2 passes), step 1 Channel B. */
-export const SELFTEST_STEPS = 2;
-
 /**
- * Writes the fixture into `dir`: 4 training images, a tokenizer built from
- * them and a freshly initialised micro model (1 decoder layer, width 32,
- * a 1-block vision tower), sized so one run takes about a second.
+ * A micro Qwen3-VL sized to a tokenizer: 1 decoder layer of width 32, a
+ * 1-block vision tower (8x8 patches, 2x2 merge), tied embeddings.
  */
-export async function buildSelftestFixture(
-  dir: string,
-): Promise<SelftestFixture> {
-  await initRuntime({ threads: 1, log: () => {} });
-  const data = join(dir, "data");
-  await writeSynthDataset(data, {
-    nTrain: 4,
-    nVal: 0,
-    seed: 11,
-    imageSize: 32,
-    maxObjects: 2,
-  });
-  const trainJsonl = join(data, "train.jsonl");
-  const rtok = buildTokenizerFromRecords(await loadJsonl(trainJsonl));
-  const tok = rtok.tokenizer;
+export function microModelConfig(tok: Tokenizer): Qwen3VLConfig {
   const sp = tok.specialIds;
   const cfg = tinyConfig(tok.vocabSize, {
     imageTokenId: sp.imagePad,
@@ -78,6 +61,32 @@ export async function buildSelftestFixture(
     out_hidden_size: 32,
     num_position_embeddings: 16,
   });
+  return cfg;
+}
+
+/** Steps per run: step 0 is Channel A (2 passes), step 1 Channel B. */
+export const SELFTEST_STEPS = 2;
+
+/**
+ * Writes the fixture into `dir`: 4 training images, a tokenizer built from
+ * them and a freshly initialised micro model (1 decoder layer, width 32,
+ * a 1-block vision tower), sized so one run takes about a second.
+ */
+export async function buildSelftestFixture(
+  dir: string,
+): Promise<SelftestFixture> {
+  await initRuntime({ threads: 1, log: () => {} });
+  const data = join(dir, "data");
+  await writeSynthDataset(data, {
+    nTrain: 4,
+    nVal: 0,
+    seed: 11,
+    imageSize: 32,
+    maxObjects: 2,
+  });
+  const trainJsonl = join(data, "train.jsonl");
+  const rtok = buildTokenizerFromRecords(await loadJsonl(trainJsonl));
+  const cfg = microModelConfig(rtok.tokenizer);
   const checkpoint = join(dir, "micro-model");
   const model = Qwen3VLForConditionalGeneration.create(cfg, 5);
   try {

@@ -44,6 +44,23 @@ const TRAINING_FORWARD_KEYS: ReadonlySet<string> = new Set(
 );
 
 /**
+ * Test-only (`trainer/common/faults.ts`): the bugs of this call itself,
+ * past the checks, where a wrong argument at the call would be.
+ */
+function withCallFault(
+  args: TrainingForwardArgs,
+  T: number,
+): TrainingForwardArgs {
+  if (faultActive("cache-on")) {
+    return { ...args, useCache: true } as unknown as TrainingForwardArgs;
+  }
+  if (faultActive("sliced-logits")) {
+    return { ...args, logitsToKeep: T - 1 } as TrainingForwardArgs;
+  }
+  return args;
+}
+
+/**
  * Runs one training forward after checking the contract: only model
  * arguments (no helper keys such as labels, weights, channel tags or logits
  * slicing), cache off, no past key/values returned, full-sequence logits.
@@ -75,13 +92,7 @@ export function trainingForward(
     throw new Error("a Stage-2 training forward must run with useCache: false");
   }
   const [B, T] = args.inputsEmbeds.shape;
-  const out = model.forward(
-    faultActive("cache-on")
-      ? { ...args, useCache: true as unknown as false }
-      : faultActive("sliced-logits")
-      ? { ...args, logitsToKeep: T - 1 } as TrainingForwardArgs
-      : args,
-  );
+  const out = model.forward(withCallFault(args, T));
   if (faultActive("crash-after-first-forward")) {
     out.logits.dispose();
     throw new Error("injected fault: the run dies after its first forward");
