@@ -38,6 +38,11 @@ export interface ObserverOptions {
   softctxTemperature: number;
   /** Run folder for the replay batch; null writes none. */
   runDir: string | null;
+  /**
+   * True when the run resumes: its replay batch (if any) is kept. A fresh
+   * run replaces one a previous run left in the folder.
+   */
+  resumed?: boolean;
 }
 
 /** Sign (+1/-1) of digest vector `k` at index `h`: a fixed integer hash (lowbias32). */
@@ -178,11 +183,14 @@ export class ForwardObserver {
     this.#temperature = opts.softctxTemperature;
     this.#runDir = opts.runDir;
     if (opts.runDir !== null) {
+      const path = `${opts.runDir}/${PROBE_BATCH_FILE}`;
       try {
-        Deno.statSync(`${opts.runDir}/${PROBE_BATCH_FILE}`);
-        this.#probeWritten = true; // a resumed run keeps its replay batch
-      } catch {
-        // not written yet
+        if (opts.resumed) {
+          Deno.statSync(path);
+          this.#probeWritten = true;
+        } else Deno.removeSync(path);
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
       }
     }
   }

@@ -54,7 +54,7 @@ export async function readProbeBatch(runDir: string): Promise<ProbeBatch> {
   } catch (e) {
     throw new Error(
       e instanceof Deno.errors.NotFound
-        ? `${path} does not exist: the recorder writes it on the first detailed Channel-A step of a traced Stage-2 run (training.trace summary or full)`
+        ? `${path} does not exist: the recorder writes it on the first detailed Channel-A step of a Stage-2 run with packing on and training.trace summary or full`
         : `cannot read ${path}: ${(e as Error).message}`,
     );
   }

@@ -118,6 +118,7 @@ export class TraceRecorder {
       ? new ForwardObserver({
         ...opts.observe,
         runDir: path.slice(0, path.lastIndexOf("/")),
+        resumed: (opts.resumeFromStep ?? null) !== null,
       })
       : null;
   }

@@ -139,3 +139,23 @@ Deno.test("observer: ids read back on pass 0, digests of fed/recomputed/base row
   assert.deepEqual(o2.foreignRows, [[1, 2]]);
   assert.deepEqual(o2.slots[0].map((s) => s.p), [4]);
 });
+
+Deno.test("observer: a fresh run replaces the replay batch a previous run left; a resumed run keeps its own", () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/probe_batch.json`;
+  Deno.writeTextFileSync(path, "{}");
+  new ForwardObserver({
+    coordTokenIds: COORD,
+    softctxTemperature: 1,
+    runDir: dir,
+    resumed: true,
+  });
+  assert.equal(Deno.readTextFileSync(path), "{}");
+  new ForwardObserver({
+    coordTokenIds: COORD,
+    softctxTemperature: 1,
+    runDir: dir,
+  });
+  assert.throws(() => Deno.statSync(path), Deno.errors.NotFound);
+  Deno.removeSync(dir, { recursive: true });
+});
