@@ -32,7 +32,7 @@ export const TRAINER_LAYERS: string[][] = [
   ["variant"],
   ["sft", "stage2", "eval"],
   ["loop"],
-  ["report"],
+  ["report", "selfcheck"],
 ];
 
 /** Top-level folders, lowest first, with the same rule. */

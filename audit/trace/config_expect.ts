@@ -29,6 +29,7 @@ export function expectFromConfig(cfg: Stage2Config): RunExpect {
   const base = {
     gradientAccumulationSteps: cfg.training.gradient_accumulation_steps,
     trainingSeed: cfg.training.seed,
+    maxSteps: cfg.training.max_steps,
   };
   if (cfg.custom.trainer_variant !== "stage2_ab_training") {
     return { pattern: null, nSoftctxIter: null, ...base };
@@ -57,7 +58,8 @@ export async function readConfigExpect(
     throw new ConfigExpectError(`cannot read ${file}: ${(e as Error).message}`);
   }
   try {
-    return expectFromConfig(await loadConfig(file));
+    // The run's checkpoint may be gone; its config still says what it ran.
+    return expectFromConfig(await loadConfig(file, [], { checkPaths: false }));
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigExpectError(e.message);
     throw new ConfigExpectError(`cannot read ${file}: ${(e as Error).message}`);

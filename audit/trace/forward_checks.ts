@@ -1,6 +1,7 @@
 /**
- * Invariants of single model forwards (design §2, "Forward contract" and
- * "Channel A"). Each checker looks at one forward line at a time.
+ * Invariants of single model forwards (design §2, "Forward contract"), from
+ * the facts the model read off its own plan. Each checker looks at one
+ * forward line at a time. What Channel A fed is in `observed_checks.ts`.
  */
 import { deriveChecks } from "../../trainer/trace/derive.ts";
 import type {
@@ -34,7 +35,8 @@ export function checksOf(rec: ForwardRecord): ForwardChecks {
 /** Forwards whose logits feed a loss or an evaluation (not generation). */
 const notRollout = (r: ForwardRecord) => r.purpose !== "rollout";
 
-function forwardChecker(
+/** A checker applying `problem` to every forward line that `applies`. */
+export function forwardChecker(
   name: string,
   description: string,
   applies: (r: ForwardRecord) => boolean,
@@ -59,7 +61,8 @@ function forwardChecker(
   };
 }
 
-const where = (r: ForwardRecord): string =>
+/** Where a forward ran, for messages. */
+export const where = (r: ForwardRecord): string =>
   `step ${r.globalStep} ${r.channel}/${r.purpose} micro-batch ${r.microBatch} pass ${r.pass}/${r.nPasses}`;
 
 /**
@@ -131,7 +134,7 @@ export const FORWARD_CHECKERS: Checker[] = [
   ),
   forwardChecker(
     "attention-segments",
-    "attention is causal within the segments of row 0 and never crosses one",
+    "the attention masks the compute used are causal within the segments of row 0 and never cross one",
     notRollout,
     (r) => {
       const p = checksOf(r).attention;
@@ -214,7 +217,7 @@ export const FORWARD_CHECKERS: Checker[] = [
   ),
   forwardChecker(
     "placeholder-invariance",
-    "image placeholder rows stay bitwise equal to the placeholder embedding; only coord slots change",
+    "image placeholder rows stay bitwise equal to the placeholder embedding, one per visual feature",
     notRollout,
     (r) => {
       if (r.placeholderBitwiseEqual === false) {
@@ -227,28 +230,7 @@ export const FORWARD_CHECKERS: Checker[] = [
           where(r)
         }: ${r.placeholderRows} image placeholder rows but ${r.visualFeatures} visual features`;
       }
-      const p = checksOf(r).changedRows;
-      return p === null ? null : `${where(r)}: ${p}`;
-    },
-  ),
-  forwardChecker(
-    "fresh-base-embedding",
-    "every Channel-A pass builds its base by calling the embedding module on the teacher-forced ids",
-    (r) => r.softctx !== null,
-    (r) =>
-      r.softctx!.baseFresh
-        ? null
-        : `${
-          where(r)
-        }: the base embedding was not rebuilt from the teacher-forced ids; never reuse embeddings that came out of a forward`,
-  ),
-  forwardChecker(
-    "softctx-applied",
-    "Channel-A pass 0 is plain teacher forcing; later passes replace every coord slot",
-    (r) => r.channel === "A" && r.purpose === "train",
-    (r) => {
-      const p = checksOf(r).softctxApplied;
-      return p === null ? null : `${where(r)}: ${p}`;
+      return null;
     },
   ),
   forwardChecker(
@@ -261,15 +243,6 @@ export const FORWARD_CHECKERS: Checker[] = [
         : `${
           where(r)
         }: logits cover ${r.logitsLen} of ${r.seqLen} positions (sliced logits); training needs full-sequence logits for CE and coord decoding`,
-  ),
-  forwardChecker(
-    "causal-shift",
-    "the soft embedding at coord slot p reads logits at p-1",
-    (r) => r.softctx !== null && r.softctx.nSlots > 0,
-    (r) => {
-      const p = checksOf(r).shift;
-      return p === null ? null : `${where(r)}: ${p}`;
-    },
   ),
   forwardChecker(
     "grad-last-pass",

@@ -18,30 +18,35 @@ export interface ParsedLine<T extends TraceLine = TraceLine> {
 /** The trace could not be read; `message` names the file and line. */
 export class TraceFormatError extends Error {}
 
+/** A trace as read: its complete records, and a torn final line if any. */
+export interface ReadTrace {
+  lines: ParsedLine[];
+  /** 1-based number of a final line without its newline (cut mid-write), which is not parsed; null when the file ends with a newline. */
+  tornLine: number | null;
+}
+
 /**
- * Parses the text of a trace. `file` is used in messages only. Blank lines
- * carry nothing and are passed over; every other line must be a valid
- * record, and the first record must be the `run` header.
+ * Reads the text of a trace. Every line the recorder finished ends with a
+ * newline, so a final line without one was cut mid-write: it is reported
+ * as `tornLine` and not parsed (the run is incomplete, not corrupt). Blank
+ * lines carry nothing and are passed over; every other line must be a
+ * valid record, and the first record must be the `run` header. `file` is
+ * used in messages only.
  */
-export function parseTrace(text: string, file = TRACE_FILE): ParsedLine[] {
+export function readTrace(text: string, file = TRACE_FILE): ReadTrace {
   const raw = text.split("\n");
-  const torn = raw.length > 0 && raw[raw.length - 1] !== "";
+  const torn = raw[raw.length - 1] !== "";
   const out: ParsedLine[] = [];
-  for (let i = 0; i < raw.length; i++) {
+  for (let i = 0; i < raw.length - 1; i++) {
     const src = raw[i];
     if (src.trim() === "") continue;
     const line = i + 1;
-    const last = i === raw.length - 1 && torn;
     let value: unknown;
     try {
       value = JSON.parse(src);
     } catch (e) {
       throw new TraceFormatError(
-        `${file}:${line}: not valid JSON (${(e as Error).message})${
-          last
-            ? "; the final line has no newline, so the run was probably killed mid-write: resume the run or delete that line"
-            : ""
-        }`,
+        `${file}:${line}: not valid JSON (${oneLine((e as Error).message)})`,
       );
     }
     const r = TraceLineSchema.safeParse(value);
@@ -53,13 +58,17 @@ export function parseTrace(text: string, file = TRACE_FILE): ParsedLine[] {
         : "";
       const path = issue.path.length ? `field ${issue.path.join(".")}: ` : "";
       throw new TraceFormatError(
-        `${file}:${line}: malformed trace record${kind}: ${path}${issue.message}`,
+        `${file}:${line}: malformed trace record${kind}: ${path}${
+          oneLine(issue.message)
+        }`,
       );
     }
     out.push({ line, rec: r.data });
   }
   if (out.length === 0) {
-    throw new TraceFormatError(`${file}: empty trace (no records)`);
+    throw new TraceFormatError(
+      `${file}: empty trace (no complete records)`,
+    );
   }
   if (out[0].rec.kind !== "run") {
     throw new TraceFormatError(
@@ -74,5 +83,23 @@ export function parseTrace(text: string, file = TRACE_FILE): ParsedLine[] {
       `${file}:${extra.line}: a second "run" header; a trace holds one run (resumes append a "resume" record)`,
     );
   }
-  return out;
+  return { lines: out, tornLine: torn ? raw.length : null };
+}
+
+/**
+ * Parses a trace that must be complete: like `readTrace`, but a torn final
+ * line is an error too.
+ */
+export function parseTrace(text: string, file = TRACE_FILE): ParsedLine[] {
+  const r = readTrace(text, file);
+  if (r.tornLine !== null) {
+    throw new TraceFormatError(
+      `${file}:${r.tornLine}: the final line has no newline, so the run was probably killed mid-write`,
+    );
+  }
+  return r.lines;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, " ");
 }

@@ -34,8 +34,12 @@ export function formatHuman(r: AuditReport): string {
   const failed = r.invariants.filter((i) => i.violations > 0).length;
   out.push(
     r.ok
-      ? `all ${r.invariants.length} invariants hold`
-      : `${r.violations.length} violation(s) of ${failed} invariant(s)`,
+      ? `PASS: all ${r.invariants.length} invariants hold`
+      : `${r.verdict}: ${r.violations.length} violation(s) of ${failed} invariant(s)${
+        r.verdict === "INCOMPLETE"
+          ? " (the run did not finish, or its trace, steps or config are missing)"
+          : ""
+      }`,
   );
   return out.join("\n");
 }

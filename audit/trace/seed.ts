@@ -21,3 +21,14 @@ export function expectedRolloutSeedBase(
     (BigInt(trainingSeed) + BigInt(globalStep) * 1000003n) & 0x7FFFFFFFn,
   );
 }
+
+/**
+ * Seed of the request at `index` of a step's rollout batch (counted across
+ * the window's micro-batches in order): `(seedBase + index) & 0x7FFFFFFF`.
+ *
+ * @example
+ * expectedRequestSeed(3000051, 2); // 3000053
+ */
+export function expectedRequestSeed(seedBase: number, index: number): number {
+  return Number((BigInt(seedBase) + BigInt(index)) & 0x7FFFFFFFn);
+}

@@ -290,7 +290,7 @@ function passLayout(f: ForwardLine): string {
     r.detail === "full" ? r.row0 : checksOf(r).segments,
     r.detail === "full" ? r.mrope : null,
     r.placeholderRows,
-    r.softctx?.coordSlots ?? null,
+    r.observed?.slots.map((row) => row.map((x) => [x.p, x.id])) ?? null,
   ]);
 }
 

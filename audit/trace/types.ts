@@ -1,6 +1,8 @@
 /** Shared shapes of the trace audit. */
 import type {
+  EndRecord,
   ForwardRecord,
+  GenerateRecord,
   RunExpect,
   StepRecord,
 } from "../../trainer/trace/schema.ts";
@@ -23,12 +25,26 @@ export interface CheckResult {
   violations: Violation[];
 }
 
+/** What the run folder says about the run, next to its trace. */
+export interface RunFacts {
+  /** The run folder. */
+  dir: string;
+  /** Whether `config.yaml` is there. */
+  configPresent: boolean;
+  /** Completed steps in `run_complete.json`, or null when the run never finished. */
+  completedSteps: number | null;
+  /** The trace's final line was cut mid-write (its 1-based number), or null. */
+  tornLine: number | null;
+}
+
 /** What the audit knows besides the lines. */
 export interface AuditContext {
   /** The config the run promised (trace header, else the run's config.yaml). */
   expect: RunExpect | null;
   /** Where `expect` came from, for messages ("trace header", a file path). */
   expectSource: string | null;
+  /** The run folder's facts; null when only the lines are audited. */
+  run: RunFacts | null;
 }
 
 /** A pure check of one invariant over all parsed lines. */
@@ -41,6 +57,8 @@ export interface Checker {
 
 export type ForwardLine = ParsedLine<ForwardRecord>;
 export type StepLine = ParsedLine<StepRecord>;
+export type GenerateLine = ParsedLine<GenerateRecord>;
+export type EndLine = ParsedLine<EndRecord>;
 
 export function forwards(lines: ParsedLine[]): ForwardLine[] {
   return lines.filter((l): l is ForwardLine => l.rec.kind === "forward");
@@ -48,4 +66,12 @@ export function forwards(lines: ParsedLine[]): ForwardLine[] {
 
 export function steps(lines: ParsedLine[]): StepLine[] {
   return lines.filter((l): l is StepLine => l.rec.kind === "step");
+}
+
+export function generations(lines: ParsedLine[]): GenerateLine[] {
+  return lines.filter((l): l is GenerateLine => l.rec.kind === "generate");
+}
+
+export function ends(lines: ParsedLine[]): EndLine[] {
+  return lines.filter((l): l is EndLine => l.rec.kind === "end");
 }

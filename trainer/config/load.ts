@@ -590,15 +590,29 @@ function variantWarnings(cfg: Stage2Config, layers: Layers): string[] {
   return out;
 }
 
+/** How a config is loaded. */
+export interface LoadOptions {
+  /**
+   * Look at the paths the config names (`model.checkpoint` must be a
+   * checkpoint folder). Default true; false for a config that describes a
+   * past run (the audit reading a run's `config.yaml`), whose checkpoint
+   * may be gone.
+   */
+  checkPaths?: boolean;
+}
+
 /** Load a YAML config (with its `extends` chain) plus `a.b=c` overrides. */
 export async function loadConfigDetailed(
   path: string,
   overrides: string[] = [],
+  opts: LoadOptions = {},
 ): Promise<LoadedConfig> {
   const layers = new Layers();
   await loadChain(path, layers, []);
   for (const o of overrides) applyOverride(layers, o);
-  const config = await validateWithPaths(layers);
+  const config = opts.checkPaths === false
+    ? validate(layers)
+    : await validateWithPaths(layers);
   const ws = config.model.warm_start_config;
   if (
     ws !== null && config.model.checkpoint === null && layers.files.includes(ws)
@@ -622,8 +636,9 @@ export async function loadConfigDetailed(
 export async function loadConfig(
   path: string,
   overrides: string[] = [],
+  opts: LoadOptions = {},
 ): Promise<ResolvedConfig> {
-  return (await loadConfigDetailed(path, overrides)).config;
+  return (await loadConfigDetailed(path, overrides, opts)).config;
 }
 
 /**

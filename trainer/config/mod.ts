@@ -18,6 +18,7 @@ export {
   loadConfig,
   loadConfigDetailed,
   type LoadedConfig,
+  type LoadOptions,
   resolveConfigObject,
   userCwd,
   warmStartRoot,

@@ -68,7 +68,6 @@ export async function evalLoss(
         nPasses: 1,
         gradRecorded: false,
         training: false,
-        softctx: null,
         ...packingTrace(batch.collated),
       });
       const sum = tf.tidy(() => {

@@ -48,6 +48,7 @@ export async function finishRun(
       await writeEvalOutputs(s.runDir, final);
       s.log(formatSummary(summary, s.variant.name));
     }
+    s.rec.end(s.globalStep);
     await writeFileAtomic(
       join(s.runDir, RUN_COMPLETE_FILE),
       JSON.stringify(

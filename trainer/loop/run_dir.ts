@@ -28,6 +28,7 @@ import {
   OVERLAYS_DIR,
 } from "../eval/summary.ts";
 import { ROLLOUT_BUFFER_DIR } from "../stage2/buffer.ts";
+import { PROBE_BATCH_FILE } from "../trace/probe_batch.ts";
 import { TRACE_FILE } from "../trace/schema.ts";
 import {
   OPTIMIZER_FILE,
@@ -57,6 +58,7 @@ export const RUN_FILES: readonly string[] = [
   RESOLVED_CONFIG_FILE,
   METRICS_FILE,
   TRACE_FILE,
+  PROBE_BATCH_FILE,
   EVAL_SUMMARY_FILE,
   EVAL_SAMPLES_FILE,
   OVERLAYS_DIR,

@@ -364,8 +364,12 @@ export async function setUpSession(
     variant: variant.name,
     resumeFromStep: resumeDir ? restored.globalStep : null,
     tapeProbe: () => tf.engine().state.gradientDepth > 0,
+    observe: {
+      coordTokenIds: tok.coordIds,
+      softctxTemperature: cfg.custom.extra.stage2_ab.softctx_temperature,
+    },
   });
-  model.setTracer(rec.tracer);
+  model.setTracer(rec.modelTracer);
   return {
     cfg,
     T,

@@ -92,7 +92,6 @@ function baseTraceContext(
     training: true,
     packed: false,
     segmentLengths: null,
-    softctx: null,
   };
 }
 

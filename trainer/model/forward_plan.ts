@@ -17,6 +17,7 @@ import {
   type Span,
   spansFromSegmentIds,
 } from "../common/segments.ts";
+import { faultActive } from "../common/faults.ts";
 import { rowsEqualTo } from "../common/rows.ts";
 import { splitPositionIds } from "../trace/helpers.ts";
 import type { ForwardTraceInfo } from "../trace/schema.ts";
@@ -24,6 +25,7 @@ import { type AttentionPlan, attentionPlan } from "./attention.ts";
 import type { Qwen3VLConfig } from "./config.ts";
 import { FORWARD_KEYS } from "./forward_keys.ts";
 import type { KVCache } from "./kv_cache.ts";
+import { maskSegments } from "./mask_facts.ts";
 import { getRopeIndex } from "./rope.ts";
 
 export interface ForwardArgs {
@@ -181,7 +183,8 @@ function checkArgs(
         positionIdsRows: null,
         row0: null,
         mrope: null,
-        attentionSegments: [],
+        attentionSegments: null,
+        attentionMaskProblem: null,
         placeholderRows: 0,
         visualFeatures: 0,
         placeholderBitwiseEqual: null,
@@ -274,7 +277,8 @@ function placeholders(
           : null,
         row0: null,
         mrope: null,
-        attentionSegments: [],
+        attentionSegments: null,
+        attentionMaskProblem: null,
         placeholderRows: rows.length,
         visualFeatures: nVisual,
         placeholderBitwiseEqual: bitwiseEqual,
@@ -332,7 +336,8 @@ function positions(
     for (let a = 0; a < 3; a++) {
       for (let b = 0; b < B; b++) {
         for (let t = 0; t < T; t++) {
-          mrope[(a * B + b) * T + t] = cache.nextPosition[b] + t;
+          mrope[(a * B + b) * T + t] = cache.nextPosition[b] + t +
+            (faultActive("cache-positions-off-by-one") ? 1 : 0);
         }
       }
     }
@@ -439,18 +444,29 @@ export function planForward(
     cacheIn: (args.pastKeyValues ?? null) !== null,
     past,
     keyValid,
-    attention: attentionPlan(B, T, past, keyValid, segmentIds, segments),
+    attention: attentionPlan(
+      B,
+      T,
+      past,
+      keyValid,
+      faultActive("attention-ignores-segments") ? null : segmentIds,
+      segments,
+    ),
     logitsToKeep: keep,
   };
 }
 
-/** What the trace records about a forward: read off its plan. */
+/**
+ * What the trace records about a forward: read off its plan, the attention
+ * segments off the masks the compute materializes.
+ */
 export function forwardTraceInfo(
   plan: ForwardPlan,
   logitsLen: number,
   returnedPast: boolean,
 ): ForwardTraceInfo {
   const { batch: B, seqLen: T } = plan;
+  const mask = maskSegments(plan.attention, B, T);
   return {
     inputKind: plan.inputKind,
     argKeys: plan.argKeys,
@@ -463,7 +479,8 @@ export function forwardTraceInfo(
     positionIdsRows: plan.positionIdsRows,
     row0: plan.row0 ? plan.row0.map((r) => Array.from(r)) : null,
     mrope: splitPositionIds(plan.mrope, 3, B, T).mrope,
-    attentionSegments: plan.segments,
+    attentionSegments: mask.segments,
+    attentionMaskProblem: mask.problem,
     placeholderRows: plan.placeholderRows.length,
     visualFeatures: plan.visualFeatures,
     placeholderBitwiseEqual: plan.placeholderBitwiseEqual,

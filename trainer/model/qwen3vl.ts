@@ -14,6 +14,7 @@
  */
 import { tf } from "../runtime.ts";
 import type { ForwardTraceInfo } from "../trace/schema.ts";
+import type { ModelTracer } from "../trace/tracer.ts";
 import { parseConfig, type Qwen3VLConfig } from "./config.ts";
 import { KVCache } from "./kv_cache.ts";
 import {
@@ -122,7 +123,7 @@ export class Qwen3VLForConditionalGeneration {
   readonly config: Qwen3VLConfig;
   readonly specs: ParamSpec[];
   private readonly params = new Map<string, tf.Variable>();
-  private tracer: ((rec: ForwardTraceInfo) => void) | undefined;
+  private tracer: ModelTracer | undefined;
   private derivedCache: { sources: object[]; weights: DerivedWeights } | null =
     null;
   private readonly rotateHalf: tf.Tensor2D;
@@ -226,8 +227,14 @@ export class Qwen3VLForConditionalGeneration {
     this.rotateHalfT.dispose();
   }
 
-  setTracer(t: ((rec: ForwardTraceInfo) => void) | undefined): void {
-    this.tracer = t;
+  /**
+   * Reports every forward (its plan's facts, and the tensors it consumed
+   * and produced) and, with a `ModelTracer`, every generation call.
+   */
+  setTracer(
+    t: ModelTracer | ModelTracer["forward"] | undefined,
+  ): void {
+    this.tracer = typeof t === "function" ? { forward: t } : t;
   }
 
   /** The embedding module: [B, T] int32 ids -> [B, T, H] (differentiable). */
@@ -259,9 +266,16 @@ export class Qwen3VLForConditionalGeneration {
     return getRopeIndex(this.config, inputIds, imageGridThw, attentionMask);
   }
 
-  /** Generation: see generate.ts. */
+  /** Generation (see generate.ts), reported to the tracer with the seeds it received. */
   generate(req: GenerateRequest): Promise<GenerateResult> {
-    return generateTokens(this, req);
+    const t = this.tracer;
+    if (!t?.generation) return generateTokens(this, req);
+    return t.generation({
+      requests: req.prompts.length,
+      mode: req.mode,
+      seeds: req.seeds ? [...req.seeds] : null,
+      maxNewTokens: req.maxNewTokens,
+    }, () => generateTokens(this, req));
   }
 
   /**
@@ -278,7 +292,7 @@ export class Qwen3VLForConditionalGeneration {
         recording: recording(),
       });
     } catch (e) {
-      if (e instanceof ForwardContractError) this.tracer?.(e.trace);
+      if (e instanceof ForwardContractError) this.tracer?.forward(e.trace);
       throw e;
     }
     const { logits, newKV } = this.compute(plan, args);
@@ -289,7 +303,20 @@ export class Qwen3VLForConditionalGeneration {
         newKV,
       )
       : null;
-    this.tracer?.(forwardTraceInfo(plan, logits.shape[1], cache !== null));
+    this.tracer?.forward(
+      forwardTraceInfo(plan, logits.shape[1], cache !== null),
+      {
+        inputsEmbeds: args.inputsEmbeds ?? null,
+        inputIds: args.inputIds ?? null,
+        logits,
+        embedTable: this.param(
+          "model.language_model.embed_tokens.weight",
+        ) as tf.Tensor2D,
+        positionIds: args.positionIds ?? null,
+        pixelValues: args.pixelValues ?? null,
+        imageGridThw: plan.grids,
+      },
+    );
     return { logits, pastKeyValues: cache };
   }
 

@@ -383,10 +383,20 @@ function auditSection(d: RunData): string {
     }</p>`;
   }
   const r = d.audit.report;
-  return `<p class="verdict ${r.ok ? "ok" : "bad"}">${
-    r.ok
-      ? "PASS: every invariant holds"
-      : `FAIL: ${r.violations.length} violation(s)`
+  const failed = [
+    ...new Set(r.violations.map((v) => v.invariant)),
+  ].join(", ");
+  const verdict = {
+    PASS: { css: "ok", text: "PASS: every invariant holds" },
+    INCOMPLETE: {
+      css: "warn",
+      text:
+        `INCOMPLETE: the run or its trace is not complete (${failed}); nothing else failed`,
+    },
+    FAIL: { css: "bad", text: `FAIL: ${r.violations.length} violation(s)` },
+  }[r.verdict];
+  return `<p class="verdict ${verdict.css}">${
+    esc(verdict.text)
   } (${r.records.forwards} forwards, ${r.records.steps} steps, ${r.records.resumes} resumes; trace level ${
     esc(r.level)
   })</p>` +
@@ -420,7 +430,7 @@ table.num td:not(:first-child){text-align:right}th{background:#f3f4f6}
 img.chart{display:block;max-width:100%;margin:8px 0;border:1px solid #e5e7eb;background:#fff}
 .overlays{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}img.overlay{display:block;image-rendering:pixelated;border:1px solid #d1d5db}figcaption{font-size:12px;color:#4b5563}
 .legend span{margin-right:16px;font-size:13px}.legend i{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px}
-.verdict{font-weight:600;padding:6px 10px;border-radius:4px;display:inline-block}.verdict.ok{background:#dcfce7;color:#166534}.verdict.bad,.bad{background:#fee2e2;color:#991b1b}
+.verdict{font-weight:600;padding:6px 10px;border-radius:4px;display:inline-block}.verdict.ok{background:#dcfce7;color:#166534}.verdict.bad,.bad{background:#fee2e2;color:#991b1b}.verdict.warn{background:#fef3c7;color:#92400e}
 pre{background:#fff;border:1px solid #e5e7eb;padding:8px;font-size:12px;overflow:auto;max-height:420px}
 `;
 

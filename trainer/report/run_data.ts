@@ -25,7 +25,12 @@ import type { EvalSampleRecord } from "../eval/record.ts";
  * report (`auditRun` in `audit/trace`) has this shape.
  */
 export interface AuditVerdict {
-  ok: boolean;
+  /**
+   * PASS: every invariant holds; INCOMPLETE: only completeness invariants
+   * fail (the run did not finish, the trace is cut short, steps or the
+   * config are missing); FAIL: anything else.
+   */
+  verdict: "PASS" | "FAIL" | "INCOMPLETE";
   /** The trace's level ("summary" or "full"). */
   level: string;
   records: { forwards: number; steps: number; resumes: number };

@@ -5,6 +5,8 @@
  * a plain JS `*` loses exactness past 2^53 and `&` would truncate to int32.
  */
 
+import { faultActive } from "../common/faults.ts";
+
 const MASK31 = 0x7FFFFFFFn;
 const STEP_MULT = 1000003n;
 
@@ -32,6 +34,7 @@ export function deriveRolloutSeedBase(
   const seed = exactInt(trainingSeed, "training seed");
   const step = exactInt(globalStep, "global step");
   if (step < 0n) throw new RangeError(`global step must be >= 0, got ${step}`);
+  if (faultActive("seed-formula-wrong")) return Number((seed + step) & MASK31);
   return Number((seed + step * STEP_MULT) & MASK31);
 }
 

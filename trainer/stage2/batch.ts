@@ -7,6 +7,7 @@
  * per-token CE weights and the boxes that receive geometry losses.
  */
 import type { Xyxy } from "../coord/pixels.ts";
+import { faultActive } from "../common/faults.ts";
 import type { GtObject } from "../data/types.ts";
 import {
   type CollatedBatch,
@@ -96,7 +97,9 @@ export function buildChannelASequence(sample: RawSample): Stage2Sequence {
     roles: sample.roles,
     promptLength: sample.promptLength,
     boxes,
-    coordSlots: sample.coordSlots.map((s) => s.pos),
+    coordSlots: sample.coordSlots
+      .filter((s) => !(faultActive("softctx-drop-object") && s.object === 0))
+      .map((s) => s.pos),
   };
 }
 

@@ -1,15 +1,15 @@
 /**
  * Stage-2 training forwards: the checked forward call (design §2 forward
- * contract), the trace facts of each pass, and Channel A's soft
+ * contract), the trace context of each pass, and Channel A's soft
  * self-context passes (passes 0..n-2 outside the gradient tape, the last
- * pass inside it).
+ * pass inside it). What the passes fed is observed by the trace recorder on
+ * the model's side, not reported from here.
  */
 import { tf } from "../runtime.ts";
+import { faultActive } from "../common/faults.ts";
 import type { Qwen3VLConfig } from "../model/config.ts";
 import { FORWARD_KEYS, GENERATION_ONLY_KEYS } from "../model/forward_keys.ts";
 import type { GenerateRequest, GenerateResult } from "../model/generate.ts";
-import type { ForwardContext } from "../trace/schema.ts";
-import { buildSoftctxTrace } from "../trace/helpers.ts";
 import type { TrainContext } from "../variant/contract.ts";
 import type { RolloutResult, Stage2Batch } from "./batch.ts";
 import { assertFullLogits } from "./loss.ts";
@@ -44,6 +44,23 @@ const TRAINING_FORWARD_KEYS: ReadonlySet<string> = new Set(
 );
 
 /**
+ * Test-only (`trainer/common/faults.ts`): the bugs of this call itself,
+ * past the checks, where a wrong argument at the call would be.
+ */
+function withCallFault(
+  args: TrainingForwardArgs,
+  T: number,
+): TrainingForwardArgs {
+  if (faultActive("cache-on")) {
+    return { ...args, useCache: true } as unknown as TrainingForwardArgs;
+  }
+  if (faultActive("sliced-logits")) {
+    return { ...args, logitsToKeep: T - 1 } as TrainingForwardArgs;
+  }
+  return args;
+}
+
+/**
  * Runs one training forward after checking the contract: only model
  * arguments (no helper keys such as labels, weights, channel tags or logits
  * slicing), cache off, no past key/values returned, full-sequence logits.
@@ -74,14 +91,18 @@ export function trainingForward(
   if (args.useCache !== false) {
     throw new Error("a Stage-2 training forward must run with useCache: false");
   }
-  const out = model.forward(args);
+  const [B, T] = args.inputsEmbeds.shape;
+  const out = model.forward(withCallFault(args, T));
+  if (faultActive("crash-after-first-forward")) {
+    out.logits.dispose();
+    throw new Error("injected fault: the run dies after its first forward");
+  }
   if (out.pastKeyValues !== null && out.pastKeyValues !== undefined) {
     out.logits.dispose();
     throw new Error(
       "the training forward returned past key/values; training forwards run with the cache off and no cache may travel between soft-context passes",
     );
   }
-  const [B, T] = args.inputsEmbeds.shape;
   try {
     assertFullLogits(out.logits, B, T);
   } catch (e) {
@@ -104,6 +125,8 @@ export interface Stage2Prepared {
   rollouts: RolloutResult[] | null;
   /** Expected coord embeddings from pass n-2 (Channel A, n >= 2). */
   softRows: tf.Tensor3D | null;
+  /** Only under the `softctx-stale-base` fault: pass 0's base embedding. */
+  staleBase?: tf.Tensor3D;
   /** Forward passes of this micro-batch (the step plan's `nPasses`). */
   nPasses: number;
 }
@@ -113,7 +136,7 @@ export function batchTensors(batch: Stage2Batch) {
   const { batch: B, length: L } = batch;
   return {
     inputIds: tf.tensor2d(batch.inputIds, [B, L], "int32"),
-    positionIds: batch.packed
+    positionIds: batch.packed && !faultActive("position-ids-3-rows")
       ? tf.tensor3d(batch.positionIds, [4, B, L], "int32")
       : tf.tensor3d(batch.positionIds.subarray(B * L), [3, B, L], "int32"),
     pixelValues: batch.pixelShape[0] > 0
@@ -124,7 +147,15 @@ export function batchTensors(batch: Stage2Batch) {
 
 /** Frees the tensors a prepared micro-batch holds. */
 export function disposePrepared(p: Stage2Prepared): void {
-  for (const t of [p.inputIds, p.positionIds, p.pixelValues, p.softRows]) {
+  for (
+    const t of [
+      p.inputIds,
+      p.positionIds,
+      p.pixelValues,
+      p.softRows,
+      p.staleBase,
+    ]
+  ) {
     t?.dispose();
   }
 }
@@ -135,6 +166,7 @@ function forwardArgs(
 ): TrainingForwardArgs {
   return {
     inputsEmbeds: embeds,
+    ...(faultActive("both-inputs") ? { inputIds: p.inputIds } : {}),
     positionIds: p.positionIds,
     ...(p.pixelValues
       ? { pixelValues: p.pixelValues, imageGridThw: p.batch.imageGridThw }
@@ -143,54 +175,12 @@ function forwardArgs(
   };
 }
 
-/** Per batch row: slot positions within the row. */
-function slotsByRow(batch: Stage2Batch): number[][] {
-  const out: number[][] = Array.from({ length: batch.batch }, () => []);
-  for (const f of batch.coordSlots) {
-    out[Math.floor(f / batch.length)].push(f % batch.length);
-  }
-  return out;
-}
-
-/** Trace facts of one soft-context pass (null arrays when not tracing). */
-function softctxFacts(
-  ctx: TrainContext<Stage2Model>,
-  p: Stage2Prepared,
-  embeds: tf.Tensor3D,
-): ForwardContext["softctx"] {
-  if (p.channel !== "A") return null;
-  const nSlots = p.batch.coordSlots.length;
-  if (!ctx.trace.enabled) {
-    return {
-      coordSlots: null,
-      sourcePositions: null,
-      changedRows: null,
-      nSlots,
-      baseFresh: true,
-    };
-  }
-  const slots = slotsByRow(p.batch);
-  const base = tf.tidy(() => ctx.model.embedTokens(p.inputIds));
-  const trace = buildSoftctxTrace({
-    coordSlots: slots,
-    sourcePositions: slots.map((r) => r.map((q) => q - 1)),
-    base: base.dataSync() as Float32Array,
-    actual: embeds.dataSync() as Float32Array,
-    seqLen: p.batch.length,
-    hidden: base.shape[2],
-    baseFresh: true,
-  });
-  base.dispose();
-  return trace;
-}
-
-/** Sets the trace context of the next forward: pass, gradient recording, packing, soft context. */
+/** Sets the trace context of the next forward: pass, gradient recording, packing. */
 function passContext(
   ctx: TrainContext<Stage2Model>,
   p: Stage2Prepared,
   pass: number,
   grad: boolean,
-  embeds: tf.Tensor3D,
 ): void {
   ctx.setPass({
     purpose: "train",
@@ -199,7 +189,6 @@ function passContext(
     gradRecorded: grad,
     packed: p.batch.packed,
     segmentLengths: p.batch.segmentLengths,
-    softctx: softctxFacts(ctx, p, embeds),
   });
 }
 
@@ -213,8 +202,13 @@ function passEmbeddings(
   coordTokenIds: ArrayLike<number>,
   coordSlots: number[],
 ): tf.Tensor3D {
+  const stale = faultActive("softctx-stale-base");
   return softContextEmbeddings({
-    embedTokens: (ids) => ctx.model.embedTokens(ids),
+    embedTokens: (ids) => {
+      if (!stale) return ctx.model.embedTokens(ids);
+      p.staleBase ??= tf.keep(ctx.model.embedTokens(ids));
+      return p.staleBase.clone();
+    },
     inputIds: p.inputIds,
     coordSlots,
     coordTokenIds,
@@ -234,7 +228,7 @@ export function softContextPasses(
 ): void {
   for (let k = 0; k + 1 < p.nPasses; k++) {
     const embeds = passEmbeddings(ctx, p, coordTokenIds, p.batch.coordSlots);
-    passContext(ctx, p, k, false, embeds);
+    passContext(ctx, p, k, false);
     const logits = trainingForward(ctx.model, forwardArgs(p, embeds));
     embeds.dispose();
     const next = expectedCoordEmbeddings(
@@ -257,6 +251,6 @@ export function finalPass(
 ): tf.Tensor3D {
   const slots = p.channel === "A" ? p.batch.coordSlots : [];
   const embeds = passEmbeddings(ctx, p, coordTokenIds, slots);
-  passContext(ctx, p, p.nPasses - 1, true, embeds);
+  passContext(ctx, p, p.nPasses - 1, true);
   return trainingForward(ctx.model, forwardArgs(p, embeds));
 }

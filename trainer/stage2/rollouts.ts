@@ -5,6 +5,7 @@
  */
 import { tf } from "../runtime.ts";
 import type { GenerateResult } from "../model/generate.ts";
+import { faultActive } from "../common/faults.ts";
 import { hungarianMatch } from "../rollout/match.ts";
 import { parseRolloutForMatching } from "../rollout/parse.ts";
 import { deriveRequestSeed } from "../rollout/seed.ts";
@@ -64,21 +65,26 @@ export async function generateRollouts(
     gradRecorded: false,
     packed: false,
     segmentLengths: null,
-    softctx: null,
   });
   let gen: GenerateResult;
   try {
-    gen = await ctx.model.generate({
-      prompts,
-      pixelValues,
-      imageGridThw: samples.flatMap((s) => s.imageGridThw),
-      maxNewTokens: knobs.maxNewTokens,
-      mode: knobs.decodeMode,
-      temperature: knobs.temperature,
-      topP: knobs.topP,
-      seeds,
-      stopTokenIds: [tok.specialIds.imEnd],
-    });
+    gen = faultActive("skip-rollouts")
+      ? {
+        tokens: samples.map(() => new Int32Array(0)),
+        stopped: samples.map(() => false),
+        logprobs: samples.map(() => new Float32Array(0)),
+      }
+      : await ctx.model.generate({
+        prompts,
+        pixelValues,
+        imageGridThw: samples.flatMap((s) => s.imageGridThw),
+        maxNewTokens: knobs.maxNewTokens,
+        mode: knobs.decodeMode,
+        temperature: knobs.temperature,
+        topP: knobs.topP,
+        seeds,
+        stopTokenIds: [tok.specialIds.imEnd],
+      });
   } finally {
     pixelValues?.dispose();
   }

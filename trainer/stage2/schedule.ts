@@ -4,6 +4,7 @@
  * config, so a resumed run continues the schedule from its restored step
  * without any saved scheduler state.
  */
+import { faultActive } from "../common/faults.ts";
 
 export type Channel = "A" | "B";
 
@@ -68,7 +69,8 @@ export function channelForStep(
 ): Channel {
   checkPattern(pattern);
   checkStep(globalStep);
-  return pattern[globalStep % pattern.length];
+  const s = faultActive("schedule-off-by-one") ? globalStep + 1 : globalStep;
+  return pattern[s % pattern.length];
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 import { tf } from "../runtime.ts";
 import { NUM_BINS } from "../coord/codec.ts";
+import { faultActive } from "../common/faults.ts";
 
 /** The embedding module call (`model.embedTokens`): [B, T] int32 -> [B, T, H]. */
 export type EmbedFn = (inputIds: tf.Tensor2D) => tf.Tensor3D;
@@ -95,6 +96,7 @@ export function expectedCoordEmbeddings(
       tf.matMul(tf.reshape(probs, [B * T, NUM_BINS]), E),
       [B, T, H],
     );
+    if (faultActive("softctx-logits-at-p")) return soft as tf.Tensor3D;
     // p - 1 shift: row p takes the distribution predicted at p - 1.
     if (T === 1) return tf.zeros([B, 1, H]) as tf.Tensor3D;
     return tf.concat([
@@ -197,7 +199,11 @@ export function softContextEmbeddings(args: SoftContextArgs): tf.Tensor3D {
   }
   const mask = slotMask(coordSlots, B, T, H);
   // `where` picks base values unchanged outside the mask: bitwise identical.
-  const out = tf.where(mask, detach(soft), base) as tf.Tensor3D;
+  const out = tf.where(
+    mask,
+    faultActive("softctx-add") ? tf.add(base, detach(soft)) : detach(soft),
+    base,
+  ) as tf.Tensor3D;
   mask.dispose();
   base.dispose();
   if (owned) soft.dispose();

@@ -13,6 +13,7 @@
  * after rollouts (`datasetPacking: false`).
  */
 import type { Stage2Config } from "../config/schema.ts";
+import { faultActive } from "../common/faults.ts";
 import { deriveRolloutSeedBase } from "../rollout/seed.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type {
@@ -81,7 +82,9 @@ function planStage2Step(
   const fresh = channel === "B" && !reuse;
   return {
     channel,
-    nPasses: channel === "A" ? knobs.nSoftctxIter : 1,
+    nPasses: channel === "A"
+      ? knobs.nSoftctxIter - (faultActive("n-softctx-off-by-one") ? 1 : 0)
+      : 1,
     pattern: [...knobs.pattern],
     rolloutSeedBase: fresh
       ? deriveRolloutSeedBase(st.trainingSeed, globalStep)
@@ -121,10 +124,13 @@ async function channelBRollouts(
   const base = plan.rolloutSeedBase ??
     deriveRolloutSeedBase(ctx.trainingSeed, ctx.globalStep);
   logRolloutFacts(ctx.metrics, base, knobs);
+  const genBase = faultActive("rollout-seed-mismatch")
+    ? deriveRolloutSeedBase(ctx.trainingSeed, ctx.globalStep + 1)
+    : base;
   for (const s of samples) {
     extractGtBboxOnly({ objects: s.objects, source: s.record.source });
   }
-  const rollouts = await generateRollouts(ctx, samples, base, st);
+  const rollouts = await generateRollouts(ctx, samples, genBase, st);
   if (knobs.buffer.enabled && knobs.buffer.mSteps > 1) {
     await st.buffer.store(ctx.runDir, ctx.globalStep, ctx.microBatch, {
       samples,
@@ -178,7 +184,9 @@ async function prepareStage2(
     nPasses: plan.nPasses,
   };
   try {
-    softContextPasses(ctx, prepared, tok.coordIds, knobs.softctxTemperature);
+    if (!faultActive("early-passes-on-tape")) {
+      softContextPasses(ctx, prepared, tok.coordIds, knobs.softctxTemperature);
+    }
   } catch (e) {
     disposePrepared(prepared);
     throw e;
@@ -193,6 +201,9 @@ function stage2LossStep(
   ctx: TrainContext<Stage2Model>,
   p: Stage2Prepared,
 ): VariantLoss {
+  if (faultActive("early-passes-on-tape")) {
+    softContextPasses(ctx, p, st.tok.coordIds, st.knobs.softctxTemperature);
+  }
   const logits = finalPass(ctx, p, st.tok.coordIds);
   const terms = stage2Loss(logits, p.batch, {
     coordTokenIds: st.tok.coordIds,

@@ -1,8 +1,8 @@
 /**
- * Per-forward checks that need the per-token arrays (row 0, mRoPE rows,
- * soft-context slots). The recorder stores their results in every forward
- * line (`checks`), so summary traces that drop the arrays stay auditable;
- * the audit recomputes them from the arrays of full traces.
+ * Per-forward checks that need the per-token arrays (row 0, mRoPE rows).
+ * The recorder stores their results in every forward line (`checks`), so
+ * summary traces that drop the arrays stay auditable; the audit recomputes
+ * them from the arrays of full traces.
  *
  * Each function returns null when fine, else a one-line problem description.
  */
@@ -136,8 +136,21 @@ function segmentsValid(segs: Segment[], seqLen: number): string | null {
   return null;
 }
 
-/** The attention mask's segments are exactly those of row 0 (one per row when unpacked). */
+/**
+ * The segments read off the attention masks the compute used are exactly
+ * those of row 0 (one causal segment per row when unpacked), and the masks
+ * are block-causal.
+ */
 export function attentionProblem(f: Fwd): string | null {
+  if (f.attentionMaskProblem !== null) {
+    return `the attention mask is not causal within segments: ${f.attentionMaskProblem}`;
+  }
+  if (f.attentionSegments === null) {
+    // a call rejected before planning built no mask (logitsLen 0)
+    return f.logitsLen === 0
+      ? null
+      : "the attention mask of this forward could not be read as causal segments";
+  }
   if (f.attentionSegments.length !== f.batch) {
     return `attention segments reported for ${f.attentionSegments.length} batch rows, the input has ${f.batch}`;
   }
@@ -199,85 +212,6 @@ export function attentionProblem(f: Fwd): string | null {
   return null;
 }
 
-/** Soft embeddings for slot p read logits at p-1 (causal shift). */
-export function shiftProblem(f: Fwd): string | null {
-  const s = f.softctx;
-  if (!s || s.coordSlots === null || s.sourcePositions === null) return null;
-  if (s.coordSlots.length !== f.batch || s.sourcePositions.length !== f.batch) {
-    return `coordSlots/sourcePositions must have ${f.batch} batch rows`;
-  }
-  for (let b = 0; b < f.batch; b++) {
-    const slots = s.coordSlots[b];
-    const src = s.sourcePositions[b];
-    if (slots.length !== src.length) {
-      return `batch row ${b}: ${slots.length} coord slots but ${src.length} source positions`;
-    }
-    for (let i = 0; i < slots.length; i++) {
-      if (slots[i] < 1 || slots[i] >= f.seqLen) {
-        return `batch row ${b}: coord slot ${slots[i]} outside 1..${
-          f.seqLen - 1
-        }`;
-      }
-      if (src[i] !== slots[i] - 1) {
-        return `batch row ${b}: coord slot at ${slots[i]} read logits at ${
-          src[i]
-        }, must read ${
-          slots[i] - 1
-        } (p-1: logits at p-1 predict the token at p)`;
-      }
-    }
-  }
-  return null;
-}
-
-/** Only coord-slot rows may differ from the fresh base embedding. */
-export function changedRowsProblem(f: Fwd): string | null {
-  const s = f.softctx;
-  if (!s || s.changedRows === null || s.coordSlots === null) return null;
-  if (s.changedRows.length !== f.batch) {
-    return `changedRows must have ${f.batch} batch rows`;
-  }
-  for (let b = 0; b < f.batch; b++) {
-    const slots = new Set(s.coordSlots[b] ?? []);
-    const stray = s.changedRows[b].filter((p) => !slots.has(p));
-    if (stray.length > 0) {
-      return `batch row ${b}: embedding rows ${
-        fmt(stray)
-      } differ from the fresh base embedding but are not coord slots (image placeholders and all other rows must stay bitwise identical)`;
-    }
-  }
-  return null;
-}
-
-/** Pass 0 is the plain teacher-forced forward; later passes replace every coord slot. */
-export function softctxAppliedProblem(f: Fwd): string | null {
-  if (f.channel !== "A" || f.purpose !== "train") return null;
-  const s = f.softctx;
-  if (!s) {
-    return "Channel-A training forward carries no soft-context facts (softctx)";
-  }
-  if (s.changedRows === null || s.coordSlots === null) return null;
-  for (let b = 0; b < f.batch; b++) {
-    const changed = s.changedRows[b] ?? [];
-    if (f.pass === 0) {
-      if (changed.length > 0) {
-        return `batch row ${b}: pass 0 changed rows ${
-          fmt(changed)
-        }; the first pass must be the plain teacher-forced forward`;
-      }
-      continue;
-    }
-    const set = new Set(changed);
-    const missing = (s.coordSlots[b] ?? []).filter((p) => !set.has(p));
-    if (missing.length > 0) {
-      return `batch row ${b}: pass ${f.pass} left coord slots ${
-        fmt(missing)
-      } at the base embedding (soft context not applied)`;
-    }
-  }
-  return null;
-}
-
 /** All array-dependent checks of one forward. */
 export function deriveChecks(f: Fwd): ForwardChecks {
   return {
@@ -285,8 +219,5 @@ export function deriveChecks(f: Fwd): ForwardChecks {
     row0: row0Problem(f),
     mrope: mropeProblem(f),
     attention: attentionProblem(f),
-    shift: shiftProblem(f),
-    changedRows: changedRowsProblem(f),
-    softctxApplied: softctxAppliedProblem(f),
   };
 }

@@ -6,25 +6,37 @@
  * the model's tracer callback is synchronous and lines must keep call order.
  *
  * Wiring (loop, variants, model):
- *   const rec = TraceRecorder.open(runDir, { level, variant, resumeFromStep });
- *   model.setTracer(rec.tracer);          // forwards outside a context are ignored
+ *   const rec = TraceRecorder.open(runDir, { level, variant, resumeFromStep,
+ *                                            observe: { coordTokenIds, softctxTemperature } });
+ *   model.setTracer(rec.modelTracer);     // forwards outside a context are ignored
  *   rec.setContext({ globalStep, channel, purpose: "train", microBatch, pass: 0,
  *                    nPasses: 1, gradRecorded: false, training: true,
- *                    packed, segmentLengths, softctx: null });
- *   rec.updateContext({ pass, nPasses, gradRecorded, softctx });  // per pass
+ *                    packed, segmentLengths });
+ *   rec.updateContext({ pass, nPasses, gradRecorded });  // per pass
  *   rec.setContext(null);                 // around generation you do not trace
  *   rec.step({ globalStep, pattern, channel, trainingSeed, rolloutSeedBase, ... });
  *   rec.checkpoint(completedSteps);       // right after a checkpoint is saved
+ *   rec.end(completedSteps);              // once, when the run finished every step
+ *
+ * Level "full" writes every forward with its per-token arrays and the
+ * recorder's observations (`observe.ts`); level "summary" does so on the
+ * first DETAIL_FIRST steps and every DETAIL_EVERY-th step, and elsewhere
+ * writes training forwards without arrays or observations and rollout
+ * forwards only as their generation call's count. Generation calls are
+ * always recorded (`generate` lines).
  */
 import { deriveChecks } from "./derive.ts";
+import { ForwardObserver, type ObserverOptions } from "./observe.ts";
 import {
   type ForwardContext,
   ForwardContextSchema,
   type ForwardRecord,
   type ForwardTraceInfo,
   ForwardTraceInfoSchema,
+  isDetailedStep,
   type RunExpect,
   RunExpectSchema,
+  type RunRecord,
   type StepRecord,
   StepRecordSchema,
   TRACE_FILE,
@@ -32,7 +44,13 @@ import {
   type TraceLevel,
   type TraceLine,
 } from "./schema.ts";
+import type { ForwardTensors, GenerationFacts, ModelTracer } from "./tracer.ts";
 import type { z } from "zod";
+
+/** Level "summary": full detail on steps below this... */
+export const DETAIL_FIRST = 3;
+/** ...and on every multiple of this. */
+export const DETAIL_EVERY = 10;
 
 export interface TraceRecorderOptions {
   /** `training.trace`; "off" writes nothing and creates no file. */
@@ -57,6 +75,11 @@ export interface TraceRecorderOptions {
    * the context's `gradRecorded`, so the trace holds the fact, not the intent.
    */
   tapeProbe?: () => boolean;
+  /**
+   * What the recorder needs to observe training forwards itself (coord
+   * token ids, soft-context temperature); absent: no observations.
+   */
+  observe?: Omit<ObserverOptions, "runDir">;
 }
 
 function describeZod(err: z.ZodError): string {
@@ -73,24 +96,38 @@ export class TraceRecorder {
   #file: Deno.FsFile | null;
   #context: ForwardContext | null = null;
   #tapeProbe?: () => boolean;
+  #observer: ForwardObserver | null;
+  #detailSteps: RunRecord["detailSteps"];
+  /** Forwards counted inside the generation call in progress (null: none). */
+  #generationForwards: number | null = null;
 
   private constructor(
     path: string,
     level: TraceLevel,
     file: Deno.FsFile | null,
-    tapeProbe?: () => boolean,
+    opts: TraceRecorderOptions,
   ) {
     this.path = path;
     this.level = level;
     this.#file = file;
-    this.#tapeProbe = tapeProbe;
+    this.#tapeProbe = opts.tapeProbe;
+    this.#detailSteps = level === "full"
+      ? null
+      : { first: DETAIL_FIRST, every: DETAIL_EVERY };
+    this.#observer = file !== null && opts.observe
+      ? new ForwardObserver({
+        ...opts.observe,
+        runDir: path.slice(0, path.lastIndexOf("/")),
+        resumed: (opts.resumeFromStep ?? null) !== null,
+      })
+      : null;
   }
 
   /** Opens (creates, replaces or resumes) the trace of a run folder. */
   static open(runDir: string, opts: TraceRecorderOptions): TraceRecorder {
     const path = `${runDir.replace(/\/$/, "")}/${TRACE_FILE}`;
     if (opts.level === "off") {
-      return new TraceRecorder(path, "off", null, opts.tapeProbe);
+      return new TraceRecorder(path, "off", null, opts);
     }
     const resume = opts.resumeFromStep ?? null;
     const header: TraceLine = {
@@ -98,6 +135,9 @@ export class TraceRecorder {
       version: TRACE_VERSION,
       level: opts.level,
       variant: opts.variant,
+      detailSteps: opts.level === "full"
+        ? null
+        : { first: DETAIL_FIRST, every: DETAIL_EVERY },
       ...(opts.expect ? { expect: RunExpectSchema.parse(opts.expect) } : {}),
     };
     let kept: string[] = [JSON.stringify(header)];
@@ -112,7 +152,7 @@ export class TraceRecorder {
     Deno.writeTextFileSync(tmp, kept.map((l) => l + "\n").join(""));
     Deno.renameSync(tmp, path);
     const file = Deno.openSync(path, { append: true });
-    return new TraceRecorder(path, opts.level, file, opts.tapeProbe);
+    return new TraceRecorder(path, opts.level, file, opts);
   }
 
   /** False when the level is "off" (callers can skip building trace data). */
@@ -135,10 +175,78 @@ export class TraceRecorder {
     return this.#context === null ? null : { ...this.#context };
   }
 
-  /** Pass to `model.setTracer`: records each forward under the current context. */
-  readonly tracer = (info: ForwardTraceInfo): void => {
-    if (this.#context !== null) this.forward(this.#context, info);
+  /**
+   * Records each forward under the current context (with the tensors it
+   * consumed, when the model hands them over). Rollout forwards are counted
+   * for their generation call and written on detailed steps only.
+   */
+  readonly tracer = (
+    info: ForwardTraceInfo,
+    tensors?: ForwardTensors,
+  ): void => {
+    const ctx = this.#context;
+    if (ctx === null) return;
+    if (ctx.purpose === "rollout") {
+      if (this.#generationForwards !== null) this.#generationForwards++;
+      if (!this.#detailed(ctx.globalStep)) return;
+    }
+    this.forward(ctx, info, tensors);
   };
+
+  /**
+   * Records one generation call made under the current context: what it
+   * received, the forwards it ran and the tokens it produced. Outside a
+   * context the call just runs.
+   */
+  generation<R extends { tokens: ArrayLike<number>[] }>(
+    facts: GenerationFacts,
+    run: () => Promise<R>,
+  ): Promise<R> {
+    const ctx = this.#context;
+    if (ctx === null || this.#file === null) return run();
+    this.#generationForwards = 0;
+    const done = () => {
+      const n = this.#generationForwards ?? 0;
+      this.#generationForwards = null;
+      return n;
+    };
+    let pending: Promise<R>;
+    try {
+      pending = run();
+    } catch (e) {
+      done();
+      throw e;
+    }
+    return pending.then((r) => {
+      this.#write({
+        kind: "generate",
+        globalStep: ctx.globalStep,
+        channel: ctx.channel,
+        purpose: ctx.purpose,
+        microBatch: ctx.microBatch,
+        requests: facts.requests,
+        mode: facts.mode,
+        seeds: facts.seeds === null ? null : [...facts.seeds],
+        maxNewTokens: facts.maxNewTokens,
+        forwards: done(),
+        newTokens: r.tokens.map((t) => t.length),
+      });
+      return r;
+    }, (e) => {
+      done();
+      throw e;
+    });
+  }
+
+  /** Pass to `model.setTracer`: forwards and generation calls. */
+  readonly modelTracer: ModelTracer = {
+    forward: this.tracer,
+    generation: (facts, run) => this.generation(facts, run),
+  };
+
+  #detailed(step: number): boolean {
+    return isDetailedStep(this.#detailSteps, step);
+  }
 
   /**
    * Runs `fn` with forward recording paused (e.g. untraced generation). An
@@ -163,8 +271,15 @@ export class TraceRecorder {
     return out;
   }
 
-  /** Appends one forward line. Invalid fields throw, naming the field. */
-  forward(ctx: ForwardContext, info: ForwardTraceInfo): void {
+  /**
+   * Appends one forward line, with the recorder's observations of `tensors`
+   * on detailed steps. Invalid fields throw, naming the field.
+   */
+  forward(
+    ctx: ForwardContext,
+    info: ForwardTraceInfo,
+    tensors?: ForwardTensors,
+  ): void {
     if (this.#file === null) return;
     const c = ForwardContextSchema.safeParse(ctx);
     if (!c.success) {
@@ -178,24 +293,16 @@ export class TraceRecorder {
     if (this.#tapeProbe) context.gradRecorded = this.#tapeProbe();
     const full = { ...context, ...i.data };
     const checks = deriveChecks(full);
-    const summary = this.level === "summary";
+    const summary = !this.#detailed(context.globalStep);
     const rec: ForwardRecord = {
       kind: "forward",
       detail: summary ? "summary" : "full",
       ...full,
-      ...(summary
-        ? {
-          row0: null,
-          mrope: null,
-          softctx: full.softctx === null ? null : {
-            ...full.softctx,
-            coordSlots: null,
-            sourcePositions: null,
-            changedRows: null,
-          },
-        }
-        : {}),
+      ...(summary ? { row0: null, mrope: null } : {}),
       checks,
+      observed: !summary && tensors && this.#observer
+        ? this.#observer.observe(context, tensors)
+        : null,
     };
     this.#write(rec);
   }
@@ -214,6 +321,13 @@ export class TraceRecorder {
   checkpoint(globalStep: number): void {
     if (this.#file === null) return;
     this.#write({ kind: "checkpoint", globalStep });
+    this.#file.syncDataSync();
+  }
+
+  /** Marks that the run finished all its steps (`globalStep` completed updates). */
+  end(globalStep: number): void {
+    if (this.#file === null) return;
+    this.#write({ kind: "end", globalStep });
     this.#file.syncDataSync();
   }
 
@@ -282,8 +396,9 @@ export function linesBeforeResume(
       const s = typeof p.globalStep === "number" ? p.globalStep : -1;
       const belongs = p.kind === "checkpoint" ? s > step : s >= step;
       if (
-        (p.kind === "forward" || p.kind === "step" ||
-          p.kind === "checkpoint") && belongs
+        (p.kind === "forward" || p.kind === "generate" ||
+          p.kind === "step" || p.kind === "checkpoint" ||
+          p.kind === "end") && belongs
       ) {
         cut = i;
         break;

@@ -1,11 +1,14 @@
 /**
  * The training trace: one JSON object per line in `<run>/trace.jsonl`.
  *
- * Writers: the model reports a `ForwardTraceInfo` per forward (through
- * `setTracer`), the loop/variants add the step context, and
- * `trainer/trace/recorder.ts` writes the lines. Reader: `stage2 audit --run`
- * (`audit/trace/`), which re-checks every forward-contract, schedule and seed
- * invariant of design §2 from these lines alone.
+ * Writers: the model reports a `ForwardTraceInfo` per forward, read off
+ * the plan its compute used, and hands the recorder the tensors it consumed
+ * and produced (through `setTracer`); the recorder observes those tensors
+ * itself (`observe.ts`: token ids, soft rows recomputed from the previous
+ * pass's logits, tape connectivity) and records generation calls; the
+ * loop/variants add only the step context. Reader: `stage2 audit --run`
+ * (`audit/trace/`), which re-checks every forward-contract, Channel-A,
+ * schedule, seed and completeness invariant of design §2 from these lines.
  *
  * Keys are camelCase. Position indices are 0-based token positions within a
  * batch row (for packed rows: within the packed row). Every per-row array is
@@ -16,7 +19,7 @@
 import { z } from "zod";
 
 /** Bumped on any incompatible change of the line format. */
-export const TRACE_VERSION = 2;
+export const TRACE_VERSION = 3;
 
 const nonneg = z.int().min(0);
 const posInt = z.int().min(1);
@@ -70,8 +73,15 @@ export const ForwardTraceInfoSchema = z.strictObject({
   row0: z.array(z.array(z.int())).nullable(),
   /** The three mRoPE rows (t, h, w) the forward used, per batch row: [B][3][T]; null if not reported. */
   mrope: z.array(z.array(z.array(z.int()))).nullable(),
-  /** The `[start, len]` segments the attention mask actually used, per batch row: [B][nSeg]. */
-  attentionSegments: z.array(z.array(SegmentSchema)),
+  /**
+   * The `[start, len]` segments read off the attention masks the compute
+   * materialized (not off row 0), per batch row: [B][nSeg]; null when the
+   * masks are not block-causal over this forward's own tokens (a cached or
+   * left-padded generation forward).
+   */
+  attentionSegments: z.array(z.array(SegmentSchema)).nullable(),
+  /** How the materialized masks break block-causal attention (a query seeing a later key, a hole), or null. */
+  attentionMaskProblem: z.string().nullable(),
   /** Image-placeholder rows found in the input (by id, or by bitwise equality of embeddings). */
   placeholderRows: nonneg,
   /** Visual feature rows produced by the vision tower (0 without pixel values). */
@@ -87,24 +97,6 @@ export const ForwardTraceInfoSchema = z.strictObject({
 export type ForwardTraceInfo = z.infer<typeof ForwardTraceInfoSchema>;
 
 /**
- * Channel-A soft-context facts for one pass (null arrays in summary traces).
- * All arrays are per batch row, in the same slot order.
- */
-export const SoftctxTraceSchema = z.strictObject({
-  /** Coord-slot positions p (the coord tokens of the answer): [B][k]. */
-  coordSlots: z.array(z.array(nonneg)).nullable(),
-  /** Logits positions read to build each slot's soft embedding (must be p-1): [B][k]. */
-  sourcePositions: z.array(z.array(z.int())).nullable(),
-  /** Rows of the forward's inputs_embeds that differ from the fresh base embedding: [B][m]. */
-  changedRows: z.array(z.array(nonneg)).nullable(),
-  /** Number of coord slots over the batch (kept in summary traces). */
-  nSlots: nonneg,
-  /** True when this pass's base came from an embedding-module call on the teacher-forced ids. */
-  baseFresh: z.boolean(),
-});
-export type SoftctxTrace = z.infer<typeof SoftctxTraceSchema>;
-
-/**
  * Problems found when the line was written (null = fine). Summary traces
  * drop the per-token arrays, so the audit relies on these there; for full
  * traces the audit recomputes them from the arrays.
@@ -115,9 +107,6 @@ export const ForwardChecksSchema = z.strictObject({
   row0: z.string().nullable(),
   mrope: z.string().nullable(),
   attention: z.string().nullable(),
-  shift: z.string().nullable(),
-  changedRows: z.string().nullable(),
-  softctxApplied: z.string().nullable(),
 });
 export type ForwardChecks = z.infer<typeof ForwardChecksSchema>;
 
@@ -144,21 +133,95 @@ export const ForwardContextSchema = z.strictObject({
    * these boundaries. Null when unknown (then only row 0's own shape is checked).
    */
   segmentLengths: z.array(z.array(posInt)).nullable(),
-  /** Channel-A soft-context facts; null outside Channel A. */
-  softctx: SoftctxTraceSchema.nullable(),
 });
 export type ForwardContext = z.infer<typeof ForwardContextSchema>;
+
+/**
+ * A linear digest of one embedding row x [H]: `[|x|, r1 . x, r2 . x]` with
+ * two fixed +-1/sqrt(H) vectors (`trainer/trace/observe.ts`). Linear, so
+ * the audit can tell a row that is `base + soft` from one that is `soft`.
+ */
+export const DigestSchema = z.tuple([z.number(), z.number(), z.number()]);
+export type Digest = z.infer<typeof DigestSchema>;
+
+/**
+ * One coord slot of a training forward, as the recorder observed it: the
+ * position p, the teacher-forced token id there (read off pass 0's
+ * inputs_embeds by exact lookup in the embedding table), and on later
+ * passes the digests of the row fed, of the row recomputed by the recorder
+ * from the previous pass's logits at p - 1 and the embedding table
+ * (`softmax(z[p-1, coord_ids] / T) @ E(coord_ids)`, float64) and of the
+ * base row E(id). Digests are null on pass 0.
+ */
+export const SlotObservationSchema = z.strictObject({
+  p: nonneg,
+  id: nonneg,
+  fed: DigestSchema.nullable(),
+  want: DigestSchema.nullable(),
+  base: DigestSchema.nullable(),
+});
+export type SlotObservation = z.infer<typeof SlotObservationSchema>;
+
+/**
+ * What the recorder observed on the tensors a training forward consumed
+ * (detailed forwards on the `inputsEmbeds` path only). Nothing here is
+ * reported by the trainer about itself.
+ */
+export const ObservedSchema = z.strictObject({
+  /**
+   * Per batch row [B][m]: on pass 0, positions whose fed row is no row of
+   * the embedding table; on later passes, positions outside the coord slots
+   * whose fed row differs bitwise from pass 0's E(id).
+   */
+  foreignRows: z.array(z.array(nonneg)),
+  /** Per batch row, the coord-token positions and their digests: [B][k]. */
+  slots: z.array(z.array(SlotObservationSchema)),
+  /**
+   * Under a gradient tape: whether the fed inputs_embeds is computed, by
+   * operations recorded on the active tape, from the embedding weights (so
+   * the loss's gradient reaches them through the base rows); null when no
+   * tape was recording.
+   */
+  embedsOnTape: z.boolean().nullable(),
+});
+export type Observed = z.infer<typeof ObservedSchema>;
 
 /** A forward line. */
 export const ForwardRecordSchema = z.strictObject({
   kind: z.literal("forward"),
-  /** "full" keeps every array; "summary" nulls row0, mrope and softctx arrays. */
+  /** "full" keeps every array; "summary" nulls row0 and mrope and observes nothing. */
   detail: z.enum(["full", "summary"]),
   ...ForwardContextSchema.shape,
   ...ForwardTraceInfoSchema.shape,
   checks: ForwardChecksSchema,
+  /** The recorder's own observations (detailed training forwards on the inputsEmbeds path), else null. */
+  observed: ObservedSchema.nullable(),
 });
 export type ForwardRecord = z.infer<typeof ForwardRecordSchema>;
+
+/**
+ * One generation call (Channel-B rollouts), recorded by the model's
+ * `generate` around the decode: what the call received (request count,
+ * decode mode, seeds) and how many model forwards it ran.
+ */
+export const GenerateRecordSchema = z.strictObject({
+  kind: z.literal("generate"),
+  globalStep: nonneg,
+  channel: ChannelSchema,
+  purpose: PurposeSchema,
+  microBatch: nonneg,
+  /** Prompts in the call. */
+  requests: posInt,
+  mode: z.enum(["greedy", "sample"]),
+  /** The per-request seeds the call received (null: none passed). */
+  seeds: z.array(z.int()).nullable(),
+  maxNewTokens: nonneg,
+  /** Model forwards run inside the call (prefill + decode steps). */
+  forwards: nonneg,
+  /** New tokens per request. */
+  newTokens: z.array(nonneg),
+});
+export type GenerateRecord = z.infer<typeof GenerateRecordSchema>;
 
 /** Schedule letters of `custom.extra.stage2_ab.schedule.pattern`. */
 export const PatternLetterSchema = z.enum(["A", "B"]);
@@ -196,6 +259,8 @@ export const RunExpectSchema = z.strictObject({
   /** `custom.extra.rollout_matching.rollout_buffer`. */
   rolloutBuffer: z.strictObject({ enabled: z.boolean(), mSteps: posInt })
     .optional(),
+  /** `training.max_steps` (the steps a finished run must cover). */
+  maxSteps: nonneg.optional(),
 });
 export type RunExpect = z.infer<typeof RunExpectSchema>;
 
@@ -206,7 +271,12 @@ export const RunRecordSchema = z.strictObject({
   level: z.enum(["summary", "full"]),
   /** `custom.trainer_variant`. */
   variant: z.string(),
-  /** Config facts to check against (absent: those checks are skipped). */
+  /**
+   * Which steps carry full detail at level "summary": steps below `first`
+   * and every multiple of `every`; null at level "full" (all steps).
+   */
+  detailSteps: z.strictObject({ first: nonneg, every: posInt }).nullable(),
+  /** Config facts to check against (absent: the run's config.yaml). */
   expect: RunExpectSchema.optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
@@ -227,13 +297,32 @@ export const ResumeRecordSchema = z.strictObject({
 });
 export type ResumeRecord = z.infer<typeof ResumeRecordSchema>;
 
+/** Written once when the run finished all its steps (never by a stopped or crashed run). */
+export const EndRecordSchema = z.strictObject({
+  kind: z.literal("end"),
+  /** Completed optimizer updates. */
+  globalStep: nonneg,
+});
+export type EndRecord = z.infer<typeof EndRecordSchema>;
+
 export const TraceLineSchema = z.discriminatedUnion("kind", [
   RunRecordSchema,
   ForwardRecordSchema,
+  GenerateRecordSchema,
   StepRecordSchema,
   CheckpointRecordSchema,
   ResumeRecordSchema,
+  EndRecordSchema,
 ]);
+
+/** Whether step `step` carries full detail under a header's `detailSteps`. */
+export function isDetailedStep(
+  detailSteps: RunRecord["detailSteps"],
+  step: number,
+): boolean {
+  return detailSteps === null || step < detailSteps.first ||
+    step % detailSteps.every === 0;
+}
 export type TraceLine = z.infer<typeof TraceLineSchema>;
 
 /** File name of the trace inside a run folder. */

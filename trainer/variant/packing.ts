@@ -13,6 +13,7 @@
 import type { Qwen3VLConfig } from "../model/config.ts";
 import { getRopeIndex } from "../model/rope.ts";
 import { InputError } from "../errors.ts";
+import { faultActive } from "../common/faults.ts";
 import type { RawSample } from "./contract.ts";
 
 /** mRoPE positions of one sample: three rows (t, h, w) of length T. */
@@ -179,7 +180,8 @@ export function packRow(
     const r = rope(s.inputIds, s.imageGridThw);
     checkRope(s, r);
     inputIds.set(s.inputIds, off);
-    for (let i = 0; i < n; i++) positionIds[off + i] = i;
+    const text0 = faultActive("row0-no-restart") ? off : 0;
+    for (let i = 0; i < n; i++) positionIds[off + i] = text0 + i;
     for (let k = 0; k < 3; k++) positionIds.set(r[k], (k + 1) * total + off);
     starts.push(off);
     lengths.push(n);

@@ -5,13 +5,16 @@ import type {
   TraceLine,
 } from "../../../trainer/trace/schema.ts";
 import { CHECKERS } from "../../../audit/trace/mod.ts";
+import { expectedRequestSeed } from "../../../audit/trace/seed.ts";
 import {
   audit,
+  BASE_DIGEST,
   buildCleanTrace,
   find,
   fired,
   isForward,
   PLACEHOLDERS,
+  SOFT_DIGEST,
 } from "./synthetic.ts";
 
 /** Applies `edit` to the first forward matching `where`, returns the records. */
@@ -177,21 +180,26 @@ Deno.test("logits slicing key in training -> helper-keys; allowed in rollouts", 
   );
 });
 
-Deno.test("a placeholder row changed by the scatter -> placeholder-invariance", () => {
-  const recs = breakForward(A1, (f) => {
-    f.softctx!.changedRows![0].push(PLACEHOLDERS[1]);
-    f.placeholderBitwiseEqual = false;
-  });
+Deno.test("placeholder rows not bitwise the placeholder embedding -> placeholder-invariance", () => {
+  const recs = breakForward(A1, (f) => (f.placeholderBitwiseEqual = false));
   assert.deepEqual(fired(recs), ["placeholder-invariance"]);
-  // the changed-rows check alone also catches it
-  const recs2 = breakForward(A1, (f) => {
-    f.softctx!.changedRows![0].push(PLACEHOLDERS[1]);
+});
+
+Deno.test("an image placeholder row changed by a later pass -> fed-rows", () => {
+  const recs = breakForward(A1, (f) => {
+    f.observed!.foreignRows[0].push(PLACEHOLDERS[1]);
   });
-  assert.deepEqual(fired(recs2), ["placeholder-invariance"]);
+  assert.deepEqual(fired(recs), ["fed-rows"]);
   assert.match(
-    audit(recs2).violations[0].message,
-    new RegExp(`\\[${PLACEHOLDERS[1]}\\].*not coord slots`),
+    audit(recs).violations[0].message,
+    new RegExp(`rows \\[${PLACEHOLDERS[1]}\\] differ .* not coord slots`),
   );
+  // on the first pass, a row that is no token's embedding
+  const recs2 = breakForward({ ...A1, pass: 0 }, (f) => {
+    f.observed!.foreignRows[0].push(7);
+  });
+  assert.deepEqual(fired(recs2), ["fed-rows"]);
+  assert.match(audit(recs2).violations[0].message, /plain embedding/);
 });
 
 Deno.test("placeholder rows vs visual features mismatch -> placeholder-invariance", () => {
@@ -201,27 +209,65 @@ Deno.test("placeholder rows vs visual features mismatch -> placeholder-invarianc
   );
 });
 
-Deno.test("stale base embedding -> fresh-base-embedding", () => {
+Deno.test("last pass fed embeddings not on the tape -> fresh-base-embedding", () => {
+  const last = { ...A1, pass: 2 };
   assert.deepEqual(
-    fired(breakForward(A1, (f) => (f.softctx!.baseFresh = false))),
+    fired(breakForward(last, (f) => (f.observed!.embedsOnTape = false))),
+    ["fresh-base-embedding"],
+  );
+  assert.match(
+    audit(breakForward(last, (f) => (f.observed!.embedsOnTape = false)))
+      .violations[0].message,
+    /not computed from the embedding weights on the gradient tape/,
+  );
+  // under a tape, "no tape observed" is a violation too
+  assert.deepEqual(
+    fired(breakForward(last, (f) => (f.observed!.embedsOnTape = null))),
     ["fresh-base-embedding"],
   );
 });
 
-Deno.test("soft context not applied on a later pass -> softctx-applied", () => {
-  assert.deepEqual(
-    fired(breakForward(A1, (f) => (f.softctx!.changedRows = [[]]))),
-    ["softctx-applied"],
+/** Sets the fed digest of slot `k` on every later pass of the first A micro-batch. */
+function feedSlot(k: number, fed: [number, number, number]) {
+  return breakForward(A1, (f) => {
+    f.observed!.slots[0][k].fed = fed;
+  });
+}
+
+Deno.test("a coord slot left at its base embedding -> softctx-applied", () => {
+  const recs = feedSlot(4, [...BASE_DIGEST]);
+  assert.deepEqual(fired(recs), ["softctx-applied"]);
+  assert.match(
+    audit(recs).violations[0].message,
+    /coord slots \[20\].*base embedding/,
   );
-  assert.deepEqual(
-    fired(breakForward({ ...A1, pass: 0 }, (f) => {
-      f.softctx!.changedRows = [[7]];
-    })),
-    ["softctx-applied"],
+});
+
+Deno.test("a soft row added to the base row -> softctx-replace", () => {
+  const added: [number, number, number] = [
+    1.3, // the norm of a sum is not the sum of norms
+    BASE_DIGEST[1] + SOFT_DIGEST[1],
+    BASE_DIGEST[2] + SOFT_DIGEST[2],
+  ];
+  const recs = feedSlot(0, added);
+  assert.deepEqual(fired(recs), ["softctx-replace"]);
+  assert.match(audit(recs).violations[0].message, /E\(id\) \+ soft row/);
+});
+
+Deno.test("a soft row not built from the logits at p-1 -> causal-shift", () => {
+  const recs = feedSlot(1, [0.25, 0.07, 0.11]);
+  assert.deepEqual(fired(recs), ["causal-shift"]);
+  assert.match(
+    audit(recs).violations[0].message,
+    /coord slots \[8\] differ from the soft rows recomputed .* at p-1/,
   );
+  // within the float tolerance it is the same row
+  const e = 1e-7;
   assert.deepEqual(
-    fired(breakAllPasses(A1, (f) => (f.softctx = null))),
-    ["softctx-applied"],
+    fired(
+      feedSlot(1, [SOFT_DIGEST[0] + e, SOFT_DIGEST[1] - e, SOFT_DIGEST[2]]),
+    ),
+    [],
   );
 });
 
@@ -231,20 +277,13 @@ Deno.test("sliced logits in training -> logits-coverage", () => {
   assert.match(audit(recs).violations[0].message, /1 of 26.*sliced/);
 });
 
-Deno.test("coord slot reads logits at p instead of p-1 -> causal-shift", () => {
-  const recs = breakForward(A1, (f) => {
-    f.softctx!.sourcePositions = f.softctx!.coordSlots!.map((r) => [...r]);
-  });
-  assert.deepEqual(fired(recs), ["causal-shift"]);
-  assert.match(
-    audit(recs).violations[0].message,
-    /read logits at 7, must read 6/,
-  );
-});
-
 Deno.test("gradients recorded on an early pass -> grad-last-pass", () => {
+  // (a real tape on pass 1 also puts its fed embeddings on the tape)
   assert.deepEqual(
-    fired(breakForward(A1, (f) => (f.gradRecorded = true))),
+    fired(breakForward(A1, (f) => {
+      f.gradRecorded = true;
+      f.observed!.embedsOnTape = true;
+    })),
     ["grad-last-pass"],
   );
   assert.deepEqual(
@@ -285,7 +324,6 @@ Deno.test("a micro-batch on another channel than its window -> schedule", () => 
     "channel-a-inputs-embeds",
     "config-consistency",
     "schedule",
-    "softctx-applied",
   ]);
 });
 
@@ -298,7 +336,7 @@ Deno.test("buffer reuse: clean as Channel B", () => {
   for (const r of recs) {
     if (r.kind === "forward" && r.globalStep === 3) {
       r.channel = "B";
-      if (r.softctx) r.softctx = null;
+      r.observed = null;
     }
   }
   // make step 3 a single plain training forward per micro-batch
@@ -316,6 +354,7 @@ Deno.test("buffer reuse: clean as Channel B", () => {
   }
   const s3 = kept.find((r) => r.kind === "step" && r.globalStep === 3)!;
   Object.assign(s3, { channel: "B", bufferReuse: true });
+  // a reuse step replays the buffer: no generation call
   assert.deepEqual(audit(kept).violations, []);
 });
 
@@ -327,8 +366,24 @@ Deno.test("missing micro-batch in a window -> window", () => {
   assert.deepEqual(fired(filtered), ["window"]);
 });
 
+/** Makes step `step`'s generation calls receive the seeds of `base`. */
+function seedsFrom(recs: TraceLine[], step: number, base: number): TraceLine[] {
+  for (const r of recs) {
+    if (r.kind === "generate" && r.globalStep === step) {
+      r.seeds = [expectedRequestSeed(base, r.microBatch)];
+    }
+  }
+  return recs;
+}
+
 Deno.test("wrong rollout seed base -> seed-formula", () => {
-  const recs = breakStep(2, (s) => (s.rolloutSeedBase = 17 + 2 * 1000003 + 1));
+  // generation got the seeds of the logged (wrong) base: only the formula fails
+  const wrong = 17 + 2 * 1000003 + 1;
+  const recs = seedsFrom(
+    breakStep(2, (s) => (s.rolloutSeedBase = wrong)),
+    2,
+    wrong,
+  );
   assert.deepEqual(fired(recs), ["seed-formula"]);
   assert.match(audit(recs).violations[0].message, /expected .* = 2000023/);
   const recs2 = breakStep(2, (s) => (s.rolloutSeedBase = null));
@@ -350,6 +405,7 @@ Deno.test("seed formula is exact where float math is not", () => {
         r.rolloutSeedBase = Number(
           (BigInt(seed) + BigInt(r.globalStep) * 1000003n) & 0x7FFFFFFFn,
         );
+        seedsFrom(recs, r.globalStep, r.rolloutSeedBase);
       }
     }
     return recs;
@@ -361,10 +417,14 @@ Deno.test("seed formula is exact where float math is not", () => {
     naive,
     Number((BigInt(seed) + 2n * 1000003n) & 0x7FFFFFFFn),
   );
-  const recs2 = breakStep(2, (s) => {
-    s.trainingSeed = seed;
-    s.rolloutSeedBase = naive;
-  }, withSeed());
+  const recs2 = seedsFrom(
+    breakStep(2, (s) => {
+      s.trainingSeed = seed;
+      s.rolloutSeedBase = naive;
+    }, withSeed()),
+    2,
+    naive,
+  );
   assert.deepEqual(fired(recs2), ["seed-formula"]);
 });
 
@@ -399,9 +459,7 @@ Deno.test("a later pass with other position ids -> pass-consistency", () => {
   });
   assert.deepEqual(fired(recs), ["pass-consistency"]);
   const recs2 = breakForward({ ...A1, pass: 2 }, (f) => {
-    f.softctx!.coordSlots![0][0] = 6;
-    f.softctx!.sourcePositions![0][0] = 5;
-    f.softctx!.changedRows![0][0] = 6;
+    f.observed!.slots[0][0].p = 6;
   });
   assert.deepEqual(fired(recs2), ["pass-consistency"]);
 });
@@ -421,18 +479,188 @@ Deno.test("trace disagreeing with the header's config -> config-consistency", ()
     )
   ] as ForwardRecord;
   Object.assign(last, { pass: 0, nPasses: 1 });
-  last.softctx!.changedRows = [[]];
+  for (const row of last.observed!.slots) {
+    for (const x of row) {
+      Object.assign(x, { fed: null, want: null, base: null });
+    }
+  }
   assert.deepEqual(fired(kept), ["config-consistency"]);
   // a short window: windows are always full
   const recs2 = breakStep(1, (s) => (s.windowSize = 1));
   // the step claims 1 micro-batch while 2 ran: both the config and the
   // window check report it
   assert.deepEqual(fired(recs2), ["config-consistency", "window"]);
-  // no expectations in the header: the check does not apply
+  // no expectations in the header and no run folder: the check does not apply
   const recs3 = buildCleanTrace();
   delete (recs3[0] as { expect?: unknown }).expect;
-  const inv = audit(recs3).invariants.find((i) =>
+  const inv = audit(recs3, null!).invariants.find((i) =>
     i.name === "config-consistency"
   )!;
   assert.equal(inv.checked, 0);
+});
+
+// Rollouts, completeness and detail.
+
+Deno.test("a fresh-rollout step without a generation call -> rollouts-ran", () => {
+  const recs = buildCleanTrace().filter((r) =>
+    !(r.kind === "generate" && r.globalStep === 2 && r.microBatch === 1)
+  );
+  assert.deepEqual(fired(recs), ["rollouts-ran"]);
+  assert.match(
+    audit(recs).violations[0].message,
+    /step 2: claims fresh rollouts but generation was never called for micro-batch 1/,
+  );
+  const idle = buildCleanTrace();
+  const g = idle.find((r) => r.kind === "generate")!;
+  assert.ok(g.kind === "generate");
+  g.forwards = 0;
+  // no forward ran: the two rollout lines of the detailed step disagree too
+  assert.deepEqual(fired(idle), ["rollouts-ran", "trace-detail"]);
+});
+
+Deno.test("generation seeds other than the logged base's -> generation-seeds", () => {
+  const recs = seedsFrom(
+    buildCleanTrace(),
+    2,
+    expectedRequestSeed(17 + 3 * 1000003, 0),
+  );
+  assert.deepEqual(fired(recs), ["generation-seeds"]);
+  assert.match(
+    audit(recs).violations[0].message,
+    /step 2 micro-batch 0: generation received seeds \[3000026\], but the logged rolloutSeedBase 2000023 gives \[2000023\]/,
+  );
+  // request indices run across the window: micro-batch 1 is request 1
+  const swapped = buildCleanTrace();
+  for (const r of swapped) {
+    if (r.kind === "generate" && r.globalStep === 2) {
+      r.seeds = [expectedRequestSeed(2000023, 1 - r.microBatch)];
+    }
+  }
+  assert.deepEqual(fired(swapped), ["generation-seeds"]);
+  // sampling without seeds
+  const unseeded = buildCleanTrace();
+  for (const r of unseeded) {
+    if (r.kind === "generate") {
+      Object.assign(r, { mode: "sample", seeds: null });
+    }
+  }
+  assert.deepEqual(fired(unseeded), ["generation-seeds"]);
+});
+
+Deno.test("a run without its end record is incomplete, never PASS -> run-finished", () => {
+  // cut exactly at a line boundary after step 3
+  const recs = buildCleanTrace();
+  const cut = recs.slice(
+    0,
+    find(recs, (r) => r.kind === "step" && r.globalStep === 3) + 1,
+  );
+  const r = audit(cut);
+  assert.equal(r.ok, false);
+  assert.equal(r.verdict, "INCOMPLETE");
+  assert.deepEqual(fired(cut), ["run-finished", "steps-cover-run"]);
+  assert.match(
+    r.violations.find((v) => v.invariant === "steps-cover-run")!.message,
+    /2 of 6 steps \(per training.max_steps\) have no step record: 4, 5/,
+  );
+  // a crash after one forward
+  const crashed = buildCleanTrace().slice(0, 2);
+  const rc = audit(crashed);
+  assert.notEqual(rc.verdict, "PASS");
+  assert.ok(rc.violations.some((v) => v.invariant === "run-finished"));
+});
+
+Deno.test("end record and run folder disagreeing -> run-finished", () => {
+  const recs = buildCleanTrace();
+  const facts = {
+    dir: "runs/x",
+    configPresent: true,
+    completedSteps: null,
+    tornLine: null,
+  };
+  assert.match(
+    audit(recs, facts).violations[0].message,
+    /runs\/x\/run_complete.json is missing/,
+  );
+  assert.deepEqual(
+    [
+      ...new Set(
+        audit(recs, { ...facts, completedSteps: 5 }).violations.map((v) =>
+          v.invariant
+        ),
+      ),
+    ],
+    ["run-finished"],
+  );
+  const torn = audit(recs, { ...facts, completedSteps: 6, tornLine: 99 });
+  assert.equal(torn.verdict, "INCOMPLETE");
+  assert.match(torn.violations.at(-1)!.message, /cut mid-write/);
+  // a step after the end record
+  const late = buildCleanTrace();
+  late.push(structuredClone(late.find((r) => r.kind === "step")!));
+  assert.ok(fired(late).includes("run-finished"));
+});
+
+Deno.test("a run folder without config.yaml -> config-present (incomplete)", () => {
+  const recs = buildCleanTrace();
+  const r = audit(recs, {
+    dir: "runs/x",
+    configPresent: false,
+    completedSteps: 6,
+    tornLine: null,
+  });
+  assert.equal(r.verdict, "INCOMPLETE");
+  assert.deepEqual(r.violations.map((v) => v.invariant), ["config-present"]);
+});
+
+Deno.test("attention mask that is not block-causal -> attention-segments", () => {
+  const recs = breakAllPasses(A1, (f) => {
+    f.attentionSegments = null;
+    f.attentionMaskProblem = "batch row 0: query 3 sees the later key 4";
+  });
+  assert.deepEqual(fired(recs), ["attention-segments"]);
+  assert.match(
+    audit(recs).violations[0].message,
+    /not causal within segments: .*later key 4/,
+  );
+});
+
+Deno.test("a detailed step written without detail -> trace-detail", () => {
+  const recs = breakAllPasses(A1, (f) => {
+    Object.assign(f, {
+      detail: "summary",
+      observed: null,
+      row0: null,
+      mrope: null,
+    });
+  });
+  assert.deepEqual(fired(recs), ["trace-detail"]);
+  const recs2 = breakAllPasses(A1, (f) => (f.observed = null));
+  assert.deepEqual(fired(recs2), ["trace-detail"]);
+  // a rollout forward line missing from a detailed step
+  const recs3 = buildCleanTrace();
+  recs3.splice(find(recs3, (r) => isForward(r, { purpose: "rollout" })), 1);
+  assert.deepEqual(fired(recs3), ["trace-detail"]);
+  // at level summary, steps outside the detail rule may be summaries
+  const recs4 = buildCleanTrace();
+  const h = recs4[0];
+  assert.ok(h.kind === "run");
+  h.detailSteps = { first: 1, every: 4 };
+  for (const r of recs4) {
+    if (r.kind === "forward" && r.globalStep === 1) {
+      Object.assign(r, {
+        detail: "summary",
+        observed: null,
+        row0: null,
+        mrope: null,
+      });
+    }
+  }
+  recs4.splice(
+    0,
+    recs4.length,
+    ...recs4.filter((r) =>
+      !(r.kind === "forward" && r.purpose === "rollout" && r.globalStep === 2)
+    ),
+  );
+  assert.deepEqual(fired(recs4), []);
 });

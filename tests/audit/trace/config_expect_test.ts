@@ -40,6 +40,7 @@ Deno.test("expectFromConfig: reads pattern, passes, window, seed, buffer", async
     nSoftctxIter: N_PASSES,
     gradientAccumulationSteps: WINDOW,
     trainingSeed: SEED,
+    maxSteps: 100,
     rolloutBuffer: { enabled: false, mSteps: 1 },
   });
   const sft = expectFromConfig(
@@ -53,6 +54,7 @@ Deno.test("expectFromConfig: reads pattern, passes, window, seed, buffer", async
     nSoftctxIter: null,
     gradientAccumulationSteps: 4,
     trainingSeed: 1,
+    maxSteps: 100,
   });
 });
 
@@ -70,11 +72,24 @@ Deno.test("readConfigExpect: a wrong key is an error naming file, key and line",
   await Deno.remove(dir, { recursive: true });
 });
 
-async function runWith(trace: string, config?: string): Promise<string> {
+/**
+ * A finished run folder with `trace` and `config` (default: the resolved
+ * config of the synthetic run).
+ */
+async function runWith(
+  trace: string,
+  config = stringify(resolved()),
+): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "stage2-audit-cfg-" });
   await Deno.writeTextFile(`${dir}/trace.jsonl`, trace);
-  if (config !== undefined) {
-    await Deno.writeTextFile(`${dir}/config.yaml`, config);
+  await Deno.writeTextFile(`${dir}/config.yaml`, config);
+  const end = trace.split("\n").map((l) => l && JSON.parse(l))
+    .findLast((r) => r?.kind === "end");
+  if (end) {
+    await Deno.writeTextFile(
+      `${dir}/run_complete.json`,
+      JSON.stringify({ global_step: end.globalStep }),
+    );
   }
   return dir;
 }
@@ -112,6 +127,13 @@ Deno.test("auditRun: without header expectations, config.yaml supplies them", as
   for (const d of [clean, wrong]) await Deno.remove(d, { recursive: true });
 });
 
+Deno.test("readConfigExpect: a run whose model.checkpoint is gone is still audited against its config", async () => {
+  const cfg = { ...resolved(), model: { checkpoint: "/nonexistent/ckpt-0" } };
+  const dir = await runWith("", stringify(cfg));
+  assert.equal((await readConfigExpect(dir))?.nSoftctxIter, N_PASSES);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("auditRun: unusable config.yaml -> RunReadError naming it", async () => {
   const dir = await runWith(toText(headerless()), "training: [unclosed\n");
   await assert.rejects(
@@ -131,6 +153,11 @@ Deno.test("config-consistency: a step logging another training seed", async () =
   // self-consistent seed formula, but not the run's seed
   step.trainingSeed = SEED + 1;
   step.rolloutSeedBase = (SEED + 1 + 2 * 1000003) & 0x7FFFFFFF;
+  for (const r of recs) {
+    if (r.kind === "generate" && r.globalStep === 2) {
+      r.seeds = [step.rolloutSeedBase + r.microBatch];
+    }
+  }
   const dir = await runWith(toText(recs));
   const r = await auditRun(dir);
   assert.deepEqual(r.violations.map((v) => v.invariant), [
@@ -146,6 +173,7 @@ Deno.test("config-consistency: a step logging another training seed", async () =
 Deno.test("config-consistency: buffer reuse beyond m_steps or when disabled", async () => {
   // steps 2 (fresh B) then 3 and 4 reuse it: m_steps 2 allows one reuse step
   const recs = buildCleanTrace({ steps: 5, evalAt: [] });
+  // reuse steps replay the buffer: step 2's window is the only rollout
   const header = recs[0];
   assert.ok(header.kind === "run");
   header.expect!.rolloutBuffer = { enabled: true, mSteps: 2 };
@@ -169,7 +197,7 @@ Deno.test("config-consistency: buffer reuse beyond m_steps or when disabled", as
         nPasses: 1,
         inputKind: "input_ids",
         placeholderBitwiseEqual: null,
-        softctx: null,
+        observed: null,
       });
       r.argKeys[0] = "inputIds";
     }

@@ -1,9 +1,10 @@
 /**
  * The real model's tracer feeding the real recorder: a hand-driven Channel-A
  * micro-batch (3 soft-context passes over one packed row of two image
- * samples) must audit clean, and the classic bugs done for real (3-row
- * position ids under packing, a cache carried into a pass, a placeholder
- * row overwritten) must be caught from what the model itself reported.
+ * samples, the last inside a gradient tape) must audit clean, and the
+ * classic bugs done for real (3-row position ids under packing, a cache
+ * carried into a pass, a placeholder row overwritten) must be caught from
+ * what the model reported and the recorder observed.
  */
 import assert from "node:assert/strict";
 import { initRuntime, tf } from "../../../trainer/runtime.ts";
@@ -13,7 +14,7 @@ import {
   tinyConfig,
 } from "../../../trainer/model/mod.ts";
 import { TraceRecorder } from "../../../trainer/trace/recorder.ts";
-import { buildSoftctxTrace } from "../../../trainer/trace/helpers.ts";
+import type { KVCache } from "../../../trainer/model/kv_cache.ts";
 import { expectedRolloutSeedBase } from "../../../audit/trace/seed.ts";
 import { auditRun } from "../../../audit/trace/mod.ts";
 
@@ -99,64 +100,71 @@ async function channelAStep(bugs: Bugs = {}): Promise<string> {
       nSoftctxIter: N_PASSES,
       gradientAccumulationSteps: 1,
     },
+    tapeProbe: () =>
+      (tf.engine().state as unknown as { gradientDepth: number })
+        .gradientDepth > 0,
+    observe: { coordTokenIds: COORD_IDS, softctxTemperature: 1 },
   });
-  m.setTracer(rec.tracer);
+  m.setTracer(rec.modelTracer);
   let prevLogits: tf.Tensor3D | null = null;
-  let cache = null;
+  let cache: KVCache | null = null;
+  // one pass: a fresh base, soft rows from the previous pass's logits at s-1
+  const pass = (p: number) => {
+    const base = m.embedTokens(ids); // [1, T, H], fresh every pass
+    let actual = base;
+    if (prevLogits) {
+      // soft embedding at slot s from logits at s-1: softmax(z[s-1, coord]) @ E(coord)
+      const shifted = tf.concat([
+        tf.zerosLike(prevLogits.slice([0, 0, 0], [1, 1, -1])),
+        prevLogits.slice([0, 0, 0], [1, T - 1, -1]),
+      ], 1); // [1, T, V]: row s holds logits of s-1
+      const coordLogits = tf.gather(
+        shifted,
+        tf.tensor1d(COORD_IDS, "int32"),
+        2,
+      );
+      const soft = tf.matMul(
+        tf.softmax(coordLogits).reshape([T, COORD_IDS.length]),
+        coordEmb,
+      ).reshape([1, T, H]);
+      actual = tf.where(maskT, soft, base) as tf.Tensor3D;
+    }
+    rec.setContext({
+      globalStep: 0,
+      channel: "A",
+      purpose: "train",
+      microBatch: 0,
+      pass: p,
+      nPasses: N_PASSES,
+      gradRecorded: p === N_PASSES - 1,
+      training: true,
+      packed: true,
+      segmentLengths: [[a.length, b.length]],
+    });
+    return m.forward({
+      inputsEmbeds: actual,
+      pixelValues: pixels as tf.Tensor2D,
+      imageGridThw: grids,
+      positionIds: positionIds as tf.Tensor3D,
+      ...(bugs.carryCache
+        ? { useCache: true, ...(cache ? { pastKeyValues: cache } : {}) }
+        : { useCache: false }),
+    });
+  };
   try {
     for (let p = 0; p < N_PASSES; p++) {
-      const base = m.embedTokens(ids); // [1, T, H], fresh every pass
-      let actual = base;
-      if (prevLogits) {
-        // soft embedding at slot s from logits at s-1: softmax(z[s-1, coord]) @ E(coord)
-        const shifted = tf.concat([
-          tf.zerosLike(prevLogits.slice([0, 0, 0], [1, 1, -1])),
-          prevLogits.slice([0, 0, 0], [1, T - 1, -1]),
-        ], 1); // [1, T, V]: row s holds logits of s-1
-        const coordLogits = tf.gather(
-          shifted,
-          tf.tensor1d(COORD_IDS, "int32"),
-          2,
-        );
-        const soft = tf.matMul(
-          tf.softmax(coordLogits).reshape([T, COORD_IDS.length]),
-          coordEmb,
-        ).reshape([1, T, H]);
-        actual = tf.where(maskT, soft, base) as tf.Tensor3D;
-      }
-      const softctx = buildSoftctxTrace({
-        coordSlots: [slots.filter((s) => slotMask[s])],
-        sourcePositions: [slots.map((s) => s - 1)],
-        base: base.dataSync() as Float32Array,
-        actual: actual.dataSync() as Float32Array,
-        seqLen: T,
-        hidden: H,
-        baseFresh: true,
-      });
-      rec.setContext({
-        globalStep: 0,
-        channel: "A",
-        purpose: "train",
-        microBatch: 0,
-        pass: p,
-        nPasses: N_PASSES,
-        gradRecorded: p === N_PASSES - 1,
-        training: true,
-        packed: true,
-        segmentLengths: [[a.length, b.length]],
-        softctx,
-      });
       let out;
       try {
-        out = m.forward({
-          inputsEmbeds: actual,
-          pixelValues: pixels as tf.Tensor2D,
-          imageGridThw: grids,
-          positionIds: positionIds as tf.Tensor3D,
-          ...(bugs.carryCache
-            ? { useCache: true, ...(cache ? { pastKeyValues: cache } : {}) }
-            : { useCache: false }),
-        });
+        if (p < N_PASSES - 1 || bugs.carryCache) out = pass(p);
+        else {
+          // the last pass records gradients, its base included
+          const { value, grads } = tf.variableGrads(() => {
+            const o = pass(p);
+            return tf.sum(o.logits) as tf.Scalar;
+          }, [m.param("model.language_model.embed_tokens.weight")]);
+          tf.dispose([value, ...Object.values(grads)]);
+          break;
+        }
       } catch (e) {
         // the model refuses some bugs outright; the trace line is written first
         if (bugs.overwritePlaceholder || bugs.carryCache) break;
@@ -177,10 +185,18 @@ async function channelAStep(bugs: Bugs = {}): Promise<string> {
       bufferReuse: false,
       windowSize: 1,
     });
+    rec.end(1);
   } finally {
     m.setTracer(undefined);
     rec.close();
   }
+  await Deno.writeTextFile(
+    `${dir}/config.yaml`,
+    "training: { seed: 5, gradient_accumulation_steps: 1, max_steps: 1 }\n" +
+      "custom:\n  trainer_variant: stage2_ab_training\n" +
+      `  extra: { stage2_ab: { schedule: { pattern: [A] }, n_softctx_iter: ${N_PASSES} } }\n`,
+  );
+  await Deno.writeTextFile(`${dir}/run_complete.json`, '{"global_step": 1}');
   assert.equal(expectedRolloutSeedBase(5, 0), 5);
   return dir;
 }
@@ -220,10 +236,9 @@ Deno.test("real model: an overwritten image placeholder row is caught", async ()
     await channelAStep({ overwritePlaceholder: true }),
   );
   // the model then finds one placeholder row short and rejects the
-  // forward: the trace holds the rejected call (no segments, no logits)
+  // forward: the trace holds the rejected call (no mask, no logits)
   // and the micro-batch's passes stop there
   assert.deepEqual(got, [
-    "attention-segments",
     "logits-coverage",
     "pass-consistency",
     "pass-sequence",

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { parseTrace, TraceFormatError } from "../../../audit/trace/parse.ts";
+import {
+  parseTrace,
+  readTrace,
+  TraceFormatError,
+} from "../../../audit/trace/parse.ts";
 import { buildCleanTrace, toText } from "./synthetic.ts";
 
 function lines(): string[] {
@@ -73,4 +77,26 @@ Deno.test("parse: header must come first and only once; empty is an error", () =
     /:2: a second "run" header/,
   );
   assert.throws(() => parseTrace("\n\n"), /empty trace/);
+});
+
+Deno.test("readTrace: a final line without its newline is reported as torn, not parsed", () => {
+  const text = lines().join("\n");
+  assert.ok(text.endsWith("\n"));
+  const whole = readTrace(text);
+  assert.equal(whole.tornLine, null);
+  // cut mid-line: the complete records stay, the torn line is named
+  const cut = readTrace(text.slice(0, -10));
+  assert.equal(cut.tornLine, whole.lines.length);
+  assert.equal(cut.lines.length, whole.lines.length - 1);
+  // a final line that is valid JSON but lacks its newline is torn too
+  assert.equal(readTrace(text.replace(/\n$/, "")).tornLine, whole.lines.length);
+  // a corrupt line before the end is a format error, in one line
+  const l = lines();
+  l[1] = "{\n";
+  assert.throws(
+    () => readTrace(l.join("\n")),
+    (e: unknown) =>
+      e instanceof TraceFormatError && !e.message.includes("\n") &&
+      /:2: not valid JSON/.test(e.message),
+  );
 });

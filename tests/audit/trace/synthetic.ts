@@ -1,22 +1,29 @@
 /**
  * A clean, realistic Stage-2 AB trace built in memory, for the audit tests:
- * pattern ["A","A","B"], 2 micro-batches per window, 3 soft-context passes,
- * each micro-batch one packed row of two image+answer samples (lengths 12
- * and 14), Channel-B rollout forwards, an eval and a checkpoint. Tests break
+ * pattern ["A","A","B"], 2 micro-batches per window, 3 soft-context passes
+ * (with the recorder's observations: token ids, slot digests, tape
+ * connectivity), each micro-batch one packed row of two image+answer
+ * samples (lengths 12 and 14), Channel-B generation calls with their
+ * rollout forwards, an eval, a checkpoint and the end record. Tests break
  * one field at a time and expect exactly that invariant to fire.
  */
 import { deriveChecks } from "../../../trainer/trace/derive.ts";
-import { expectedRolloutSeedBase } from "../../../audit/trace/seed.ts";
 import {
+  expectedRequestSeed,
+  expectedRolloutSeedBase,
+} from "../../../audit/trace/seed.ts";
+import {
+  type Digest,
   type ForwardContext,
   type ForwardRecord,
   type ForwardTraceInfo,
+  type Observed,
   type StepRecord,
   TRACE_VERSION,
   type TraceLine,
 } from "../../../trainer/trace/schema.ts";
 import { parseTrace } from "../../../audit/trace/parse.ts";
-import { auditTrace } from "../../../audit/trace/mod.ts";
+import { auditTrace, type RunFacts } from "../../../audit/trace/mod.ts";
 
 export const SEGMENTS = [12, 14];
 export const T = 26;
@@ -55,6 +62,28 @@ export function packedPositions(): { row0: number[][]; mrope: number[][][] } {
 export const COORD_SLOTS = [[7, 8, 9, 10, 20, 21, 22, 23]];
 /** Image placeholder rows in the packed row. */
 export const PLACEHOLDERS = [2, 3, 4, 5, 14, 15, 16, 17];
+/** Token id of each coord slot (any coord ids). */
+const SLOT_ID = (k: number) => 900 + k;
+/** Digests of a slot's base row E(id) and of the recomputed soft row. */
+export const BASE_DIGEST: Digest = [1.25, 0.5, -0.75];
+export const SOFT_DIGEST: Digest = [0.25, 0.0625, 0.125];
+
+/** The recorder's observations of pass `pass` (clean: soft rows fed at every slot). */
+export function observed(pass: number, onTape: boolean | null): Observed {
+  return {
+    foreignRows: [[]],
+    slots: COORD_SLOTS.map((r) =>
+      r.map((p, k) => ({
+        p,
+        id: SLOT_ID(k),
+        fed: pass === 0 ? null : [...SOFT_DIGEST] as Digest,
+        want: pass === 0 ? null : [...SOFT_DIGEST] as Digest,
+        base: pass === 0 ? null : [...BASE_DIGEST] as Digest,
+      }))
+    ),
+    embedsOnTape: onTape,
+  };
+}
 
 function info(kind: "input_ids" | "inputs_embeds"): ForwardTraceInfo {
   const { row0, mrope } = packedPositions();
@@ -77,19 +106,25 @@ function info(kind: "input_ids" | "inputs_embeds"): ForwardTraceInfo {
     row0,
     mrope,
     attentionSegments: [[[0, 12], [12, 14]]],
+    attentionMaskProblem: null,
     placeholderRows: 8,
     visualFeatures: 8,
     placeholderBitwiseEqual: kind === "inputs_embeds" ? true : null,
   };
 }
 
-function forward(ctx: ForwardContext, i: ForwardTraceInfo): ForwardRecord {
+function forward(
+  ctx: ForwardContext,
+  i: ForwardTraceInfo,
+  obs: Observed | null = null,
+): ForwardRecord {
   const full = { ...ctx, ...i };
   return {
     kind: "forward",
     detail: "full",
     ...full,
     checks: deriveChecks(full),
+    observed: obs,
   };
 }
 
@@ -105,7 +140,6 @@ function rollout(step: number, mb: number, decode: boolean): ForwardRecord {
     training: true,
     packed: false,
     segmentLengths: null,
-    softctx: null,
   };
   const len = decode ? 1 : 8;
   return forward(ctx, {
@@ -123,6 +157,7 @@ function rollout(step: number, mb: number, decode: boolean): ForwardRecord {
     row0: null,
     mrope: null,
     attentionSegments: [[[0, len]]],
+    attentionMaskProblem: null,
     placeholderRows: decode ? 0 : 4,
     visualFeatures: decode ? 0 : 4,
     placeholderBitwiseEqual: null,
@@ -148,12 +183,14 @@ export function buildCleanTrace(opts: BuildOptions = {}): TraceLine[] {
     version: TRACE_VERSION,
     level: "full",
     variant: "stage2_ab_training",
+    detailSteps: null,
     expect: {
       pattern: [...PATTERN],
       nSoftctxIter: N_PASSES,
       gradientAccumulationSteps: WINDOW,
       trainingSeed: SEED,
       rolloutBuffer: { enabled: false, mSteps: 1 },
+      maxSteps: nSteps,
     },
   }];
   for (let s = 0; s < nSteps; s++) {
@@ -170,26 +207,31 @@ export function buildCleanTrace(opts: BuildOptions = {}): TraceLine[] {
         training: true,
         packed: true,
         segmentLengths: [SEGMENTS],
-        softctx: null,
       };
       if (ch === "A") {
         for (let p = 0; p < N_PASSES; p++) {
-          out.push(forward({
-            ...base,
-            pass: p,
-            nPasses: N_PASSES,
-            gradRecorded: p === N_PASSES - 1,
-            softctx: {
-              coordSlots: COORD_SLOTS.map((r) => [...r]),
-              sourcePositions: COORD_SLOTS.map((r) => r.map((x) => x - 1)),
-              changedRows: p === 0 ? [[]] : COORD_SLOTS.map((r) => [...r]),
-              nSlots: COORD_SLOTS[0].length,
-              baseFresh: true,
-            },
-          }, info("inputs_embeds")));
+          const last = p === N_PASSES - 1;
+          out.push(forward(
+            { ...base, pass: p, nPasses: N_PASSES, gradRecorded: last },
+            info("inputs_embeds"),
+            observed(p, last ? true : null),
+          ));
         }
       } else {
         out.push(rollout(s, mb, false), rollout(s, mb, true));
+        out.push({
+          kind: "generate",
+          globalStep: s,
+          channel: "B",
+          purpose: "rollout",
+          microBatch: mb,
+          requests: 1,
+          mode: "greedy",
+          seeds: [expectedRequestSeed(expectedRolloutSeedBase(SEED, s), mb)],
+          maxNewTokens: 8,
+          forwards: 2,
+          newTokens: [2],
+        });
         out.push(forward(base, info("input_ids")));
       }
     }
@@ -217,11 +259,11 @@ export function buildCleanTrace(opts: BuildOptions = {}): TraceLine[] {
         training: false,
         packed: true,
         segmentLengths: [SEGMENTS],
-        softctx: null,
       }, info("input_ids")));
       out.push({ kind: "checkpoint", globalStep: s + 1 });
     }
   }
+  out.push({ kind: "end", globalStep: nSteps });
   return out;
 }
 
@@ -229,9 +271,53 @@ export function toText(records: TraceLine[]): string {
   return records.map((r) => JSON.stringify(r)).join("\n") + "\n";
 }
 
-/** Serializes, parses and audits records as the CLI would. */
-export function audit(records: TraceLine[]) {
-  return auditTrace(parseTrace(toText(records)));
+/**
+ * The run folder of a clean synthetic run: config.yaml present, and
+ * run_complete.json agreeing with the end record (absent without one).
+ */
+export function runFacts(records: TraceLine[]): RunFacts {
+  const end = records.findLast((r) => r.kind === "end");
+  return {
+    dir: "runs/synthetic",
+    configPresent: true,
+    completedSteps: end?.kind === "end" ? end.globalStep : null,
+    tornLine: null,
+  };
+}
+
+/** Serializes, parses and audits records as the CLI would, in a run folder like `runFacts`'s. */
+export function audit(records: TraceLine[], run: RunFacts = runFacts(records)) {
+  return auditTrace(parseTrace(toText(records)), { run });
+}
+
+/** A run folder holding the trace, a config.yaml and the completion marker. */
+export async function writeRunFolder(
+  dir: string,
+  records: TraceLine[],
+): Promise<void> {
+  await Deno.writeTextFile(`${dir}/trace.jsonl`, toText(records));
+  await Deno.writeTextFile(
+    `${dir}/config.yaml`,
+    [
+      "training:",
+      `  seed: ${SEED}`,
+      `  gradient_accumulation_steps: ${WINDOW}`,
+      "custom:",
+      "  trainer_variant: stage2_ab_training",
+      "  extra:",
+      "    stage2_ab:",
+      `      schedule: { pattern: ${JSON.stringify(PATTERN)} }`,
+      `      n_softctx_iter: ${N_PASSES}`,
+      "",
+    ].join("\n"),
+  );
+  const end = records.findLast((r) => r.kind === "end");
+  if (end?.kind === "end") {
+    await Deno.writeTextFile(
+      `${dir}/run_complete.json`,
+      JSON.stringify({ global_step: end.globalStep }),
+    );
+  }
 }
 
 /** The invariant names that fired. */

@@ -1,32 +1,19 @@
 import assert from "node:assert/strict";
 import {
-  changedRows,
-  changedRowsByBatch,
+  float32Bits,
+  rowBitsEqual,
   rowsEqualTo,
 } from "../../../trainer/common/rows.ts";
 
-Deno.test("changedRows: bitwise, so -0 vs 0 counts and equal NaNs do not", () => {
-  const base = new Float32Array([1, 2, 0, 0, NaN, 5]);
-  const same = base.slice();
-  assert.deepEqual(changedRows(base, same, 2), []);
-  const neg = base.slice();
-  neg[2] = -0;
-  assert.deepEqual(changedRows(base, neg, 2), [1]);
-  const both = base.slice();
-  both[0] = 1.0000001;
-  both[5] = 6;
-  assert.deepEqual(changedRows(base, both, 2), [0, 2]);
-  assert.throws(
-    () => changedRows(base, new Float32Array(4), 2),
-    /shapes differ/,
+Deno.test("rowBitsEqual: bitwise, so -0 vs 0 counts and equal NaNs do not", () => {
+  const x = float32Bits(new Float32Array([1, 2, 0, NaN, 1, 2, -0, NaN]));
+  assert.equal(rowBitsEqual(x, 0, x, 4, 2), true);
+  assert.equal(rowBitsEqual(x, 0, x, 4, 3), false); // 0 vs -0
+  assert.equal(rowBitsEqual(x, 3, x, 7, 1), true); // the same NaN bits
+  assert.equal(
+    rowBitsEqual(x, 0, float32Bits(new Float32Array([1, 2.0000002])), 0, 2),
+    false,
   );
-});
-
-Deno.test("changedRowsByBatch: per batch row positions", () => {
-  // B=2, T=2, H=1
-  const base = new Float32Array([1, 2, 3, 4]);
-  const act = new Float32Array([1, 9, 9, 4]);
-  assert.deepEqual(changedRowsByBatch(base, act, 2, 1), [[1], [0]]);
 });
 
 Deno.test("rowsEqualTo: the rows bitwise equal to a reference row", () => {

@@ -225,11 +225,13 @@ Deno.test("--overwrite removes everything train, eval and report write at the to
     );
     assert.equal((await inspectCheckpoint(c, 3)).kind, "complete");
     await Deno.writeTextFile(join(dir, "mine.txt"), "");
-    // the files of every writer are on the list (train, eval, report, buffer)
+    // the files of every writer are on the list (train, eval, report, buffer,
+    // the trace recorder's replay batch for `audit --probe`)
     for (
       const f of [
         "config.yaml",
         "trace.jsonl",
+        "probe_batch.json",
         "eval_samples.jsonl",
         "overlays",
         "report.html",

@@ -141,6 +141,24 @@ Deno.test("run report: self-contained page with config, curves, channel mix, rol
   }
 });
 
+Deno.test("run report: an unfinished run is INCOMPLETE, not PASS or FAIL, naming the completeness invariants", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "stage2-report-" });
+  try {
+    await makeRunFolder(dir);
+    await Deno.remove(join(dir, "run_complete.json"));
+    const report = await auditRun(dir);
+    assert.equal(report.verdict, "INCOMPLETE");
+    const html = await buildRunReport(dir, { audit: { report } });
+    assert.match(
+      html,
+      /class="verdict warn">INCOMPLETE: the run or its trace is not complete \(run-finished\); nothing else failed/,
+    );
+    assert.doesNotMatch(html, /PASS: every|FAIL: \d/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("run report: the caller's audit decides the verdict (FAIL, error, not audited); no trace says so, channels then come from the config", async () => {
   const dir = await Deno.makeTempDir({ prefix: "stage2-report-" });
   try {

@@ -8,7 +8,7 @@ import {
   resolveConfigObject,
   type Stage2Config,
 } from "../../../trainer/config/mod.ts";
-import { tinyConfig } from "../../../trainer/model/config.ts";
+import { microModelConfig } from "../../../trainer/selfcheck/fault_runs.ts";
 import { Qwen3VLForConditionalGeneration } from "../../../trainer/model/qwen3vl.ts";
 import { TraceRecorder } from "../../../trainer/trace/recorder.ts";
 import type { ForwardRecord } from "../../../trainer/trace/schema.ts";
@@ -28,34 +28,9 @@ export function microModel(
   tok: Tokenizer,
   seed = 5,
 ): Qwen3VLForConditionalGeneration {
-  const cfg = tinyConfig(tok.vocabSize, {
-    imageTokenId: tok.specialIds.imagePad,
-    visionStartTokenId: tok.specialIds.visionStart,
-    visionEndTokenId: tok.specialIds.visionEnd,
-    imEndTokenId: tok.specialIds.imEnd,
-    padTokenId: tok.specialIds.pad,
-  });
-  Object.assign(cfg.text_config, {
-    hidden_size: 32,
-    intermediate_size: 64,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    num_key_value_heads: 1,
-    head_dim: 16,
-  });
-  cfg.text_config.rope_scaling = {
-    ...cfg.text_config.rope_scaling!,
-    mrope_section: [3, 3, 2],
-  };
-  Object.assign(cfg.vision_config, {
-    depth: 1,
-    hidden_size: 16,
-    intermediate_size: 32,
-    num_heads: 1,
-    patch_size: 2,
-    out_hidden_size: 32,
-    num_position_embeddings: 16,
-  });
+  const cfg = microModelConfig(tok);
+  // 2x2 patches: the tests' tiny images are 4x4 pixels per merged token
+  Object.assign(cfg.vision_config, { patch_size: 2 });
   return Qwen3VLForConditionalGeneration.create(cfg, seed);
 }
 
@@ -141,8 +116,12 @@ export function harness(
     tapeProbe: () =>
       (tf.engine().state as unknown as { gradientDepth: number })
         .gradientDepth > 0,
+    observe: {
+      coordTokenIds: tok.coordIds,
+      softctxTemperature: config.custom.extra.stage2_ab.softctx_temperature,
+    },
   });
-  model.setTracer(recorder.tracer);
+  model.setTracer(recorder.modelTracer);
   const metrics = new CollectMetrics();
   const ctx: TrainContext<Stage2Model> = {
     model: model as unknown as Stage2Model,
@@ -197,7 +176,6 @@ export async function runStep(
     training: true,
     packed: true,
     segmentLengths: null,
-    softctx: null,
   });
   const prepared = await variant.prepare(h.ctx, samples, plan);
   const vars = h.ctx.model.trainableVariables();

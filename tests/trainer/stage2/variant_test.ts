@@ -1,3 +1,4 @@
+import { slotVerdict } from "../../../audit/trace/observed_checks.ts";
 import assert from "node:assert/strict";
 import { initRuntime, tf } from "../../../trainer/runtime.ts";
 import { createStage2AbVariant } from "../../../trainer/stage2/variant.ts";
@@ -45,7 +46,7 @@ Deno.test("Channel A: n passes, only the last records gradients, 4-row ids, trac
     assert.equal(f.positionIdsRows, 4);
     assert.equal(f.placeholderBitwiseEqual, true);
     assert.equal(f.packed, true);
-    assert.deepEqual(f.attentionSegments[0].length, 2, "two packed samples");
+    assert.deepEqual(f.attentionSegments![0].length, 2, "two packed samples");
     assert.deepEqual(
       Object.values(f.checks).filter((v) => typeof v === "string"),
       [],
@@ -58,17 +59,20 @@ Deno.test("Channel A: n passes, only the last records gradients, 4-row ids, trac
       "positionIds",
       "useCache",
     ]);
-    const s = f.softctx!;
-    assert.equal(s.baseFresh, true);
-    if (f.pass === 0) assert.deepEqual(s.changedRows, [[]]);
-    else {assert.deepEqual(
-        s.changedRows,
-        s.coordSlots,
-        "exactly the coord slots change",
-      );}
-    assert.deepEqual(s.sourcePositions![0], s.coordSlots![0].map((p) => p - 1));
+    // what the recorder observed on the fed rows
+    const o = f.observed!;
+    assert.deepEqual(o.foreignRows, [[]], "only coord-slot rows change");
+    assert.equal(o.slots[0].length, 12);
+    assert.ok(o.slots[0].every((x) => tok.coordBinOfId(x.id) !== undefined));
+    if (f.pass > 0) {
+      assert.deepEqual(
+        o.slots[0].map(slotVerdict),
+        Array(12).fill("soft"),
+        "soft rows from the previous pass's logits at p-1",
+      );
+    }
+    assert.equal(o.embedsOnTape, f.gradRecorded ? true : null);
   }
-  assert.equal(fw[0].softctx!.nSlots, 12);
   assert.deepEqual(h.metrics.get("set:stage2/channel_a"), [1]);
   for (const k of ["loss/ce", "loss/bbox_l1", "loss/bbox_giou"]) {
     assert.ok(Number.isFinite(r.metrics[k]), k);
@@ -144,7 +148,8 @@ Deno.test("Channel B greedy: seeded rollouts, counters, FN append trains", async
   const train = fw.filter((f) => f.purpose === "train");
   assert.equal(train.length, 1);
   assert.equal(train[0].gradRecorded, true);
-  assert.equal(train[0].softctx, null);
+  assert.deepEqual(train[0].observed!.foreignRows, [[]]);
+  assert.equal(train[0].observed!.embedsOnTape, true);
   assert.ok(fw.some((f) => f.purpose === "rollout" && f.useCache));
   assert.deepEqual(
     Object.values(train[0].checks).filter((v) => typeof v === "string"),
@@ -314,7 +319,6 @@ Deno.test("a 3-row position id under packing is caught by the trace checks [1.7.
     training: true,
     packed: true,
     segmentLengths: prepared.batch.segmentLengths,
-    softctx: null,
   });
   // Correct: the 4-row ids the variant built.
   model.forward({

@@ -1,8 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  buildSoftctxTrace,
-  splitPositionIds,
-} from "../../../trainer/trace/helpers.ts";
+import { splitPositionIds } from "../../../trainer/trace/helpers.ts";
 
 Deno.test("splitPositionIds: [4,B,T] -> row0 [B][T], mrope [B][3][T]", () => {
   // B=2, T=3; row r, batch b, pos t holds r*100 + b*10 + t
@@ -25,26 +22,4 @@ Deno.test("splitPositionIds: [4,B,T] -> row0 [B][T], mrope [B][3][T]", () => {
   assert.equal(three.row0, null);
   assert.deepEqual(three.mrope[0][0], [0, 1, 2]);
   assert.throws(() => splitPositionIds(flat, 4, 2, 4), /expected 4x2x4/);
-});
-
-Deno.test("buildSoftctxTrace: changed rows per batch row, slot count", () => {
-  // B=1, T=3, H=2: only position 2 (a coord slot) was overwritten
-  const base = new Float32Array([1, 1, 2, 2, 3, 3]);
-  const actual = new Float32Array([1, 1, 2, 2, 0.5, 0.25]);
-  const s = buildSoftctxTrace({
-    coordSlots: [[2]],
-    sourcePositions: [[1]],
-    base,
-    actual,
-    seqLen: 3,
-    hidden: 2,
-    baseFresh: true,
-  });
-  assert.deepEqual(s, {
-    coordSlots: [[2]],
-    sourcePositions: [[1]],
-    changedRows: [[2]],
-    nSlots: 1,
-    baseFresh: true,
-  });
 });

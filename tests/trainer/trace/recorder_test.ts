@@ -21,7 +21,6 @@ const ctx: ForwardContext = {
   training: true,
   packed: true,
   segmentLengths: [[3, 2]],
-  softctx: null,
 };
 
 const info: ForwardTraceInfo = {
@@ -37,6 +36,7 @@ const info: ForwardTraceInfo = {
   row0: [[0, 1, 2, 0, 1]],
   mrope: [[[0, 1, 2, 0, 1], [0, 1, 2, 0, 1], [0, 1, 2, 0, 1]]],
   attentionSegments: [[[0, 3], [3, 2]]],
+  attentionMaskProblem: null,
   placeholderRows: 0,
   visualFeatures: 0,
   placeholderBitwiseEqual: null,
@@ -89,22 +89,71 @@ Deno.test("recorder full: header, forward and step lines with derived checks", (
   Deno.removeSync(dir, { recursive: true });
 });
 
-Deno.test("recorder summary: per-token arrays dropped, derived problems kept", () => {
+Deno.test("recorder summary: full detail on the first and every 10th step, elsewhere arrays dropped and derived problems kept", () => {
   const dir = Deno.makeTempDirSync();
   const rec = TraceRecorder.open(dir, { level: "summary", variant: "sft" });
-  rec.setContext(ctx);
-  // row 0 that does not restart at the second sample
-  rec.tracer({ ...info, row0: [[0, 1, 2, 3, 4]] });
+  for (const s of [0, 2, 3, 5, 10]) {
+    rec.setContext({ ...ctx, globalStep: s });
+    // row 0 that does not restart at the second sample
+    rec.tracer({ ...info, row0: [[0, 1, 2, 3, 4]] });
+  }
   rec.close();
-  const f = read(rec.path)[1];
+  const lines = read(rec.path);
+  const h = lines[0];
+  assert.ok(h.kind === "run");
+  assert.deepEqual(h.detailSteps, { first: 3, every: 10 });
+  const fw = lines.filter((l) => l.kind === "forward");
+  assert.deepEqual(fw.map((f) => f.kind === "forward" && f.detail), [
+    "full",
+    "full",
+    "summary",
+    "summary",
+    "full",
+  ]);
+  const f = fw[2];
   assert.ok(f.kind === "forward");
-  assert.equal(f.detail, "summary");
   assert.equal(f.row0, null);
   assert.equal(f.mrope, null);
   assert.match(f.checks.row0!, /must restart at 0/);
-  assert.ok(
-    Deno.readTextFileSync(rec.path).length <
-      JSON.stringify(info).length * 3,
+  assert.ok(JSON.stringify(f).length < JSON.stringify(fw[0]).length);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("recorder: a generation call is one line with what it received and the forwards it ran; its rollout forwards are written on detailed steps only", async () => {
+  const dir = Deno.makeTempDirSync();
+  const rec = TraceRecorder.open(dir, { level: "summary", variant: "sft" });
+  const rollout = { ...ctx, purpose: "rollout" as const, packed: false };
+  const decode = (n: number) =>
+    rec.modelTracer.generation!(
+      { requests: 2, mode: "sample", seeds: [7, 8], maxNewTokens: 4 },
+      () => {
+        for (let i = 0; i < n; i++) rec.tracer(info);
+        return Promise.resolve({ tokens: [[1, 2], [3]] });
+      },
+    );
+  for (const s of [1, 4]) {
+    rec.setContext({ ...rollout, globalStep: s });
+    await decode(3);
+  }
+  rec.setContext(null);
+  await decode(2); // outside a context: runs, not recorded
+  rec.end(5);
+  rec.close();
+  const lines = read(rec.path);
+  assert.deepEqual(lines.map((l) => l.kind), [
+    "run",
+    "forward",
+    "forward",
+    "forward",
+    "generate",
+    "generate",
+    "end",
+  ]);
+  const g = lines[5];
+  assert.ok(g.kind === "generate");
+  assert.deepEqual(
+    [g.globalStep, g.requests, g.mode, g.seeds, g.forwards, g.newTokens],
+    [4, 2, "sample", [7, 8], 3, [2, 1]],
   );
   Deno.removeSync(dir, { recursive: true });
 });
