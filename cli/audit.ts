@@ -77,7 +77,7 @@ async function auditCommand(opts: AuditOptions): Promise<void> {
 async function selftest(opts: AuditOptions): Promise<void> {
   const { selftestRunner } = await import("../trainer/selfcheck/mod.ts");
   const workDir = opts.keep
-    ? userPath(opts.keep)
+    ? await emptyKeepDir(userPath(opts.keep))
     : await Deno.makeTempDir({ prefix: "stage2-selftest-" });
   try {
     const rep = await runSelftest(
@@ -91,6 +91,24 @@ async function selftest(opts: AuditOptions): Promise<void> {
   } finally {
     if (!opts.keep) await Deno.remove(workDir, { recursive: true });
   }
+}
+
+/**
+ * The `--keep` folder, which must be empty or missing: every run of the
+ * matrix trains into a fresh folder there, and training refuses a used one
+ * (a stale folder would be audited in place of a run that never happened).
+ */
+async function emptyKeepDir(dir: string): Promise<string> {
+  try {
+    for await (const _ of Deno.readDir(dir)) {
+      throw new UsageError(
+        `--keep ${dir} is not empty: the self-test trains fresh runs there; give an empty or new folder`,
+      );
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return dir;
 }
 
 export function register(program: Command): void {

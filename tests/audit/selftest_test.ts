@@ -179,6 +179,12 @@ Deno.test(
       /^stage2: --probe: .*probe_batch\.json does not exist/,
     );
     assert.equal(r.err.split("\n").length, 1);
+    // a used --keep folder is refused up front: its old runs would be
+    // audited in place of runs that training refuses to write there
+    const again = await cli(["audit", "--selftest", "--keep", dir]);
+    assert.equal(again.code, 2);
+    assert.match(again.err, /^stage2: --keep .* is not empty/);
+    assert.equal(again.err.split("\n").length, 1);
     await Deno.remove(dir, { recursive: true });
   },
 );
