@@ -10,6 +10,7 @@ import { initRuntime, tf } from "../trainer/runtime.ts";
 import { type Qwen3VLConfig, tinyConfig } from "../trainer/model/config.ts";
 import { Qwen3VLForConditionalGeneration } from "../trainer/model/qwen3vl.ts";
 import { packedPositionIds } from "../trainer/model/rope.ts";
+import { weightedNll } from "../trainer/model/ops.ts";
 
 /** Default benchmark vocabulary: ~1000 coord tokens + text pieces + specials. */
 export const BENCH_VOCAB = 1280;
@@ -190,7 +191,10 @@ export async function benchForwardBackward(
   const batch = packedBatch(cfg, w);
   const V = cfg.text_config.vocab_size;
   const n = w.rows * batch.T;
-  const oneHot = tf.oneHot(tf.tensor1d(batch.targets, "int32"), V); // [B*T, V] (targets = inputs: FLOPs identical)
+  const oneHot = tf.cast(
+    tf.oneHot(tf.tensor1d(batch.targets, "int32"), V),
+    "float32",
+  ) as tf.Tensor2D; // [B*T, V]
   const step = () => {
     const { value, grads } = tf.variableGrads(() => {
       const { logits } = model.forward({
@@ -199,8 +203,11 @@ export async function benchForwardBackward(
         pixelValues: batch.pixelValues,
         imageGridThw: batch.imageGridThw,
       });
-      const lp = tf.logSoftmax(tf.reshape(logits, [n, V]));
-      return tf.neg(tf.mean(tf.sum(tf.mul(lp, oneHot), -1))) as tf.Scalar;
+      // mean next-token CE (targets = inputs: FLOPs identical)
+      return tf.div(
+        weightedNll(tf.reshape(logits, [n, V]) as tf.Tensor2D, oneHot),
+        n,
+      ) as tf.Scalar;
     });
     value.dataSync();
     tf.dispose([value, ...Object.values(grads)]);

@@ -3,7 +3,7 @@ import { initRuntime, tf } from "../../trainer/runtime.ts";
 
 Deno.test("runtime picks a backend and runs forward+backward", async () => {
   const info = await initRuntime({ log: () => {} });
-  assert.ok(["tensorflow", "wasm", "cpu"].includes(info.backend));
+  assert.ok(["tensorflow", "blas", "wasm", "cpu"].includes(info.backend));
   // y = sum((x W)^2): dy/dW = 2 x^T (x W), checked against a hand computation.
   const x = tf.tensor2d([[1, 2], [3, 4]]);
   const w = tf.variable(tf.tensor2d([[0.5, -1], [0.25, 2]]));

@@ -16,9 +16,13 @@ import { parseConfig, type Qwen3VLConfig } from "./config.ts";
 import { KVCache } from "./kv_cache.ts";
 import {
   activation,
+  blockAttention,
   embeddingLookup,
+  fusedAvailable,
+  gatedActivation,
   mm,
   mmConstRight,
+  qkPrep,
   recording,
   rmsNorm,
   scatterRows,
@@ -32,6 +36,7 @@ import {
   materializePlan,
 } from "./attention.ts";
 import { visionForward } from "./vision.ts";
+import type { AttentionBlock } from "../backend/fused_kernels.ts";
 import { installWasmKernelFixes } from "./wasm_kernels.ts";
 import { Rng } from "../loop/rng.ts";
 
@@ -85,10 +90,16 @@ interface LayerWeights {
   gateUp: tf.Tensor2D;
 }
 
+/**
+ * Weights in the form the decoder multiplies with. On the blas path nothing
+ * is derived (`layers` empty, `head` null): the fused kernels apply the norm
+ * scales themselves and BLAS reads the tied embedding table transposed in
+ * place, so a large checkpoint is held once.
+ */
 interface DerivedWeights {
   layers: LayerWeights[];
-  /** LM head [H, V]. */
-  head: tf.Tensor2D;
+  /** LM head [H, V] with the final norm folded in; null on the blas path. */
+  head: tf.Tensor2D | null;
 }
 
 type RopeTensors =
@@ -110,7 +121,7 @@ function ropeTensors(
   d: number,
   inference: boolean,
 ): RopeTensors {
-  if (T !== 1 || !inference) {
+  if (T !== 1 || !inference || fusedAvailable()) {
     return {
       kind: "elementwise",
       cos: tf.tensor3d(cos, [B * T, 1, d]),
@@ -609,18 +620,7 @@ export class Qwen3VLForConditionalGeneration {
         if (useCache) newKV.push({ kT, v });
         if (l < deep.length) x = scatterRows(x, deep[l], rowIdx, "add");
       }
-      // the final norm's scale is folded into the head (see derived())
-      let h: tf.Tensor = rmsNorm(x, null, tc.rms_norm_eps);
-      let tOut = T;
-      if (keep > 0 && keep < T) {
-        h = tf.slice(tf.reshape(h, [B, T, H]), [0, T - keep, 0], [B, keep, H]);
-        tOut = keep;
-      }
-      const logits = tf.reshape(
-        mm(tf.reshape(h, [B * tOut, H]) as tf.Tensor2D, dw.head),
-        [B, tOut, tc.vocab_size],
-      );
-      return { logits: logits as tf.Tensor3D, newKV };
+      return { logits: this.lmHead(x, dw, B, T, keep), newKV };
     });
 
     let outCache: KVCache | null = null;
@@ -675,6 +675,7 @@ export class Qwen3VLForConditionalGeneration {
    * dominate single-token decode steps.
    */
   private derived(): DerivedWeights {
+    if (fusedAvailable()) return { layers: [], head: null };
     const isRecording = recording();
     const sources = this.specs.map((s) => this.params.get(s.name)!.dataId);
     if (!isRecording) {
@@ -687,7 +688,7 @@ export class Qwen3VLForConditionalGeneration {
     const weights = this.buildDerived();
     if (!isRecording) {
       this.disposeDerived();
-      tf.keep(weights.head);
+      tf.keep(weights.head!);
       for (const lw of weights.layers) {
         for (const t of Object.values(lw)) if (t) tf.keep(t);
       }
@@ -699,7 +700,7 @@ export class Qwen3VLForConditionalGeneration {
   private disposeDerived(): void {
     const c = this.derivedCache;
     if (!c) return;
-    c.weights.head.dispose();
+    c.weights.head?.dispose();
     for (const lw of c.weights.layers) {
       for (const t of Object.values(lw)) t?.dispose();
     }
@@ -764,6 +765,45 @@ export class Qwen3VLForConditionalGeneration {
     return { layers, head: tf.mul(finalNorm, head) as tf.Tensor2D };
   }
 
+  /** Final norm and LM head on x [B*T, H] -> logits [B, keep || T, V]. */
+  private lmHead(
+    x: tf.Tensor2D,
+    dw: DerivedWeights,
+    B: number,
+    T: number,
+    keep: number,
+  ): tf.Tensor3D {
+    const tc = this.config.text_config, H = tc.hidden_size;
+    let h: tf.Tensor = x;
+    let tOut = T;
+    if (keep > 0 && keep < T) {
+      // the norm is per row: slicing first skips the rows nobody reads
+      h = tf.slice(tf.reshape(h, [B, T, H]), [0, T - keep, 0], [B, keep, H]);
+      tOut = keep;
+    }
+    h = tf.reshape(h, [B * tOut, H]);
+    let logits: tf.Tensor;
+    if (dw.head) {
+      // the final norm's scale is folded into the head (see derived())
+      logits = mm(rmsNorm(h, null, tc.rms_norm_eps) as tf.Tensor2D, dw.head);
+    } else {
+      const hn = rmsNorm(
+        h,
+        this.param("model.language_model.norm.weight"),
+        tc.rms_norm_eps,
+      ) as tf.Tensor2D;
+      logits = this.config.tie_word_embeddings
+        ? tf.matMul(
+          hn,
+          this.param("model.language_model.embed_tokens.weight"),
+          false,
+          true,
+        )
+        : tf.matMul(hn, this.param("lm_head.weight"));
+    }
+    return tf.reshape(logits, [B, tOut, tc.vocab_size]);
+  }
+
   /** One decoder layer on x [B*T, H]; returns the layer output and this layer's full K/V. */
   private decoderLayer(
     l: number,
@@ -776,6 +816,9 @@ export class Qwen3VLForConditionalGeneration {
     cache: KVCache | null,
     past: number,
   ): { out: tf.Tensor2D; kT: tf.Tensor4D; v: tf.Tensor4D } {
+    if (att.kind === "fused") {
+      return this.decoderLayerFused(l, x, B, T, rope, att.blocks, cache, past);
+    }
     const tc = this.config.text_config;
     const p = (n: string) =>
       this.param(`model.language_model.layers.${l}.${n}`);
@@ -835,5 +878,73 @@ export class Qwen3VLForConditionalGeneration {
       mm(act, p("mlp.down_proj.weight") as tf.Tensor2D),
     ) as tf.Tensor2D;
     return { out, kT, v };
+  }
+
+  /**
+   * The blas path's decoder layer: HF's order of operations on the HF-named
+   * weights, with RMSNorm, q/k norm + rotary, attention and SwiGLU each one
+   * fused kernel and every product a BLAS call.
+   */
+  private decoderLayerFused(
+    l: number,
+    x: tf.Tensor2D,
+    B: number,
+    T: number,
+    rope: RopeTensors,
+    blocks: AttentionBlock[],
+    cache: KVCache | null,
+    past: number,
+  ): { out: tf.Tensor2D; kT: tf.Tensor4D; v: tf.Tensor4D } {
+    const tc = this.config.text_config;
+    const p = (n: string) =>
+      this.param(`model.language_model.layers.${l}.${n}`) as tf.Tensor2D;
+    const nH = tc.num_attention_heads,
+      nKV = tc.num_key_value_heads,
+      hd = tc.head_dim;
+    const eps = tc.rms_norm_eps;
+    if (rope.kind !== "elementwise") {
+      throw new Error("internal: the blas path uses rotary tables");
+    }
+    const proj = (
+      input: tf.Tensor2D,
+      name: string,
+      bias: boolean,
+    ): tf.Tensor2D => {
+      const y: tf.Tensor2D = tf.matMul(input, p(`${name}.weight`));
+      return bias ? tf.add(y, p(`${name}.bias`)) as tf.Tensor2D : y;
+    };
+    const xn = rmsNorm(x, p("input_layernorm.weight"), eps) as tf.Tensor2D;
+    const bias = tc.attention_bias;
+    const prep = qkPrep(
+      proj(xn, "self_attn.q_proj", bias),
+      proj(xn, "self_attn.k_proj", bias),
+      proj(xn, "self_attn.v_proj", bias),
+      tf.reshape(rope.cos, [B * T, hd]),
+      tf.reshape(rope.sin, [B * T, hd]),
+      {
+        qw: p("self_attn.q_norm.weight") as unknown as tf.Tensor1D,
+        kw: p("self_attn.k_norm.weight") as unknown as tf.Tensor1D,
+      },
+      { B, T, nH, nKV, hd, eps, scale: 1 / Math.sqrt(hd) },
+    );
+    let kT = prep.kT, v = prep.v;
+    if (cache && past > 0) {
+      kT = tf.concat([cache.layers[l].kT, kT], 3);
+      v = tf.concat([cache.layers[l].v, v], 2);
+    }
+    const a2 = blockAttention(prep.q, kT, v, blocks, nH, T); // [B*T, nH*hd]
+    const h = tf.add(x, proj(a2, "self_attn.o_proj", bias)) as tf.Tensor2D;
+    const hn = rmsNorm(
+      h,
+      p("post_attention_layernorm.weight"),
+      eps,
+    ) as tf.Tensor2D;
+    const act = gatedActivation(
+      tc.hidden_act,
+      tf.matMul(hn, p("mlp.gate_proj.weight")),
+      tf.matMul(hn, p("mlp.up_proj.weight")),
+    ) as tf.Tensor2D;
+    const out = tf.add(h, tf.matMul(act, p("mlp.down_proj.weight")));
+    return { out: out as tf.Tensor2D, kT, v };
   }
 }
