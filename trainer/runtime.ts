@@ -55,14 +55,14 @@ async function tryNative(): Promise<boolean> {
 }
 
 function registerBlas(threads: number): boolean {
-  const p = probeBlas(threads);
+  const p = probeBlas();
   if (!p.ok) {
     blasNote = p.reason;
     return false;
   }
-  registerBlasBackend(p.lib);
-  blasNote = `${p.lib.name} at ${p.lib.path}, ${p.lib.threads} thread${
-    p.lib.threads === 1 ? "" : "s"
+  registerBlasBackend(p.lib, threads);
+  blasNote = `${p.lib.name} at ${p.lib.path}, ${threads} thread${
+    threads === 1 ? "" : "s"
   }`;
   return true;
 }
@@ -112,8 +112,7 @@ function describe(backend: string, threads: number): RuntimeInfo {
   let used = 1;
   if (backend === BLAS_BACKEND) {
     detail = blasNote;
-    const p = probeBlas(threads);
-    used = p.ok ? p.lib.threads : 1;
+    used = threads;
   } else if (backend === "wasm" || backend === "cpu") {
     used = mt ? threads : 1;
     const why = blasNote

@@ -17,6 +17,8 @@
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import * as tf from "@tensorflow/tfjs";
 import type { BlasLibrary } from "./blas_lib.ts";
+import { Pool } from "./pool.ts";
+import { gemmCut } from "./jobs.ts";
 import { registerFastKernels } from "./fast_kernels.ts";
 import { registerFusedKernels } from "./fused_kernels.ts";
 
@@ -28,12 +30,121 @@ interface Info {
   dtype: tf.DataType;
 }
 
-/** The cpu backend with a BLAS handle; data stays in JS TypedArrays. */
+/** Bytes of released buffers kept for reuse, at most. */
+const RECYCLE_BYTES = 1 << 30;
+
+/**
+ * The cpu backend with a BLAS handle, a thread pool and a buffer cache;
+ * data stays in JS TypedArrays.
+ *
+ * Buffer cache: a training step allocates hundreds of MB of kernel outputs,
+ * and a fresh buffer costs page faults (measured ~0.3 ms per MB, as much as
+ * all the step's matmuls), while the same sizes recur every step. So the
+ * float32 buffers this backend allocates are taken back when their tensor
+ * is disposed and handed out again. That is safe only while nothing else
+ * can see such a buffer: `readSync` (what `dataSync()` returns) gives a
+ * copy of it, and a buffer that any other kernel wraps into a tensor of its
+ * own (e.g. a view) is dropped from the cache for good.
+ */
 export class BlasBackend extends MathBackendCPU {
-  constructor(readonly lib: BlasLibrary) {
+  /** Threads for the kernels (jobs.ts). */
+  readonly pool: Pool;
+  /** Buffers this backend allocated and may reuse once released. */
+  private readonly recyclable = new WeakSet<ArrayBufferLike>();
+  /** Released buffers by length. */
+  private readonly free = new Map<number, Float32Array[]>();
+  private freeBytes = 0;
+  private emitting = false;
+
+  constructor(readonly lib: BlasLibrary, threads: number) {
     super();
+    this.pool = new Pool(threads, lib.sgemm, lib.path);
     // the cpu backend's first write prints an advert for tfjs-node
     (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  /**
+   * A float32 buffer for a kernel output: shared memory when the pool runs
+   * in parallel, reused when one of this length was released. `zero: false`
+   * when the kernel writes every element.
+   */
+  f32(n: number, zero = true): Float32Array {
+    const reuse = this.free.get(n)?.pop();
+    if (reuse) {
+      this.freeBytes -= 4 * n;
+      if (zero) reuse.fill(0);
+      return reuse;
+    }
+    const a = this.pool.parallel
+      ? new Float32Array(new SharedArrayBuffer(4 * n))
+      : new Float32Array(n);
+    this.recyclable.add(a.buffer);
+    return a;
+  }
+
+  /** A zeroed float64 scratch array (partial sums), shared when parallel. */
+  f64(n: number): Float64Array {
+    return this.pool.parallel
+      ? new Float64Array(new SharedArrayBuffer(8 * n))
+      : new Float64Array(n);
+  }
+
+  /**
+   * Data handed in by tf.tensor()/tf.variable(): float32 data moves into
+   * shared memory (once) so that the pool's threads can read it, e.g. the
+   * weights every matmul chunk reads.
+   */
+  override write(
+    values: tf.backend_util.BackendValues,
+    shape: number[],
+    dtype: tf.DataType,
+  ): object {
+    if (
+      dtype === "float32" && this.pool.parallel &&
+      values instanceof Float32Array &&
+      !(values.buffer instanceof SharedArrayBuffer)
+    ) {
+      const v = this.f32(values.length, false);
+      v.set(values);
+      values = v;
+    }
+    return super.write(values, shape, dtype);
+  }
+
+  override makeTensorInfo(
+    shape: number[],
+    dtype: tf.DataType,
+    values?: tf.backend_util.BackendValues | string[],
+  ): tf.TensorInfo {
+    // another kernel wrapping one of our buffers: it is no longer ours alone
+    if (!this.emitting && ArrayBuffer.isView(values)) {
+      this.recyclable.delete(values.buffer);
+    }
+    return super.makeTensorInfo(shape, dtype, values);
+  }
+
+  override readSync(dataId: object): tf.backend_util.BackendValues {
+    const v = super.readSync(dataId);
+    // callers may keep the array after disposing the tensor
+    return ArrayBuffer.isView(v) && this.recyclable.has(v.buffer)
+      ? (v as Float32Array).slice()
+      : v;
+  }
+
+  override disposeData(dataId: object, force = false): boolean {
+    const v = this.data.get(dataId)?.values;
+    const released = super.disposeData(dataId, force);
+    if (
+      released && v instanceof Float32Array && this.recyclable.has(v.buffer) &&
+      v.byteOffset === 0 && v.byteLength === v.buffer.byteLength &&
+      this.freeBytes + v.byteLength <= RECYCLE_BYTES
+    ) {
+      const list = this.free.get(v.length) ?? [];
+      list.push(v);
+      this.free.set(v.length, list);
+      this.freeBytes += v.byteLength;
+    }
+    return released;
   }
 
   /** The stored values of a tensor (no copy: treat as read-only). */
@@ -41,9 +152,14 @@ export class BlasBackend extends MathBackendCPU {
     return this.data.get(t.dataId).values as Float32Array;
   }
 
-  /** A new float32 tensor owning `values` (no copy). */
+  /** A new float32 tensor owning `values` (from f32(); no copy). */
   output(values: Float32Array, shape: number[]): Info {
-    return this.makeTensorInfo(shape, "float32", values) as Info;
+    this.emitting = true;
+    try {
+      return this.makeTensorInfo(shape, "float32", values) as Info;
+    } finally {
+      this.emitting = false;
+    }
   }
 }
 
@@ -65,9 +181,10 @@ function sizeOf(shape: number[]): number {
 }
 
 /**
- * BatchMatMul on BLAS: one sgemm per batch entry, the transpose flags passed
- * through (no transposed copies); batch dims broadcast like TF.js's cpu
- * kernel (a size-1 batch repeats).
+ * BatchMatMul on BLAS: sgemm calls on fixed chunks of each batch entry,
+ * spread over the pool's threads, the transpose flags passed through (no
+ * transposed copies); batch dims broadcast like TF.js's cpu kernel (a size-1
+ * batch repeats).
  */
 function batchMatMul(args: MatMulArgs, fallback: KernelFn): Info {
   const { a, b } = args.inputs;
@@ -93,28 +210,21 @@ function batchMatMul(args: MatMulArgs, fallback: KernelFn): Info {
   const batchA = sizeOf(a.shape.slice(0, -2)),
     batchB = sizeOf(b.shape.slice(0, -2));
   const batch = Math.max(batchA, batchB);
-  const av = backend.values(a), bv = backend.values(b);
-  const out = new Float32Array(batch * m * n);
-  for (let i = 0; i < batch; i++) {
-    backend.lib.sgemm(
-      tA,
-      tB,
-      m,
-      n,
-      k,
-      1,
-      av,
-      (i % batchA) * m * k,
-      tA ? m : k,
-      bv,
-      (i % batchB) * k * n,
-      tB ? k : n,
-      0,
-      out,
-      i * m * n,
-      n,
-    );
-  }
+  const out = backend.f32(batch * m * n, k === 0);
+  const cut = gemmCut(m, n, k);
+  backend.pool.run("gemm", {
+    A: backend.values(a),
+    B: backend.values(b),
+    C: out,
+    m,
+    n,
+    k,
+    tA,
+    tB,
+    batchA,
+    batchB,
+    ...cut,
+  }, batch * cut.per);
   return backend.output(out, [...outer, m, n]);
 }
 
@@ -166,10 +276,10 @@ let registered = false;
  * over them the BLAS matmuls, the faster generic kernels of fast_kernels.ts
  * and the fused kernels of fused_kernels.ts. Idempotent.
  */
-export function registerBlasBackend(lib: BlasLibrary): void {
+export function registerBlasBackend(lib: BlasLibrary, threads: number): void {
   if (registered) return;
   registered = true;
-  tf.registerBackend(BLAS_BACKEND, () => new BlasBackend(lib), 3);
+  tf.registerBackend(BLAS_BACKEND, () => new BlasBackend(lib, threads), 3);
   for (const cfg of tf.getKernelsForBackend("cpu")) {
     tf.registerKernel({ ...cfg, backendName: BLAS_BACKEND });
   }

@@ -9,6 +9,12 @@
  * of `ldconfig -p` whose name contains "openblas" are tried. The path that
  * was actually mapped is read back from `/proc/self/maps` for the start-up
  * line. Nothing here names a build machine's path.
+ *
+ * BLAS runs single-threaded: the blas backend splits products into fixed
+ * chunks over its own threads (pool.ts), which keeps results independent of
+ * the thread count and leaves no BLAS threads spinning while the JS kernels
+ * use the cores. (Accelerate reads VECLIB_MAXIMUM_THREADS, set to 1 here
+ * unless the user set it.)
  */
 
 /** CBLAS enum values (same in OpenBLAS and Accelerate). */
@@ -39,7 +45,6 @@ const SYMBOLS = {
 const OPENBLAS_SYMBOLS = {
   openblas_get_config: { parameters: [], result: "pointer" },
   openblas_set_num_threads: { parameters: ["i32"], result: "void" },
-  openblas_get_num_threads: { parameters: [], result: "i32" },
 } as const;
 
 type SgemmFn = (
@@ -64,8 +69,6 @@ export interface BlasLibrary {
   name: string;
   /** The file that was loaded. */
   path: string;
-  /** Threads BLAS uses (as set at load time). */
-  threads: number;
   /**
    * C[m, n] = alpha * op(A) @ op(B) + beta * C, row-major, on views that
    * start at the given element offsets (zero-copy: the TypedArrays' memory
@@ -145,9 +148,13 @@ function mappedPath(hint: RegExp, fallback: string): string {
   return fallback;
 }
 
-function open(file: string, threads: number): BlasLibrary {
+function open(file: string): BlasLibrary {
+  if (
+    Deno.build.os === "darwin" && Deno.env.get("VECLIB_MAXIMUM_THREADS") ===
+      undefined
+  ) Deno.env.set("VECLIB_MAXIMUM_THREADS", "1");
   const lib = Deno.dlopen(file, SYMBOLS);
-  let name = "BLAS", path = file, used = threads;
+  let name = "BLAS", path = file;
   let ob: Deno.DynamicLibrary<typeof OPENBLAS_SYMBOLS> | null = null;
   try {
     ob = Deno.dlopen(file, OPENBLAS_SYMBOLS);
@@ -160,8 +167,7 @@ function open(file: string, threads: number): BlasLibrary {
     ).getCString();
     const m = /OpenBLAS\s+([\d.]+)/.exec(cfg);
     name = m ? `OpenBLAS ${m[1]}` : "OpenBLAS";
-    ob.symbols.openblas_set_num_threads(Math.max(1, threads));
-    used = ob.symbols.openblas_get_num_threads();
+    ob.symbols.openblas_set_num_threads(1);
     path = mappedPath(/openblas/i, file);
   } else if (/Accelerate/.test(file)) {
     // thread count follows VECLIB_MAXIMUM_THREADS, read by the framework itself
@@ -169,68 +175,76 @@ function open(file: string, threads: number): BlasLibrary {
   } else {
     path = mappedPath(new RegExp(file.split("/").at(-1)!.split(".")[0]), file);
   }
+  return { name, path, sgemm: wrap(lib) };
+}
+
+/** The offset-taking sgemm over the library's cblas_sgemm. */
+function wrap(lib: Deno.DynamicLibrary<typeof SYMBOLS>): BlasLibrary["sgemm"] {
   const sgemm = lib.symbols.cblas_sgemm as unknown as SgemmFn;
   const view = (x: Float32Array, off: number) =>
     off === 0 ? x : x.subarray(off);
-  return {
-    name,
-    path,
-    threads: used,
+  return (
+    ta,
+    tb,
+    m,
+    n,
+    k,
+    alpha,
+    a,
+    aOff,
+    lda,
+    b,
+    bOff,
+    ldb,
+    beta,
+    c,
+    cOff,
+    ldc,
+  ) => {
+    if (m === 0 || n === 0) return;
     sgemm(
-      ta,
-      tb,
+      ROW_MAJOR,
+      ta ? TRANS : NO_TRANS,
+      tb ? TRANS : NO_TRANS,
       m,
       n,
       k,
       alpha,
-      a,
-      aOff,
+      view(a, aOff),
       lda,
-      b,
-      bOff,
+      view(b, bOff),
       ldb,
       beta,
-      c,
-      cOff,
+      view(c, cOff),
       ldc,
-    ) {
-      if (m === 0 || n === 0) return;
-      sgemm(
-        ROW_MAJOR,
-        ta ? TRANS : NO_TRANS,
-        tb ? TRANS : NO_TRANS,
-        m,
-        n,
-        k,
-        alpha,
-        view(a, aOff),
-        lda,
-        view(b, bOff),
-        ldb,
-        beta,
-        view(c, cOff),
-        ldc,
-      );
-    },
+    );
   };
 }
 
 /**
- * Load the system BLAS once per process. `threads` applies to OpenBLAS
- * (Accelerate follows `VECLIB_MAXIMUM_THREADS`). Never throws: a missing
+ * sgemm of the library at `path` (already probed by the main thread), for
+ * a worker thread: the library's thread settings are process-wide and are
+ * left as the main thread set them.
+ */
+export function openSgemm(path: string): BlasLibrary["sgemm"] {
+  return wrap(Deno.dlopen(path, SYMBOLS));
+}
+
+/**
+ * Load the system BLAS once per process. Never throws: a missing
  * library, a missing symbol or no FFI permission gives `{ ok: false }` with
  * the reason.
  *
  * @example
  * const p = probeBlas(2);
- * if (p.ok) console.log(p.lib.name, p.lib.path, p.lib.threads);
+ * if (p.ok) console.log(p.lib.name, p.lib.path);
  */
-export function probeBlas(threads: number): BlasProbe {
+export function probeBlas(): BlasProbe {
   if (probed) return probed;
   const errors: string[] = [];
   for (const file of candidates()) {
     try {
-      probed = { ok: true, lib: open(file, threads) };
+      probed = { ok: true, lib: open(file) };
       return probed;
     } catch (e) {
       errors.push(`${file}: ${(e as Error).message.split("\n")[0]}`);

@@ -90,8 +90,16 @@ export function stridedCopy(
   }
 }
 
-function newArray(dtype: tf.DataType, n: number): Arr | null {
-  if (dtype === "float32") return new Float32Array(n);
+/** Supported dtypes: a new zeroed array (float32 in the pool's memory), else null. */
+function newArray(
+  dtype: tf.DataType,
+  n: number,
+  backend?: BlasBackend,
+  zero = false,
+): Arr | null {
+  if (dtype === "float32") {
+    return backend ? backend.f32(n, zero) : new Float32Array(n);
+  }
   if (dtype === "int32") return new Int32Array(n);
   return null;
 }
@@ -100,7 +108,7 @@ function newArray(dtype: tf.DataType, n: number): Arr | null {
 // slicing, padding, transposing
 
 function sliceOut(b: BlasBackend, x: Info, begin: number[], size: number[]) {
-  const out = newArray(x.dtype, sizeOf(size))!;
+  const out = newArray(x.dtype, sizeOf(size), b)!;
   const st = stridesOf(x.shape);
   let off = 0;
   for (let i = 0; i < begin.length; i++) off += begin[i] * st[i];
@@ -160,7 +168,7 @@ function pad(args: Args, fallback: KernelFn): Info | Info[] {
   if (!newArray(x.dtype, 0)) return fallback(args);
   const paddings = args.attrs.paddings as [number, number][];
   const shape = x.shape.map((d, i) => paddings[i][0] + d + paddings[i][1]);
-  const out = newArray(x.dtype, sizeOf(shape))!;
+  const out = newArray(x.dtype, sizeOf(shape), args.backend, cv === 0)!;
   if (cv !== 0) out.fill(cv);
   const st = stridesOf(shape);
   let off = 0;
@@ -183,7 +191,7 @@ function transpose(args: Args, fallback: KernelFn): Info | Info[] {
   const perm = args.attrs.perm as number[];
   const shape = perm.map((p) => x.shape[p]);
   const xs = stridesOf(x.shape);
-  const out = newArray(x.dtype, sizeOf(shape))!;
+  const out = newArray(x.dtype, sizeOf(shape), args.backend)!;
   stridedCopy(
     out,
     0,
@@ -209,7 +217,7 @@ function gatherV2(args: Args, fallback: KernelFn): Info | Info[] {
   const xv = args.backend.values(x) as Arr;
   const ids = args.backend.values(indices) as unknown as Int32Array;
   const row = sizeOf(x.shape.slice(1)), n = x.shape[0];
-  const out = newArray(x.dtype, ids.length * row)!;
+  const out = newArray(x.dtype, ids.length * row, args.backend)!;
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     if (!(id >= 0 && id < n)) {
@@ -234,7 +242,7 @@ function unsortedSegmentSum(args: Args, fallback: KernelFn): Info | Info[] {
   const xv = args.backend.values(x);
   const ids = args.backend.values(segmentIds) as unknown as Int32Array;
   const row = sizeOf(x.shape.slice(1));
-  const acc = new Float32Array(numSegments * row);
+  const acc = args.backend.f32(numSegments * row);
   for (let i = 0; i < ids.length; i++) {
     const s = ids[i];
     // TF: ids outside [0, numSegments) are dropped
@@ -336,7 +344,7 @@ function binary(op: Op) {
     if (a.dtype !== "float32" || b.dtype !== "float32") return fallback(args);
     const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
     const av = args.backend.values(a), bv = args.backend.values(b);
-    const out = new Float32Array(sizeOf(shape));
+    const out = args.backend.f32(sizeOf(shape), false);
     const r = shape.length;
     if (r === 0 || av.length === out.length && bv.length === out.length) {
       runOp(op, out, 0, av, 0, 1, bv, 0, 1, out.length);
@@ -369,7 +377,7 @@ function unary(f: (x: number) => number) {
     const x = args.inputs.x;
     if (x.dtype !== "float32") return fallback(args);
     const xv = args.backend.values(x);
-    const out = new Float32Array(xv.length);
+    const out = args.backend.f32(xv.length, false);
     for (let i = 0; i < xv.length; i++) out[i] = f(xv[i]);
     return args.backend.output(out, x.shape);
   };
@@ -386,7 +394,7 @@ function softmax(args: Args, fallback: KernelFn): Info | Info[] {
   ) return fallback(args);
   const xv = args.backend.values(x);
   const D = x.shape[x.shape.length - 1];
-  const out = new Float32Array(xv.length);
+  const out = args.backend.f32(xv.length, false);
   for (let o = 0; o < xv.length; o += D) {
     let mx = -Infinity;
     for (let j = 0; j < D; j++) if (xv[o + j] > mx) mx = xv[o + j];
@@ -424,7 +432,7 @@ function reduce(kind: "sum" | "max") {
     const xv = args.backend.values(x);
     const red = sizeOf(axes.map((a) => x.shape[a]));
     const kept = xv.length / red;
-    const out = new Float32Array(kept);
+    const out = args.backend.f32(kept, false);
     if (suffix) {
       // rows of `red` contiguous values
       for (let i = 0; i < kept; i++) {
