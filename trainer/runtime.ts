@@ -40,6 +40,8 @@ export interface RuntimeInfo {
 
 let active: RuntimeInfo | undefined;
 let blasNote = "";
+/** The thread count asked for at initialisation (used when switching). */
+let requestedThreads = 1;
 
 async function tryNative(): Promise<boolean> {
   for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
@@ -157,6 +159,7 @@ export async function initRuntime(
       `thread count must be a positive integer, got ${threads} (STAGE2_THREADS / training.threads)`,
     );
   }
+  requestedThreads = threads;
   let ok = false;
   if (!forced || forced === "tensorflow") ok = await tryNative();
   if (!ok && (!forced || forced === "blas")) ok = await tryBlas(threads);
@@ -183,7 +186,7 @@ export async function initRuntime(
 export async function useBackend(name: BackendName): Promise<boolean> {
   if (!active) await initRuntime({ log: () => {} });
   let ok: boolean;
-  if (name === "blas") ok = await tryBlas(active!.threads || 1);
+  if (name === "blas") ok = await tryBlas(requestedThreads);
   else if (name === "wasm") ok = await tryWasm(1);
   else if (name === "tensorflow") ok = await tryNative();
   else ok = await tf.setBackend("cpu");

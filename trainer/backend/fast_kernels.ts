@@ -418,8 +418,9 @@ function reduce(kind: "sum" | "max") {
     const x = args.inputs.x;
     if (x.dtype !== "float32" || x.shape.length === 0) return fallback(args);
     const r = x.shape.length;
+    // Sum names its axes `axis`, Max `reductionIndices`
     const axes = tf.util.parseAxisParam(
-      args.attrs.axis as number | number[],
+      (args.attrs.axis ?? args.attrs.reductionIndices) as number | number[],
       x.shape,
     ).sort((p, q) => p - q);
     const prefix = axes.every((a, i) => a === i);
