@@ -19,6 +19,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BlasLibrary } from "./blas_lib.ts";
 import { Pool } from "./pool.ts";
 import { gemmCut } from "./jobs.ts";
+import { BufferCache } from "./buffer_cache.ts";
 import { registerFastKernels } from "./fast_kernels.ts";
 import { registerFusedKernels } from "./fused_kernels.ts";
 
@@ -31,29 +32,25 @@ interface Info {
 }
 
 /** Bytes of released buffers kept for reuse, at most. */
-const RECYCLE_BYTES = 1 << 30;
+const CACHE_BYTES = 1 << 30;
 
 /**
  * The cpu backend with a BLAS handle, a thread pool and a buffer cache;
  * data stays in JS TypedArrays.
  *
- * Buffer cache: a training step allocates hundreds of MB of kernel outputs,
- * and a fresh buffer costs page faults (measured ~0.3 ms per MB, as much as
- * all the step's matmuls), while the same sizes recur every step. So the
- * float32 buffers this backend allocates are taken back when their tensor
- * is disposed and handed out again. That is safe only while nothing else
- * can see such a buffer: `readSync` (what `dataSync()` returns) gives a
- * copy of it, and a buffer that any other kernel wraps into a tensor of its
- * own (e.g. a view) is dropped from the cache for good.
+ * Buffer cache (buffer_cache.ts): the float32 buffers this backend
+ * allocates for kernel outputs are taken back when their tensor is disposed
+ * and handed out again. That is safe only while nothing else can see such a
+ * buffer: `readSync` (what `dataSync()` returns) gives a copy of it, and a
+ * buffer that any other kernel wraps into a tensor of its own (e.g. a view)
+ * is never taken back.
  */
 export class BlasBackend extends MathBackendCPU {
   /** Threads for the kernels (jobs.ts). */
   readonly pool: Pool;
   /** Buffers this backend allocated and may reuse once released. */
   private readonly recyclable = new WeakSet<ArrayBufferLike>();
-  /** Released buffers by length. */
-  private readonly free = new Map<number, Float32Array[]>();
-  private freeBytes = 0;
+  private readonly cache = new BufferCache(CACHE_BYTES);
   private emitting = false;
 
   constructor(readonly lib: BlasLibrary, threads: number) {
@@ -69,17 +66,18 @@ export class BlasBackend extends MathBackendCPU {
    * when the kernel writes every element.
    */
   f32(n: number, zero = true): Float32Array {
-    const reuse = this.free.get(n)?.pop();
+    const cls = BufferCache.classOf(4 * n);
+    const reuse = this.cache.take(cls);
     if (reuse) {
-      this.freeBytes -= 4 * n;
-      if (zero) reuse.fill(0);
-      return reuse;
+      const v = new Float32Array(reuse, 0, n);
+      if (zero) v.fill(0);
+      return v;
     }
-    const a = this.pool.parallel
-      ? new Float32Array(new SharedArrayBuffer(4 * n))
-      : new Float32Array(n);
-    this.recyclable.add(a.buffer);
-    return a;
+    const buf = this.pool.parallel
+      ? new SharedArrayBuffer(cls)
+      : new ArrayBuffer(cls);
+    this.recyclable.add(buf);
+    return new Float32Array(buf, 0, n);
   }
 
   /** A zeroed float64 scratch array (partial sums), shared when parallel. */
@@ -134,15 +132,8 @@ export class BlasBackend extends MathBackendCPU {
   override disposeData(dataId: object, force = false): boolean {
     const v = this.data.get(dataId)?.values;
     const released = super.disposeData(dataId, force);
-    if (
-      released && v instanceof Float32Array && this.recyclable.has(v.buffer) &&
-      v.byteOffset === 0 && v.byteLength === v.buffer.byteLength &&
-      this.freeBytes + v.byteLength <= RECYCLE_BYTES
-    ) {
-      const list = this.free.get(v.length) ?? [];
-      list.push(v);
-      this.free.set(v.length, list);
-      this.freeBytes += v.byteLength;
+    if (released && ArrayBuffer.isView(v) && this.recyclable.has(v.buffer)) {
+      this.cache.give(v.buffer);
     }
     return released;
   }
@@ -212,19 +203,24 @@ function batchMatMul(args: MatMulArgs, fallback: KernelFn): Info {
   const batch = Math.max(batchA, batchB);
   const out = backend.f32(batch * m * n, k === 0);
   const cut = gemmCut(m, n, k);
-  backend.pool.run("gemm", {
-    A: backend.values(a),
-    B: backend.values(b),
-    C: out,
-    m,
-    n,
-    k,
-    tA,
-    tB,
-    batchA,
-    batchB,
-    ...cut,
-  }, batch * cut.per);
+  backend.pool.run(
+    "gemm",
+    {
+      A: backend.values(a),
+      B: backend.values(b),
+      C: out,
+      m,
+      n,
+      k,
+      tA,
+      tB,
+      batchA,
+      batchB,
+      ...cut,
+    },
+    batch * cut.per,
+    (batch * m * n * k) / 8,
+  );
   return backend.output(out, [...outer, m, n]);
 }
 

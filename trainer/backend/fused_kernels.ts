@@ -98,14 +98,19 @@ function rmsNorm(args: KernelArgs<{ eps: number }>): Info[] {
   const D = x.shape[x.shape.length - 1], xv = backend.values(x);
   const R = xv.length / D;
   const y = backend.f32(xv.length, false), rstd = backend.f32(R, false);
-  backend.pool.run("rmsNorm", {
-    x: xv,
-    w: shared(backend, args.inputs.w),
-    y,
-    rstd,
-    D,
-    eps: args.attrs.eps,
-  }, rowUnits(R));
+  backend.pool.run(
+    "rmsNorm",
+    {
+      x: xv,
+      w: shared(backend, args.inputs.w),
+      y,
+      rstd,
+      D,
+      eps: args.attrs.eps,
+    },
+    rowUnits(R),
+    xv.length,
+  );
   return [backend.output(y, x.shape), backend.output(rstd, [R])];
 }
 
@@ -115,15 +120,20 @@ function rmsNormGrad(args: KernelArgs<NoAttrs>): Info[] {
   const xv = backend.values(x), R = xv.length / D;
   const dx = backend.f32(xv.length, false);
   const dwPart = backend.f64(rowUnits(R) * D);
-  backend.pool.run("rmsNormGrad", {
-    dy: backend.values(inputs.dy),
-    x: xv,
-    w: shared(backend, inputs.w),
-    rstd: backend.values(inputs.rstd),
-    dx,
-    dwPart,
-    D,
-  }, rowUnits(R));
+  backend.pool.run(
+    "rmsNormGrad",
+    {
+      dy: backend.values(inputs.dy),
+      x: xv,
+      w: shared(backend, inputs.w),
+      rstd: backend.values(inputs.rstd),
+      dx,
+      dwPart,
+      D,
+    },
+    rowUnits(R),
+    xv.length,
+  );
   return [
     backend.output(dx, x.shape),
     backend.output(sumUnits(dwPart, D), [D]),
@@ -136,16 +146,21 @@ function layerNorm(args: KernelArgs<{ eps: number }>): Info[] {
   const xv = backend.values(x), R = xv.length / D;
   const y = backend.f32(xv.length, false);
   const mean = backend.f32(R, false), rstd = backend.f32(R, false);
-  backend.pool.run("layerNorm", {
-    x: xv,
-    w: shared(backend, inputs.w),
-    b: shared(backend, inputs.b),
-    y,
-    mean,
-    rstd,
-    D,
-    eps: args.attrs.eps,
-  }, rowUnits(R));
+  backend.pool.run(
+    "layerNorm",
+    {
+      x: xv,
+      w: shared(backend, inputs.w),
+      b: shared(backend, inputs.b),
+      y,
+      mean,
+      rstd,
+      D,
+      eps: args.attrs.eps,
+    },
+    rowUnits(R),
+    xv.length,
+  );
   return [
     backend.output(y, x.shape),
     backend.output(mean, [R]),
@@ -160,17 +175,22 @@ function layerNormGrad(args: KernelArgs<NoAttrs>): Info[] {
   const dx = backend.f32(xv.length, false);
   const dwPart = backend.f64(rowUnits(R) * D);
   const dbPart = backend.f64(rowUnits(R) * D);
-  backend.pool.run("layerNormGrad", {
-    dy: backend.values(inputs.dy),
-    x: xv,
-    w: shared(backend, inputs.w),
-    mean: backend.values(inputs.mean),
-    rstd: backend.values(inputs.rstd),
-    dx,
-    dwPart,
-    dbPart,
-    D,
-  }, rowUnits(R));
+  backend.pool.run(
+    "layerNormGrad",
+    {
+      dy: backend.values(inputs.dy),
+      x: xv,
+      w: shared(backend, inputs.w),
+      mean: backend.values(inputs.mean),
+      rstd: backend.values(inputs.rstd),
+      dx,
+      dwPart,
+      dbPart,
+      D,
+    },
+    rowUnits(R),
+    xv.length,
+  );
   return [
     backend.output(dx, x.shape),
     backend.output(sumUnits(dwPart, D), [D]),
@@ -195,21 +215,26 @@ function qkPrep(args: KernelArgs<QkPrepAttrs>): Info[] {
   const kT = backend.f32(N * nKV * hd, false),
     vo = backend.f32(N * nKV * hd, false);
   const rstd = normed ? backend.f32(N * (nH + nKV), false) : null;
-  backend.pool.run("qkPrep", {
-    q: backend.values(inputs.q),
-    k: backend.values(inputs.k),
-    v: backend.values(inputs.v),
-    cos: shared(backend, inputs.cos),
-    sin: shared(backend, inputs.sin),
-    qw: normed ? shared(backend, inputs.qw) : null,
-    kw: normed ? shared(backend, inputs.kw) : null,
-    qo,
-    kT,
-    vo,
-    rstd,
-    ...a,
-    N,
-  }, rowUnits(N));
+  backend.pool.run(
+    "qkPrep",
+    {
+      q: backend.values(inputs.q),
+      k: backend.values(inputs.k),
+      v: backend.values(inputs.v),
+      cos: shared(backend, inputs.cos),
+      sin: shared(backend, inputs.sin),
+      qw: normed ? shared(backend, inputs.qw) : null,
+      kw: normed ? shared(backend, inputs.kw) : null,
+      qo,
+      kT,
+      vo,
+      rstd,
+      ...a,
+      N,
+    },
+    rowUnits(N),
+    N * (nH + 2 * nKV) * hd,
+  );
   const out = [
     backend.output(qo, [N, nH * hd]),
     backend.output(kT, [B, nKV, hd, T]),
@@ -228,25 +253,30 @@ function qkPrepGrad(args: KernelArgs<QkPrepAttrs>): Info[] {
     dV = backend.f32(N * nKV * hd, false);
   const dqwPart = normed ? backend.f64(units * hd) : null;
   const dkwPart = normed ? backend.f64(units * hd) : null;
-  backend.pool.run("qkPrepGrad", {
-    q: backend.values(inputs.q),
-    k: backend.values(inputs.k),
-    cos: shared(backend, inputs.cos),
-    sin: shared(backend, inputs.sin),
-    qw: normed ? shared(backend, inputs.qw) : null,
-    kw: normed ? shared(backend, inputs.kw) : null,
-    rstd: normed ? backend.values(inputs.rstd) : null,
-    dq: backend.values(inputs.dq),
-    dkT: backend.values(inputs.dkT),
-    dvo: backend.values(inputs.dv),
-    dQ,
-    dK,
-    dV,
-    dqwPart,
-    dkwPart,
-    ...a,
-    N,
-  }, units);
+  backend.pool.run(
+    "qkPrepGrad",
+    {
+      q: backend.values(inputs.q),
+      k: backend.values(inputs.k),
+      cos: shared(backend, inputs.cos),
+      sin: shared(backend, inputs.sin),
+      qw: normed ? shared(backend, inputs.qw) : null,
+      kw: normed ? shared(backend, inputs.kw) : null,
+      rstd: normed ? backend.values(inputs.rstd) : null,
+      dq: backend.values(inputs.dq),
+      dkT: backend.values(inputs.dkT),
+      dvo: backend.values(inputs.dv),
+      dQ,
+      dK,
+      dV,
+      dqwPart,
+      dkwPart,
+      ...a,
+      N,
+    },
+    units,
+    N * (nH + 2 * nKV) * hd,
+  );
   const out = [
     backend.output(dQ, [N, nH * hd]),
     backend.output(dK, [N, nKV * hd]),
@@ -283,14 +313,19 @@ function attention(args: KernelArgs<AttentionAttrs>): Info[] {
   const { units, ...rest } = attentionArgs(a, kT);
   const P = backend.f32(pOffsets(a.blocks, a.nH).total, false);
   const out = backend.f32(backend.values(q).length);
-  backend.pool.run("attention", {
-    q: backend.values(q),
-    kT: backend.values(kT),
-    v: backend.values(inputs.v),
-    out,
-    P,
-    ...rest,
-  }, units);
+  backend.pool.run(
+    "attention",
+    {
+      q: backend.values(q),
+      kT: backend.values(kT),
+      v: backend.values(inputs.v),
+      out,
+      P,
+      ...rest,
+    },
+    units,
+    P.length * a.hd,
+  );
   return [backend.output(out, q.shape), backend.output(P, [P.length])];
 }
 
@@ -303,18 +338,23 @@ function attentionGrad(args: KernelArgs<AttentionAttrs>): Info[] {
   const dv = backend.f32(backend.values(v).length);
   let maxBlock = 0;
   for (const bl of a.blocks) maxBlock = Math.max(maxBlock, bl.qLen * bl.kLen);
-  backend.pool.run("attentionGrad", {
-    dy: backend.values(inputs.dy),
-    q: backend.values(q),
-    kT: backend.values(kT),
-    v: backend.values(v),
-    P: backend.values(inputs.P),
-    dq,
-    dkT,
-    dv,
-    maxBlock,
-    ...rest,
-  }, units);
+  backend.pool.run(
+    "attentionGrad",
+    {
+      dy: backend.values(inputs.dy),
+      q: backend.values(q),
+      kT: backend.values(kT),
+      v: backend.values(v),
+      P: backend.values(inputs.P),
+      dq,
+      dkT,
+      dv,
+      maxBlock,
+      ...rest,
+    },
+    units,
+    backend.values(inputs.P).length * 2 * a.hd,
+  );
   return [
     backend.output(dq, q.shape),
     backend.output(dkT, kT.shape),
@@ -329,12 +369,17 @@ function swiglu(args: KernelArgs<NoAttrs>): Info[] {
   const { backend, inputs } = args;
   const g = backend.values(inputs.g);
   const act = backend.f32(g.length, false), sig = backend.f32(g.length, false);
-  backend.pool.run("swiglu", {
-    g,
-    u: backend.values(inputs.u),
-    act,
-    sig,
-  }, elemUnits(g.length));
+  backend.pool.run(
+    "swiglu",
+    {
+      g,
+      u: backend.values(inputs.u),
+      act,
+      sig,
+    },
+    elemUnits(g.length),
+    4 * g.length,
+  );
   return [
     backend.output(act, inputs.g.shape),
     backend.output(sig, inputs.g.shape),
@@ -345,14 +390,19 @@ function swigluGrad(args: KernelArgs<NoAttrs>): Info[] {
   const { backend, inputs } = args;
   const g = backend.values(inputs.g);
   const dg = backend.f32(g.length, false), du = backend.f32(g.length, false);
-  backend.pool.run("swigluGrad", {
-    dy: backend.values(inputs.dy),
-    g,
-    u: backend.values(inputs.u),
-    sig: backend.values(inputs.sig),
-    dg,
-    du,
-  }, elemUnits(g.length));
+  backend.pool.run(
+    "swigluGrad",
+    {
+      dy: backend.values(inputs.dy),
+      g,
+      u: backend.values(inputs.u),
+      sig: backend.values(inputs.sig),
+      dg,
+      du,
+    },
+    elemUnits(g.length),
+    g.length,
+  );
   return [
     backend.output(dg, inputs.g.shape),
     backend.output(du, inputs.g.shape),
@@ -362,7 +412,7 @@ function swigluGrad(args: KernelArgs<NoAttrs>): Info[] {
 function geluTanh(args: KernelArgs<NoAttrs>): Info[] {
   const { backend, inputs } = args;
   const x = backend.values(inputs.x), y = backend.f32(x.length, false);
-  backend.pool.run("geluTanh", { x, y }, elemUnits(x.length));
+  backend.pool.run("geluTanh", { x, y }, elemUnits(x.length), 4 * x.length);
   return [backend.output(y, inputs.x.shape)];
 }
 
@@ -373,6 +423,7 @@ function geluTanhGrad(args: KernelArgs<NoAttrs>): Info[] {
     "geluTanhGrad",
     { dy: backend.values(inputs.dy), x, dx },
     elemUnits(x.length),
+    4 * x.length,
   );
   return [backend.output(dx, inputs.x.shape)];
 }
@@ -387,13 +438,18 @@ function weightedNll(args: KernelArgs<NoAttrs>): Info[] {
   const z = inputs.logits, [N, V] = z.shape;
   const grad = backend.f32(N * V, false);
   const lossPart = backend.f64(rowUnits(N));
-  backend.pool.run("weightedNll", {
-    z: backend.values(z),
-    w: shared(backend, inputs.weights, true),
-    grad,
-    lossPart,
-    V,
-  }, rowUnits(N));
+  backend.pool.run(
+    "weightedNll",
+    {
+      z: backend.values(z),
+      w: shared(backend, inputs.weights, true),
+      grad,
+      lossPart,
+      V,
+    },
+    rowUnits(N),
+    4 * N * V,
+  );
   return [
     backend.output(sumUnits(lossPart, 1), []),
     backend.output(grad, z.shape),
@@ -407,6 +463,7 @@ function scaleKernel(args: KernelArgs<NoAttrs>): Info[] {
     "scale",
     { x, y, s: backend.values(inputs.s)[0] },
     elemUnits(x.length),
+    x.length,
   );
   return [backend.output(y, inputs.x.shape)];
 }

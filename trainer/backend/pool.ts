@@ -24,6 +24,8 @@ import { type JobArgs, JOBS, type Sgemm } from "./jobs.ts";
 /** Worker states. */
 export const RUNNING = 0, CLOSED = 1;
 export const ERR_BYTES = 4096;
+/** Jobs smaller than this (see run) stay on the calling thread. */
+export const MIN_WORK = 1 << 16;
 /** A worker closes itself after this long without a job. */
 export const IDLE_MS = 500;
 
@@ -115,15 +117,17 @@ export class Pool {
   }
 
   /**
-   * Run units [0, units) of `job` on this thread and the workers. Every
-   * top-level TypedArray of `args` must be shared memory for the workers to
-   * help; otherwise everything runs here.
+   * Run units [0, units) of `job` on this thread and the workers. `work`
+   * estimates the job's cost (about one unit per element or per 16 flops):
+   * below MIN_WORK, handing out units costs more than it saves and all runs
+   * here. Every top-level TypedArray of `args` must be shared memory for the
+   * workers to help; otherwise everything runs here too.
    */
-  run(job: string, args: JobArgs, units: number): void {
+  run(job: string, args: JobArgs, units: number, work: number): void {
     const fn = JOBS[job];
     if (!fn) throw new Error(`internal: no job ${job}`);
     if (
-      units <= 1 || !this.parallel ||
+      units <= 1 || work < MIN_WORK || !this.parallel ||
       !Object.values(args).every((v) => !ArrayBuffer.isView(v) || isShared(v))
     ) {
       fn(args, 0, units, this.sgemm);

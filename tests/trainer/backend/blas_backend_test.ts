@@ -171,7 +171,7 @@ Deno.test("a job gives the same bits on one thread and on several", () => {
   const units = gemmCut(m, n, k).per;
   assert.ok(units > 2, "the product is cut into several chunks");
   JOBS.gemm(args(one), 0, units, p.lib.sgemm);
-  new Pool(3, p.lib.sgemm, p.lib.path).run("gemm", args(three), units);
+  new Pool(3, p.lib.sgemm, p.lib.path).run("gemm", args(three), units, 1e9);
   assert.ok(one.every((v, i) => Object.is(v, three[i])), "bitwise equal");
   // and the chunked product is the product
   const whole = new Float32Array(m * n);
@@ -190,7 +190,8 @@ Deno.test("a worker's failure surfaces as an error naming the job", () => {
   const sab = new Float32Array(new SharedArrayBuffer(4 * 64));
   // rmsNorm without its weights throws on every unit, here and in the worker
   assert.throws(
-    () => pool.run("rmsNorm", { x: sab, y: sab, rstd: sab, D: 1, eps: 0 }, 64),
+    () =>
+      pool.run("rmsNorm", { x: sab, y: sab, rstd: sab, D: 1, eps: 0 }, 64, 1e9),
     /TypeError|worker failed in rmsNorm/,
   );
 });
