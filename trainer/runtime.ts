@@ -16,7 +16,11 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { probeBlas } from "./backend/blas_lib.ts";
-import { BLAS_BACKEND, registerBlasBackend } from "./backend/blas_backend.ts";
+import {
+  BLAS_BACKEND,
+  BlasBackend,
+  registerBlasBackend,
+} from "./backend/blas_backend.ts";
 
 export type BackendName = "tensorflow" | "blas" | "wasm" | "cpu";
 const NAMES: BackendName[] = ["tensorflow", "blas", "wasm", "cpu"];
@@ -192,6 +196,18 @@ export async function useBackend(name: BackendName): Promise<boolean> {
   else ok = await tf.setBackend("cpu");
   if (ok) await tf.ready();
   return ok;
+}
+
+/**
+ * A zeroed Float32Array of `n` values for data that becomes a tensor (e.g.
+ * checkpoint weights): in shared memory when the blas backend runs several
+ * threads, so the tensor is created without a copy.
+ */
+export function tensorStorage(n: number): Float32Array {
+  const b = tf.backend();
+  return b instanceof BlasBackend && b.pool.parallel
+    ? new Float32Array(new SharedArrayBuffer(4 * n))
+    : new Float32Array(n);
 }
 
 export { tf };

@@ -27,7 +27,12 @@ import {
   rmsNorm,
   scatterRows,
 } from "./ops.ts";
-import { internalShape, type ParamSpec, paramSpecs } from "./params.ts";
+import {
+  initialValues,
+  internalShape,
+  type ParamSpec,
+  paramSpecs,
+} from "./params.ts";
 import { getRopeIndex, segmentsFromRow0, textRopeTables } from "./rope.ts";
 import {
   attention,
@@ -190,21 +195,7 @@ export class Qwen3VLForConditionalGeneration {
     const cfg = parseConfig(config, "model config");
     const rng = Rng.fromSeed(seed);
     const values = new Map<string, Float32Array>();
-    for (const s of paramSpecs(cfg)) {
-      const n = s.hfShape.reduce((a, b) => a * b, 1);
-      const data = new Float32Array(n);
-      if (s.init === "ones") data.fill(1);
-      else if (s.init === "normal") {
-        // Box-Muller on the seeded stream: identical weights for identical seeds
-        for (let i = 0; i < n; i += 2) {
-          const u1 = 1 - rng.float(), u2 = rng.float();
-          const r = Math.sqrt(-2 * Math.log(u1)) * s.std;
-          data[i] = r * Math.cos(2 * Math.PI * u2);
-          if (i + 1 < n) data[i + 1] = r * Math.sin(2 * Math.PI * u2);
-        }
-      }
-      values.set(s.name, data);
-    }
+    for (const s of paramSpecs(cfg)) values.set(s.name, initialValues(s, rng));
     return new Qwen3VLForConditionalGeneration(cfg, values);
   }
 
