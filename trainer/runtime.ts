@@ -121,9 +121,7 @@ function describe(backend: string, threads: number): RuntimeInfo {
     used = threads;
   } else if (backend === "wasm" || backend === "cpu") {
     used = mt ? threads : 1;
-    const why = blasNote
-      ? `; ${blasNote}; install libopenblas0-pthread or set STAGE2_BLAS=/path/to/libopenblas.so`
-      : "";
+    const why = blasNote ? `; ${blasNote}` : "";
     detail = backend === "wasm"
       ? `simd=${simd}, threads=${used}${why}`
       : `last resort${why}`;
@@ -164,11 +162,21 @@ export async function initRuntime(
     );
   }
   requestedThreads = threads;
+  // a forced backend that cannot start falls back to wasm, then cpu
+  const order: BackendName[] = forced
+    ? [
+      forced,
+      ...(["wasm", "cpu"] as BackendName[]).filter((n) => n !== forced),
+    ]
+    : NAMES;
   let ok = false;
-  if (!forced || forced === "tensorflow") ok = await tryNative();
-  if (!ok && (!forced || forced === "blas")) ok = await tryBlas(threads);
-  if (!ok && (!forced || forced === "wasm")) ok = await tryWasm(threads);
-  if (!ok) ok = await tf.setBackend("cpu");
+  for (const name of order) {
+    if (name === "tensorflow") ok = await tryNative();
+    else if (name === "blas") ok = await tryBlas(threads);
+    else if (name === "wasm") ok = await tryWasm(threads);
+    else ok = await tf.setBackend("cpu");
+    if (ok) break;
+  }
   if (!ok) throw new Error("no TF.js backend could be initialised");
   await tf.ready();
   active = describe(tf.getBackend(), threads);

@@ -241,27 +241,37 @@ export function openSgemm(path: string): BlasLibrary["sgemm"] {
  */
 export function probeBlas(): BlasProbe {
   if (probed) return probed;
-  const errors: string[] = [];
+  const tried: string[] = [];
+  let why = "";
   for (const file of candidates()) {
     try {
       probed = { ok: true, lib: open(file) };
       return probed;
     } catch (e) {
-      errors.push(`${file}: ${(e as Error).message.split("\n")[0]}`);
+      if (
+        e instanceof Deno.errors.NotCapable ||
+        e instanceof Deno.errors.PermissionDenied
+      ) {
+        probed = {
+          ok: false,
+          reason: "FFI is not permitted (run deno with --allow-ffi or -A)",
+        };
+        return probed;
+      }
+      tried.push(file);
+      // "Could not open library: Could not open library: <dlerror>"
+      why ||= (e as Error).message.split("\n")[0]
+        .replace(/^(Could not open library: )+/, "");
     }
   }
   const override = Deno.env.get("STAGE2_BLAS");
   probed = {
     ok: false,
     reason: override
-      ? `STAGE2_BLAS=${override} could not be loaded (${errors.join("; ")})`
-      : `no BLAS found (${errors.join("; ") || "no candidates"})`,
+      ? `STAGE2_BLAS=${override} could not be loaded: ${why}; fix or unset STAGE2_BLAS`
+      : `no BLAS found: tried ${
+        tried.join(", ")
+      }: ${why}; install libopenblas0-pthread or set STAGE2_BLAS=/path/to/libopenblas.so`,
   };
   return probed;
-}
-
-/** The loaded library, or throws if `probeBlas` did not succeed. */
-export function blas(): BlasLibrary {
-  if (!probed?.ok) throw new Error("internal: BLAS used before it was loaded");
-  return probed.lib;
 }

@@ -9,6 +9,7 @@ import { probeBlas } from "../../../trainer/backend/blas_lib.ts";
 import { Pool } from "../../../trainer/backend/pool.ts";
 import { gemmCut, JOBS } from "../../../trainer/backend/jobs.ts";
 import { expf } from "../../../trainer/backend/fast_math.ts";
+import { image, promptIds, tinyModel } from "../model/helpers.ts";
 
 await initRuntime({ log: () => {} });
 
@@ -218,6 +219,43 @@ Deno.test("buffer cache: data read before dispose stays intact, reused buffers s
     assert.ok(c.dataSync().subarray(64).every((v) => v === 0));
     tf.dispose([b, c]);
   } finally {
+    await useBackend(prev);
+  }
+});
+
+Deno.test("a training step's gradients are the same bits with one thread and with three", async () => {
+  const prev = tf.getBackend() as "blas" | "wasm" | "cpu";
+  assert.ok(await useBackend("blas"));
+  const backend = tf.backend() as unknown as { pool: Pool };
+  const original = backend.pool;
+  const p = probeBlas();
+  assert.ok(p.ok);
+  const model = await tinyModel(9);
+  const ids = promptIds(4, 40, 50);
+  const step = () =>
+    tf.tidy(() => {
+      const input = tf.tensor2d(ids, [1, ids.length], "int32");
+      const { grads } = tf.variableGrads(() => {
+        const { logits } = model.forward({
+          inputIds: input,
+          pixelValues: image(2),
+          imageGridThw: [[1, 8, 8]],
+        });
+        return tf.sum(tf.square(logits)) as tf.Scalar;
+      });
+      return Object.values(grads).map((g) => Float32Array.from(g.dataSync()));
+    });
+  try {
+    const runs = [1, 3].map((threads) => {
+      backend.pool = new Pool(threads, p.lib.sgemm, p.lib.path);
+      return step();
+    });
+    runs[0].forEach((g, i) =>
+      assert.ok(g.every((v, j) => Object.is(v, runs[1][i][j])), `grad ${i}`)
+    );
+  } finally {
+    backend.pool = original;
+    model.dispose();
     await useBackend(prev);
   }
 });
