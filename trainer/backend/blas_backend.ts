@@ -138,6 +138,48 @@ export class BlasBackend extends MathBackendCPU {
     return released;
   }
 
+  /**
+   * out = op(a) @ op(b) + beta * out (beta 0 or 1) over the batch dims of
+   * a and b (a size-1 batch repeats), in the fixed chunks of jobs.ts on the
+   * pool's threads. `out` holds [batch, m, n].
+   */
+  gemmInto(
+    a: Info,
+    tA: boolean,
+    b: Info,
+    tB: boolean,
+    out: Float32Array,
+    beta: 0 | 1,
+  ): void {
+    const ra = a.shape.length, rb = b.shape.length;
+    const m = tA ? a.shape[ra - 1] : a.shape[ra - 2];
+    const k = tA ? a.shape[ra - 2] : a.shape[ra - 1];
+    const n = tB ? b.shape[rb - 2] : b.shape[rb - 1];
+    const batchA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+    const batchB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+    const batch = Math.max(batchA, batchB);
+    const cut = gemmCut(m, n, k);
+    this.pool.run(
+      "gemm",
+      {
+        A: this.values(a),
+        B: this.values(b),
+        C: out,
+        m,
+        n,
+        k,
+        tA,
+        tB,
+        batchA,
+        batchB,
+        beta,
+        ...cut,
+      },
+      batch * cut.per,
+      (batch * m * n * k) / 8,
+    );
+  }
+
   /** The stored values of a tensor (no copy: treat as read-only). */
   values(t: Info): Float32Array {
     return this.data.get(t.dataId).values as Float32Array;
@@ -198,29 +240,12 @@ function batchMatMul(args: MatMulArgs, fallback: KernelFn): Info {
     a.shape.slice(0, -2),
     b.shape.slice(0, -2),
   );
-  const batchA = sizeOf(a.shape.slice(0, -2)),
-    batchB = sizeOf(b.shape.slice(0, -2));
-  const batch = Math.max(batchA, batchB);
-  const out = backend.f32(batch * m * n, k === 0);
-  const cut = gemmCut(m, n, k);
-  backend.pool.run(
-    "gemm",
-    {
-      A: backend.values(a),
-      B: backend.values(b),
-      C: out,
-      m,
-      n,
-      k,
-      tA,
-      tB,
-      batchA,
-      batchB,
-      ...cut,
-    },
-    batch * cut.per,
-    (batch * m * n * k) / 8,
+  const batch = Math.max(
+    sizeOf(a.shape.slice(0, -2)),
+    sizeOf(b.shape.slice(0, -2)),
   );
+  const out = backend.f32(batch * m * n, k === 0);
+  backend.gemmInto(a, tA, b, tB, out, 0);
   return backend.output(out, [...outer, m, n]);
 }
 

@@ -93,16 +93,19 @@ function shared(backend: BlasBackend, t: Info, always = false): Float32Array {
 // norms
 
 function rmsNorm(args: KernelArgs<{ eps: number }>): Info[] {
-  const { backend } = args;
-  const x = args.inputs.x;
+  const { backend, inputs } = args;
+  const x = inputs.x, res = inputs.res;
   const D = x.shape[x.shape.length - 1], xv = backend.values(x);
   const R = xv.length / D;
   const y = backend.f32(xv.length, false), rstd = backend.f32(R, false);
+  const h = res ? backend.f32(xv.length, false) : null;
   backend.pool.run(
     "rmsNorm",
     {
       x: xv,
-      w: shared(backend, args.inputs.w),
+      res: res ? backend.values(res) : null,
+      h,
+      w: shared(backend, inputs.w),
       y,
       rstd,
       D,
@@ -111,7 +114,9 @@ function rmsNorm(args: KernelArgs<{ eps: number }>): Info[] {
     rowUnits(R),
     xv.length,
   );
-  return [backend.output(y, x.shape), backend.output(rstd, [R])];
+  const out = [backend.output(y, x.shape), backend.output(rstd, [R])];
+  // Stage2AddRmsNorm: [h, y, rstd]
+  return h ? [backend.output(h, x.shape), ...out] : out;
 }
 
 function rmsNormGrad(args: KernelArgs<NoAttrs>): Info[] {
@@ -124,6 +129,7 @@ function rmsNormGrad(args: KernelArgs<NoAttrs>): Info[] {
     "rmsNormGrad",
     {
       dy: backend.values(inputs.dy),
+      dres: inputs.dres ? backend.values(inputs.dres) : null,
       x: xv,
       w: shared(backend, inputs.w),
       rstd: backend.values(inputs.rstd),
@@ -363,6 +369,46 @@ function attentionGrad(args: KernelArgs<AttentionAttrs>): Info[] {
 }
 
 // ---------------------------------------------------------------------------
+// products sharing an input or ending in a residual: x @ [w0 | w1 | ...]
+// as separate outputs (the backward sums dy_i w_i^T in one accumulating
+// pass), and res + a @ w (BLAS accumulates onto a copy of res)
+
+function matMulMulti(args: KernelArgs<NoAttrs>): Info[] {
+  const { backend, inputs } = args;
+  const x = inputs.x, N = x.shape[0];
+  return ["w0", "w1", "w2"].filter((k) => inputs[k]).map((k) => {
+    const w = inputs[k], out = backend.f32(N * w.shape[1], false);
+    backend.gemmInto(x, false, w, false, out, 0);
+    return backend.output(out, [N, w.shape[1]]);
+  });
+}
+
+function matMulMultiGradX(args: KernelArgs<NoAttrs>): Info[] {
+  const { backend, inputs } = args;
+  const N = inputs.dy0.shape[0], K = inputs.w0.shape[0];
+  const dx = backend.f32(N * K, false);
+  ["0", "1", "2"].filter((i) => inputs[`w${i}`]).forEach((i, n) =>
+    backend.gemmInto(
+      inputs[`dy${i}`],
+      false,
+      inputs[`w${i}`],
+      true,
+      dx,
+      n ? 1 : 0,
+    )
+  );
+  return [backend.output(dx, [N, K])];
+}
+
+function addMatMul(args: KernelArgs<NoAttrs>): Info[] {
+  const { backend, inputs } = args;
+  const res = inputs.res, out = backend.f32(backend.values(res).length, false);
+  out.set(backend.values(res));
+  backend.gemmInto(inputs.a, false, inputs.w, false, out, 1);
+  return [backend.output(out, res.shape)];
+}
+
+// ---------------------------------------------------------------------------
 // elementwise
 
 function swiglu(args: KernelArgs<NoAttrs>): Info[] {
@@ -475,7 +521,12 @@ type AnyKernel = (args: KernelArgs<never>) => Info[];
 
 const KERNELS: Record<string, AnyKernel> = {
   Stage2RmsNorm: rmsNorm as AnyKernel,
+  Stage2AddRmsNorm: rmsNorm as AnyKernel,
   Stage2RmsNormGrad: rmsNormGrad as AnyKernel,
+  Stage2MatMul2: matMulMulti as AnyKernel,
+  Stage2MatMul3: matMulMulti as AnyKernel,
+  Stage2MatMulMultiGradX: matMulMultiGradX as AnyKernel,
+  Stage2AddMatMul: addMatMul as AnyKernel,
   Stage2LayerNorm: layerNorm as AnyKernel,
   Stage2LayerNormGrad: layerNormGrad as AnyKernel,
   Stage2QkPrep: qkPrep as AnyKernel,
@@ -517,6 +568,33 @@ const GRADIENTS: tf.GradConfig[] = [
       const [x, w, rstd] = saved;
       const r = run("Stage2RmsNormGrad", { dy, x, w, rstd });
       return { x: () => r[0], w: () => r[1] };
+    },
+  },
+  {
+    kernelName: "Stage2AddRmsNorm",
+    inputsToSave: ["w"],
+    outputsToSave: [true, false, true],
+    gradFunc: (dys, saved) => {
+      const [dres, dy] = dys as tf.Tensor[];
+      const [w, x, rstd] = saved;
+      // the norm's gradient plus the residual stream's, in one pass
+      const r = run("Stage2RmsNormGrad", { dy, dres, x, w, rstd });
+      return { x: () => r[0], res: () => tf.clone(r[0]), w: () => r[1] };
+    },
+  },
+  matMulMultiGrad("Stage2MatMul2", 2),
+  matMulMultiGrad("Stage2MatMul3", 3),
+  {
+    kernelName: "Stage2AddMatMul",
+    inputsToSave: ["a", "w"],
+    gradFunc: (dy, saved) => {
+      const [a, w] = saved;
+      const d = dy as tf.Tensor2D;
+      return {
+        res: () => tf.clone(d),
+        a: () => tf.matMul(d, w as tf.Tensor2D, false, true),
+        w: () => tf.matMul(a as tf.Tensor2D, d, true, false),
+      };
     },
   },
   {
@@ -575,6 +653,31 @@ const GRADIENTS: tf.GradConfig[] = [
     },
   },
 ];
+
+function matMulMultiGrad(kernelName: string, n: number): tf.GradConfig {
+  const ws = Array.from({ length: n }, (_, i) => `w${i}`);
+  return {
+    kernelName,
+    inputsToSave: ["x", ...ws],
+    gradFunc: (dys, saved) => {
+      const dy = dys as tf.Tensor[];
+      const [x, ...w] = saved;
+      const inputs: tf.NamedTensorMap = {};
+      w.forEach((t, i) => {
+        inputs[`w${i}`] = t;
+        inputs[`dy${i}`] = dy[i];
+      });
+      const g: Grads = {
+        x: () => run("Stage2MatMulMultiGradX", inputs)[0],
+      };
+      w.forEach((_, i) => {
+        g[`w${i}`] = () =>
+          tf.matMul(x as tf.Tensor2D, dy[i] as tf.Tensor2D, true, false);
+      });
+      return g;
+    },
+  };
+}
 
 function qkPrepGradConfig(kernelName: string, normed: boolean): tf.GradConfig {
   const inputsToSave = normed

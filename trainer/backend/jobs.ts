@@ -55,28 +55,40 @@ const elemRange = (u0: number, u1: number, n: number): [number, number] => [
 // RMSNorm: y = x * rsqrt(mean(x^2) + eps) * w over rows of D
 
 function rmsNorm(a: JobArgs, u0: number, u1: number): void {
-  const { x, w, y, rstd, D, eps } = a as {
+  const { x, w, y, rstd, D, eps, res, h } = a as {
     x: Float32Array;
     w: Float32Array;
     y: Float32Array;
     rstd: Float32Array;
     D: number;
     eps: number;
+    /** With a residual: h = x + res is normed (and stored), not x. */
+    res: Float32Array | null;
+    h: Float32Array | null;
   };
   const [r0, r1] = rowRange(u0, u1, rstd.length);
+  if (res) {
+    const [i0, i1] = [r0 * D, r1 * D];
+    for (let i = i0; i < i1; i++) h![i] = x[i] + res[i];
+  }
+  const src = res ? h! : x;
   for (let r = r0; r < r1; r++) {
     const o = r * D;
     let ss = 0;
-    for (let j = 0; j < D; j++) ss += x[o + j] * x[o + j];
+    for (let j = 0; j < D; j++) ss += src[o + j] * src[o + j];
     const k = 1 / Math.sqrt(ss / D + eps);
     rstd[r] = k;
-    for (let j = 0; j < D; j++) y[o + j] = x[o + j] * k * w[j];
+    for (let j = 0; j < D; j++) y[o + j] = src[o + j] * k * w[j];
   }
 }
 
-/** dx = k (g - xhat mean(g xhat)), g = dy w; dw partial per unit. */
+/**
+ * dx = k (g - xhat mean(g xhat)) (+ dres), g = dy w; dw partial per unit.
+ * `dres`: the gradient reaching the normed input by another path (the
+ * residual stream), added in the same pass.
+ */
 function rmsNormGrad(a: JobArgs, u0: number, u1: number): void {
-  const { dy, x, w, rstd, dx, dwPart, D } = a as {
+  const { dy, x, w, rstd, dx, dwPart, D, dres } = a as {
     dy: Float32Array;
     x: Float32Array;
     w: Float32Array;
@@ -84,6 +96,7 @@ function rmsNormGrad(a: JobArgs, u0: number, u1: number): void {
     dx: Float32Array;
     dwPart: Float64Array;
     D: number;
+    dres: Float32Array | null;
   };
   for (let u = u0; u < u1; u++) {
     const [r0, r1] = rowRange(u, u + 1, rstd.length);
@@ -95,7 +108,8 @@ function rmsNormGrad(a: JobArgs, u0: number, u1: number): void {
       const m = (dot * k) / D;
       for (let j = 0; j < D; j++) {
         const xh = x[o + j] * k;
-        dx[o + j] = k * (dy[o + j] * w[j] - xh * m);
+        const g = k * (dy[o + j] * w[j] - xh * m);
+        dx[o + j] = dres ? dres[o + j] + g : g;
         dwPart[p + j] += dy[o + j] * xh;
       }
     }
@@ -634,7 +648,8 @@ function scale(a: JobArgs, u0: number, u1: number): void {
 }
 
 // ---------------------------------------------------------------------------
-// matmul: C [batch, m, n] = op(A) op(B), cut into fixed chunks of rows (or of
+// matmul: C [batch, m, n] = op(A) op(B) + beta C (beta 0 or 1), cut into
+// fixed chunks of rows (or of
 // columns when there are few rows); a unit is one chunk, one sgemm call.
 // The cut depends on the shape only, never on the thread count.
 
@@ -659,7 +674,10 @@ export function gemmCut(
 
 function gemm(a: JobArgs, u0: number, u1: number, sgemm: Sgemm): void {
   const { A, B, C } = a as Record<string, Float32Array>;
-  const { m, n, k, batchA, batchB, size, per } = a as Record<string, number>;
+  const { m, n, k, batchA, batchB, size, per, beta } = a as Record<
+    string,
+    number
+  >;
   const { tA, tB, byRows } = a as Record<string, boolean>;
   const lda = tA ? m : k, ldb = tB ? k : n;
   for (let u = u0; u < u1; u++) {
@@ -682,7 +700,7 @@ function gemm(a: JobArgs, u0: number, u1: number, sgemm: Sgemm): void {
         B,
         bBase,
         ldb,
-        0,
+        beta,
         C,
         cBase + r0 * n,
         n,
@@ -703,7 +721,7 @@ function gemm(a: JobArgs, u0: number, u1: number, sgemm: Sgemm): void {
         B,
         bBase + (tB ? c0 * k : c0),
         ldb,
-        0,
+        beta,
         C,
         cBase + c0,
         n,

@@ -162,6 +162,54 @@ export function rmsNorm(
   return weight ? tf.mul(n, weight) : n;
 }
 
+/**
+ * h = x + res and RMSNorm(h) * weight in one pass (the residual stream and
+ * the next norm): one fused kernel on the blas path, whose backward adds the
+ * residual stream's gradient into the norm's.
+ */
+export function addRmsNorm(
+  x: tf.Tensor,
+  res: tf.Tensor,
+  weight: tf.Tensor,
+  eps: number,
+): { h: tf.Tensor; y: tf.Tensor } {
+  if (fusedAvailable()) {
+    const [h, y, rstd] = runFused("Stage2AddRmsNorm", { x, res, w: weight }, {
+      eps,
+    });
+    rstd.dispose();
+    return { h, y };
+  }
+  const h = tf.add(x, res);
+  return { h, y: rmsNorm(h, weight, eps) };
+}
+
+/**
+ * x [N, K] @ w_i [K, n_i] for two or three weights sharing the input (q/k/v,
+ * gate/up): on the blas path one kernel whose backward sums the input's
+ * gradient in one accumulating pass instead of adding per-product results.
+ */
+export function matMulShared(x: tf.Tensor2D, ws: tf.Tensor2D[]): tf.Tensor2D[] {
+  if (fusedAvailable() && (ws.length === 2 || ws.length === 3)) {
+    const inputs: tf.NamedTensorMap = { x };
+    ws.forEach((w, i) => (inputs[`w${i}`] = w));
+    return runFused(`Stage2MatMul${ws.length}`, inputs) as tf.Tensor2D[];
+  }
+  return ws.map((w) => mm(x, w));
+}
+
+/** res + a [N, K] @ w [K, n] (the residual add folded into the product on the blas path). */
+export function addMatMul(
+  res: tf.Tensor2D,
+  a: tf.Tensor2D,
+  w: tf.Tensor2D,
+): tf.Tensor2D {
+  if (fusedAvailable()) {
+    return fused("Stage2AddMatMul", { res, a, w }) as tf.Tensor2D;
+  }
+  return tf.add(res, mm(a, w));
+}
+
 /** LayerNorm over the last axis (torch `nn.LayerNorm`, biased variance). */
 export function layerNorm(
   x: tf.Tensor,

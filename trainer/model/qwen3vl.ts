@@ -16,10 +16,13 @@ import { parseConfig, type Qwen3VLConfig } from "./config.ts";
 import { KVCache } from "./kv_cache.ts";
 import {
   activation,
+  addMatMul,
+  addRmsNorm,
   blockAttention,
   embeddingLookup,
   fusedAvailable,
   gatedActivation,
+  matMulShared,
   mm,
   mmConstRight,
   qkPrep,
@@ -896,20 +899,19 @@ export class Qwen3VLForConditionalGeneration {
     if (rope.kind !== "elementwise") {
       throw new Error("internal: the blas path uses rotary tables");
     }
-    const proj = (
-      input: tf.Tensor2D,
-      name: string,
-      bias: boolean,
-    ): tf.Tensor2D => {
-      const y: tf.Tensor2D = tf.matMul(input, p(`${name}.weight`));
-      return bias ? tf.add(y, p(`${name}.bias`)) as tf.Tensor2D : y;
-    };
-    const xn = rmsNorm(x, p("input_layernorm.weight"), eps) as tf.Tensor2D;
     const bias = tc.attention_bias;
+    const biased = (y: tf.Tensor2D, name: string): tf.Tensor2D =>
+      bias ? tf.add(y, p(`${name}.bias`)) as tf.Tensor2D : y;
+    const xn = rmsNorm(x, p("input_layernorm.weight"), eps) as tf.Tensor2D;
+    const [q, k, v0] = matMulShared(xn, [
+      p("self_attn.q_proj.weight"),
+      p("self_attn.k_proj.weight"),
+      p("self_attn.v_proj.weight"),
+    ]);
     const prep = qkPrep(
-      proj(xn, "self_attn.q_proj", bias),
-      proj(xn, "self_attn.k_proj", bias),
-      proj(xn, "self_attn.v_proj", bias),
+      biased(q, "self_attn.q_proj"),
+      biased(k, "self_attn.k_proj"),
+      biased(v0, "self_attn.v_proj"),
       tf.reshape(rope.cos, [B * T, hd]),
       tf.reshape(rope.sin, [B * T, hd]),
       {
@@ -924,18 +926,27 @@ export class Qwen3VLForConditionalGeneration {
       v = tf.concat([cache.layers[l].v, v], 2);
     }
     const a2 = blockAttention(prep.q, kT, v, blocks, nH, T); // [B*T, nH*hd]
-    const h = tf.add(x, proj(a2, "self_attn.o_proj", bias)) as tf.Tensor2D;
-    const hn = rmsNorm(
-      h,
+    const o = biased(
+      tf.matMul(a2, p("self_attn.o_proj.weight")),
+      "self_attn.o_proj",
+    );
+    // h = x + o and its norm in one pass
+    const { h, y: hn } = addRmsNorm(
+      x,
+      o,
       p("post_attention_layernorm.weight"),
       eps,
-    ) as tf.Tensor2D;
-    const act = gatedActivation(
-      tc.hidden_act,
-      tf.matMul(hn, p("mlp.gate_proj.weight")),
-      tf.matMul(hn, p("mlp.up_proj.weight")),
-    ) as tf.Tensor2D;
-    const out = tf.add(h, tf.matMul(act, p("mlp.down_proj.weight")));
+    );
+    const [g, u] = matMulShared(hn as tf.Tensor2D, [
+      p("mlp.gate_proj.weight"),
+      p("mlp.up_proj.weight"),
+    ]);
+    const act = gatedActivation(tc.hidden_act, g, u) as tf.Tensor2D;
+    const out = addMatMul(
+      h as tf.Tensor2D,
+      act,
+      p("mlp.down_proj.weight"),
+    );
     return { out: out as tf.Tensor2D, kT, v };
   }
 }

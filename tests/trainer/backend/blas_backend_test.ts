@@ -166,6 +166,7 @@ Deno.test("a job gives the same bits on one thread and on several", () => {
     tB: false,
     batchA: 1,
     batchB: 1,
+    beta: 0,
     ...gemmCut(m, n, k),
   });
   const one = sab(m * n), three = sab(m * n);

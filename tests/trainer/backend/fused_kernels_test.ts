@@ -8,9 +8,12 @@ import assert from "node:assert/strict";
 import { initRuntime, tf, useBackend } from "../../../trainer/runtime.ts";
 import {
   activation,
+  addMatMul,
+  addRmsNorm,
   blockAttention,
   gatedActivation,
   layerNorm,
+  matMulShared,
   qkPrep,
   rmsNorm,
   weightedNll,
@@ -91,6 +94,57 @@ Deno.test("fused RMSNorm and LayerNorm match their TF.js definitions, values and
         );
       },
       [x, w, b],
+    );
+  });
+});
+
+Deno.test("fused residual + RMSNorm, shared-input products and residual products match their definitions", async () => {
+  await onBlas(() => {
+    const x = rnd([33, 24], 30), r = rnd([33, 24], 31), w = rnd([24], 32);
+    const norm = (h: tf.Tensor, w: tf.Tensor) =>
+      tf.mul(
+        tf.mul(h, tf.rsqrt(tf.add(tf.mean(tf.square(h), -1, true), 1e-6))),
+        w,
+      );
+    // both outputs, the residual stream h and the normed y, carry gradient
+    compare(
+      "addRmsNorm",
+      (x, r, w) => {
+        const { h, y } = addRmsNorm(x, r, w, 1e-6);
+        return tf.concat([tf.reshape(h, [-1]), tf.reshape(y, [-1])]);
+      },
+      (x, r, w) => {
+        const h = tf.add(x, r);
+        return tf.concat([tf.reshape(h, [-1]), tf.reshape(norm(h, w), [-1])]);
+      },
+      [x, r, w],
+    );
+    const a = rnd([70, 24], 33);
+    const w0 = rnd([24, 10], 34), w1 = rnd([24, 7], 35), w2 = rnd([24, 5], 36);
+    for (const ws of [[w0, w1], [w0, w1, w2]]) {
+      compare(
+        `matMulShared x${ws.length}`,
+        (a, ...w) =>
+          tf.concat(
+            matMulShared(a as tf.Tensor2D, w as tf.Tensor2D[]).map((t) =>
+              tf.reshape(t, [-1])
+            ),
+          ),
+        (a, ...w) =>
+          tf.concat(
+            w.map((t) =>
+              tf.reshape(tf.matMul(a as tf.Tensor2D, t as tf.Tensor2D), [-1])
+            ),
+          ),
+        [a, ...ws],
+      );
+    }
+    compare(
+      "addMatMul",
+      (r, a, w) =>
+        addMatMul(r as tf.Tensor2D, a as tf.Tensor2D, w as tf.Tensor2D),
+      (r, a, w) => tf.add(r, tf.matMul(a as tf.Tensor2D, w as tf.Tensor2D)),
+      [rnd([70, 10], 37), a, w0],
     );
   });
 });
