@@ -44,7 +44,8 @@ function sizeOf(shape: number[]): number {
   return n;
 }
 
-function stridesOf(shape: number[]): number[] {
+/** Row-major strides of `shape`. */
+export function stridesOf(shape: number[]): number[] {
   const s = new Array(shape.length).fill(1);
   for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
   return s;
@@ -57,11 +58,11 @@ type Arr = Float32Array | Int32Array;
  * multi-index i of `shape`; the innermost axis is the loop, the outer axes
  * an odometer.
  */
-export function stridedCopy(
-  dst: Arr,
+export function stridedCopy<A extends Float32Array | Int32Array | Uint8Array>(
+  dst: A,
   dOff: number,
   dStr: number[],
-  src: Arr,
+  src: A,
   sOff: number,
   sStr: number[],
   shape: number[],

@@ -502,6 +502,39 @@ function weightedNll(args: KernelArgs<NoAttrs>): Info[] {
   ];
 }
 
+function adamwKernel(
+  args: KernelArgs<
+    {
+      b1: number;
+      b2: number;
+      eps: number;
+      decay: number;
+      step: number;
+      sqrtBc2: number;
+    }
+  >,
+): Info[] {
+  const { backend, inputs } = args;
+  const p = backend.values(inputs.p), n = p.length;
+  const out = [0, 1, 2].map(() => backend.f32(n, false));
+  backend.pool.run(
+    "adamw",
+    {
+      p,
+      g: backend.values(inputs.g),
+      m: backend.values(inputs.m),
+      v: backend.values(inputs.v),
+      p1: out[0],
+      m1: out[1],
+      v1: out[2],
+      ...args.attrs,
+    },
+    elemUnits(n),
+    4 * n,
+  );
+  return out.map((o) => backend.output(o, inputs.p.shape));
+}
+
 function scaleKernel(args: KernelArgs<NoAttrs>): Info[] {
   const { backend, inputs } = args;
   const x = backend.values(inputs.x), y = backend.f32(x.length, false);
@@ -539,6 +572,7 @@ const KERNELS: Record<string, AnyKernel> = {
   Stage2SwiGluGrad: swigluGrad as AnyKernel,
   Stage2WeightedNll: weightedNll as AnyKernel,
   Stage2Scale: scaleKernel as AnyKernel,
+  Stage2AdamW: adamwKernel as AnyKernel,
   Stage2GeluTanh: geluTanh as AnyKernel,
   Stage2GeluTanhGrad: geluTanhGrad as AnyKernel,
 };

@@ -640,6 +640,24 @@ function weightedNll(a: JobArgs, u0: number, u1: number): void {
   }
 }
 
+/**
+ * AdamW on one parameter (see trainer/loop/adamw.ts): m1 = b1 m + (1-b1) g,
+ * v1 = b2 v + (1-b2) g^2, p1 = p decay - step m1 / (sqrt(v1) / sqrtBc2 + eps).
+ */
+function adamw(a: JobArgs, u0: number, u1: number): void {
+  const { p, g, m, v, p1, m1, v1 } = a as Record<string, Float32Array>;
+  const { b1, b2, eps, decay, step, sqrtBc2 } = a as Record<string, number>;
+  const [i0, i1] = elemRange(u0, u1, p.length);
+  for (let i = i0; i < i1; i++) {
+    const gi = g[i];
+    const mi = b1 * m[i] + (1 - b1) * gi;
+    const vi = b2 * v[i] + (1 - b2) * gi * gi;
+    m1[i] = mi;
+    v1[i] = vi;
+    p1[i] = p[i] * decay - (step * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
+  }
+}
+
 function scale(a: JobArgs, u0: number, u1: number): void {
   const { x, y } = a as Record<string, Float32Array>;
   const s = a.s as number;
@@ -745,6 +763,7 @@ export const JOBS: Record<string, Job> = {
   geluTanh,
   geluTanhGrad,
   weightedNll,
+  adamw,
   scale,
   gemm,
 };

@@ -282,6 +282,51 @@ export function weightedNll(
   );
 }
 
+export interface AdamWStep {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** 1 - lr * weight_decay for decayed parameters, else 1. */
+  decay: number;
+  /** lr / (1 - beta1^t). */
+  stepSize: number;
+  /** sqrt(1 - beta2^t). */
+  sqrtBc2: number;
+}
+
+/**
+ * One AdamW update of parameter p with gradient g and moments m, v ->
+ * [p1, m1, v1] (the formulas of trainer/loop/adamw.ts): one fused pass on
+ * the blas path (in double precision, rounded once), the same ops as before
+ * elsewhere.
+ */
+export function adamwUpdate(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  s: AdamWStep,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  if (fusedAvailable()) {
+    return runFused("Stage2AdamW", { p, g, m, v }, {
+      b1: s.beta1,
+      b2: s.beta2,
+      eps: s.epsilon,
+      decay: s.decay,
+      step: s.stepSize,
+      sqrtBc2: s.sqrtBc2,
+    }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+  }
+  return tf.tidy(() => {
+    const decayed = s.decay !== 1 ? p.mul(s.decay) : p;
+    const m1 = m.mul(s.beta1).add(g.mul(1 - s.beta1));
+    const v1 = v.mul(s.beta2).add(g.square().mul(1 - s.beta2));
+    const denom = v1.sqrt().div(s.sqrtBc2).add(s.epsilon);
+    const p1 = decayed.sub(m1.div(denom).mul(s.stepSize));
+    return [p1, m1, v1] as [tf.Tensor, tf.Tensor, tf.Tensor];
+  });
+}
+
 /**
  * Blas path only: per-head RMSNorm of q and k (weights qw, kw [hd]; pass
  * null for none), rotary embedding with cos, sin [B*T, hd], q scaled by

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { initRuntime, tf, useBackend } from "../../../trainer/runtime.ts";
 import {
   activation,
+  adamwUpdate,
   addMatMul,
   addRmsNorm,
   blockAttention,
@@ -334,5 +335,39 @@ Deno.test("block attention matches dense masked softmax attention (GQA, packed b
       },
       [q, kT, v],
     );
+  });
+});
+
+Deno.test("fused AdamW update matches the composite formulas", async () => {
+  const s = {
+    beta1: 0.9,
+    beta2: 0.999,
+    epsilon: 1e-8,
+    decay: 1 - 1e-3 * 0.01,
+    stepSize: 1e-3 / (1 - 0.9 ** 3),
+    sqrtBc2: Math.sqrt(1 - 0.999 ** 3),
+  };
+  const args = () =>
+    [
+      rnd([300, 70], 40),
+      rnd([300, 70], 41),
+      tf.mul(rnd([300, 70], 42), 0.1),
+      tf.abs(tf.mul(rnd([300, 70], 43), 0.01)),
+    ] as const;
+  let fusedOut: Float32Array[] = [];
+  await onBlas(() => {
+    fusedOut = adamwUpdate(...args(), s).map((t) =>
+      Float32Array.from(t.dataSync())
+    );
+  });
+  const [p, g, m, v] = args();
+  const m1 = m.mul(s.beta1).add(g.mul(1 - s.beta1));
+  const v1 = v.mul(s.beta2).add(g.square().mul(1 - s.beta2));
+  const p1 = p.mul(s.decay).sub(
+    m1.div(v1.sqrt().div(s.sqrtBc2).add(s.epsilon)).mul(s.stepSize),
+  );
+  [p1, m1, v1].forEach((want, i) => {
+    const err = maxAbsDiff(fusedOut[i], want.dataSync());
+    assert.ok(err < 1e-6, `output ${i} off by ${err}`);
   });
 });
