@@ -282,8 +282,9 @@ if (import.meta.main) {
   const quick = Deno.args.includes("--quick");
   const jsonOnly = Deno.args.includes("--json");
   const say = (s: string) => jsonOnly || console.error(s);
-  const info = await initRuntime({ log: say });
+  const info = await initRuntime({ log: () => {} });
   if (Deno.args.includes("--big")) {
+    say(`backend: ${info.backend} (${info.detail})`);
     const { runBigBench } = await import("./big_bench.ts");
     await runBigBench(Deno.args, say, jsonOnly);
     Deno.exit(0);
