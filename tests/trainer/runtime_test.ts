@@ -19,3 +19,38 @@ Deno.test("runtime picks a backend and runs forward+backward", async () => {
   ];
   assert.deepEqual(g, want);
 });
+
+/** The start-up line of a fresh process with `env` (initRuntime runs once per process). */
+async function backendLine(env: Record<string, string>): Promise<string> {
+  const script = `import { initRuntime } from ${
+    JSON.stringify(new URL("../../trainer/runtime.ts", import.meta.url).href)
+  }; await initRuntime();`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      "--config",
+      new URL("../../deno.json", import.meta.url).pathname,
+      script,
+    ],
+    // the parent may force a path (CI runs the suite once per path)
+    env: { STAGE2_BACKEND: "", STAGE2_BLAS: "", ...env, NO_COLOR: "1" },
+    cwd: new URL("../../", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, err);
+  return err.split("\n").find((l) => l.startsWith("backend:")) ?? err;
+}
+
+Deno.test("the start-up line names the BLAS path, its library and threads, or why it is not used", async () => {
+  const blas = await backendLine({ STAGE2_THREADS: "2" });
+  assert.match(blas, /^backend: blas \(.+ at \/.+, 2 threads\)$/);
+  const missing = await backendLine({ STAGE2_BLAS: "/nonexistent/libblas.so" });
+  assert.match(
+    missing,
+    /^backend: wasm \(.*STAGE2_BLAS=\/nonexistent\/libblas\.so could not be loaded: .*fix or unset STAGE2_BLAS\)$/,
+  );
+  const forced = await backendLine({ STAGE2_BACKEND: "wasm" });
+  assert.match(forced, /^backend: wasm \(simd=(true|false), threads=1\)$/);
+});
