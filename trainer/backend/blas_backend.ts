@@ -1,18 +1,24 @@
 /**
  * The `blas` TF.js backend: TF.js's `cpu` backend (tensor data in ordinary
- * JS TypedArrays) with its matmul kernels replaced by the system BLAS
- * through FFI, plus the fused kernels of `fused_kernels.ts`.
+ * JS TypedArrays, here SharedArrayBuffers when several threads run) with
+ * its matmul kernels replaced by the system BLAS through FFI, its hot
+ * generic kernels by fast_kernels.ts, plus the fused kernels of
+ * fused_kernels.ts, all split over the threads of pool.ts.
  *
- * Why the cpu backend's storage and not the wasm heap (measured on the
- * training workload, see bench/): BLAS reads and writes the TypedArrays in
- * place through FFI, so no tensor is ever copied to reach it, and JS memory
- * has no 4 GiB ceiling, so a 2B-parameter checkpoint (8.5 GB in float32)
- * loads. The wasm backend's SIMD elementwise kernels would be faster than
- * the cpu backend's generic JS ones, but on this path the hot elementwise
- * work runs inside fused kernels (RMSNorm, rope, masked softmax, SwiGLU,
- * LayerNorm, GELU) with hand-written backward passes, which removes most of
- * those kernels and their tape entries altogether; what is left of the cpu
- * kernels is off the profile's top (`deno task bench --profile`).
+ * Why the cpu backend's storage and not the wasm heap, as measured:
+ * - BLAS reads and writes the TypedArrays in place through FFI, so no
+ *   tensor is copied to reach it;
+ * - JS memory has no 4 GiB ceiling: a 2.13B-parameter checkpoint (8.5 GB
+ *   as float32) loads and generates at an 8.3 GiB peak RSS
+ *   (`deno task bench --big`), which the wasm heap cannot hold at all, so a
+ *   wasm-storage design would need this one anyway for real checkpoints;
+ * - worker threads can share SharedArrayBuffer-backed TypedArrays, while
+ *   the wasm backend runs single-threaded under Deno;
+ * - the wasm backend's SIMD elementwise kernels are faster than JS loops,
+ *   but before fusion a training step on wasm spent ~60% of its kernel time
+ *   in matmuls and most of the rest in many small kernels and transposes
+ *   around them; on this path that work is a few fused kernels with
+ *   hand-written backward passes (`deno task bench --profile` shows both).
  */
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import * as tf from "@tensorflow/tfjs";
