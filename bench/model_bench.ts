@@ -10,6 +10,7 @@ import { initRuntime, tf } from "../trainer/runtime.ts";
 import { type Qwen3VLConfig, tinyConfig } from "../trainer/model/config.ts";
 import { Qwen3VLForConditionalGeneration } from "../trainer/model/qwen3vl.ts";
 import { packedPositionIds } from "../trainer/model/rope.ts";
+import { weightedNll } from "../trainer/model/ops.ts";
 
 /** Default benchmark vocabulary: ~1000 coord tokens + text pieces + specials. */
 export const BENCH_VOCAB = 1280;
@@ -47,13 +48,26 @@ export async function benchMatmulPeak(n = 1024, repeats = 5): Promise<number> {
   return (await benchMatmulPeakDetail(n, repeats)).wall;
 }
 
-/** Matmul peak by wall time and by CPU time (GFLOP/s). */
+/** Square matmul peak by wall time and by CPU time (GFLOP/s). */
 export async function benchMatmulPeakDetail(
   n = 1024,
   repeats = 5,
 ): Promise<{ wall: number; cpu: number }> {
+  return await benchMatmul(n, n, n, repeats);
+}
+
+/**
+ * Best GFLOP/s of an [m, k] @ [k, n] float32 matmul on the active backend,
+ * by wall time and by CPU time, over `repeats` runs after a warm-up.
+ */
+export async function benchMatmul(
+  m: number,
+  k: number,
+  n: number,
+  repeats = 5,
+): Promise<{ wall: number; cpu: number }> {
   await initRuntime({ log: () => {} });
-  const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
+  const a = tf.randomNormal([m, k]), b = tf.randomNormal([k, n]);
   tf.matMul(a, b).dispose();
   let best = Infinity, bestCpu = Infinity;
   for (let i = 0; i < repeats; i++) {
@@ -71,7 +85,7 @@ export async function benchMatmulPeakDetail(
     bestCpu = Math.min(bestCpu, cpu);
   }
   tf.dispose([a, b]);
-  const flops = 2 * n * n * n;
+  const flops = 2 * m * n * k;
   return { wall: flops / best / 1e9, cpu: flops / bestCpu / 1e9 };
 }
 
@@ -179,18 +193,23 @@ export interface TrainBenchResult {
   rssMiB: number;
 }
 
-/** Forward + backward (next-token CE) over a packed batch, timed after one warm-up step. */
-export async function benchForwardBackward(
+/**
+ * A forward + backward (next-token CE) step over the packed workload on the
+ * active backend, and a function that releases its tensors.
+ */
+export async function trainingStep(
   cfg: Qwen3VLConfig = benchConfig(),
   w: PackedWorkload = DEFAULT_WORKLOAD,
-  steps = 2,
-): Promise<TrainBenchResult> {
+): Promise<{ step: () => void; tokens: number; dispose: () => void }> {
   await initRuntime({ log: () => {} });
   const model = Qwen3VLForConditionalGeneration.create(cfg, 1);
   const batch = packedBatch(cfg, w);
   const V = cfg.text_config.vocab_size;
   const n = w.rows * batch.T;
-  const oneHot = tf.oneHot(tf.tensor1d(batch.targets, "int32"), V); // [B*T, V] (targets = inputs: FLOPs identical)
+  const oneHot = tf.cast(
+    tf.oneHot(tf.tensor1d(batch.targets, "int32"), V),
+    "float32",
+  ) as tf.Tensor2D; // [B*T, V]
   const step = () => {
     const { value, grads } = tf.variableGrads(() => {
       const { logits } = model.forward({
@@ -199,12 +218,37 @@ export async function benchForwardBackward(
         pixelValues: batch.pixelValues,
         imageGridThw: batch.imageGridThw,
       });
-      const lp = tf.logSoftmax(tf.reshape(logits, [n, V]));
-      return tf.neg(tf.mean(tf.sum(tf.mul(lp, oneHot), -1))) as tf.Scalar;
+      // mean next-token CE (targets = inputs: FLOPs identical)
+      return tf.div(
+        weightedNll(tf.reshape(logits, [n, V]) as tf.Tensor2D, oneHot),
+        n,
+      ) as tf.Scalar;
     });
     value.dataSync();
     tf.dispose([value, ...Object.values(grads)]);
   };
+  return {
+    step,
+    tokens: n,
+    dispose: () => {
+      tf.dispose([
+        oneHot,
+        batch.inputIds,
+        batch.positionIds,
+        batch.pixelValues,
+      ]);
+      model.dispose();
+    },
+  };
+}
+
+/** Forward + backward (next-token CE) over a packed batch, timed after one warm-up step. */
+export async function benchForwardBackward(
+  cfg: Qwen3VLConfig = benchConfig(),
+  w: PackedWorkload = DEFAULT_WORKLOAD,
+  steps = 2,
+): Promise<TrainBenchResult> {
+  const { step, tokens: n, dispose } = await trainingStep(cfg, w);
   step();
   let best = Infinity, bestCpu = Infinity;
   for (let i = 0; i < steps; i++) {
@@ -214,8 +258,7 @@ export async function benchForwardBackward(
   }
   const rss = Deno.memoryUsage().rss;
   const flops = trainFlops(cfg, w);
-  tf.dispose([oneHot, batch.inputIds, batch.positionIds, batch.pixelValues]);
-  model.dispose();
+  dispose();
   return {
     tokensPerStep: n,
     secondsPerStep: best,
@@ -226,6 +269,55 @@ export async function benchForwardBackward(
     cpuGflops: flops / bestCpu / 1e9,
     rssMiB: rss / 2 ** 20,
   };
+}
+
+export interface KernelTime {
+  kernel: string;
+  ms: number;
+  calls: number;
+  share: number;
+}
+
+/**
+ * Kernel time of one training step on the active backend, by kernel name
+ * (best of `runs` profiled steps per kernel, after a warm-up step), largest
+ * first. Kernels that run other kernels (custom-gradient ops) count their
+ * inner kernels too.
+ */
+export async function profileStep(
+  w: PackedWorkload = DEFAULT_WORKLOAD,
+  runs = 2,
+): Promise<{ totalMs: number; kernels: KernelTime[] }> {
+  const { step, dispose } = await trainingStep(benchConfig(), w);
+  step();
+  const check = tf.env().getBool("CHECK_COMPUTATION_FOR_ERRORS");
+  // profiling would otherwise read every kernel output back to check it
+  tf.env().set("CHECK_COMPUTATION_FOR_ERRORS", false);
+  const best = new Map<string, { ms: number; calls: number }>();
+  try {
+    for (let r = 0; r < runs; r++) {
+      const prof = await tf.profile(step);
+      const by = new Map<string, { ms: number; calls: number }>();
+      for (const k of prof.kernels) {
+        const e = by.get(k.name) ?? { ms: 0, calls: 0 };
+        e.ms += k.kernelTimeMs as number;
+        e.calls++;
+        by.set(k.name, e);
+      }
+      for (const [k, v] of by) {
+        const b = best.get(k);
+        if (!b || v.ms < b.ms) best.set(k, v);
+      }
+    }
+  } finally {
+    tf.env().set("CHECK_COMPUTATION_FOR_ERRORS", check);
+    dispose();
+  }
+  const totalMs = [...best.values()].reduce((a, b) => a + b.ms, 0);
+  const kernels = [...best.entries()]
+    .map(([kernel, v]) => ({ kernel, ...v, share: v.ms / totalMs }))
+    .sort((a, b) => b.ms - a.ms);
+  return { totalMs, kernels };
 }
 
 export interface GenerationBenchResult {

@@ -21,10 +21,13 @@ export const ROOT = normalize(
  * own folder and of lower layers only; folders on one layer never import
  * each other. `runtime` is the single file `trainer/runtime.ts` (the TF.js
  * backend), `errors` the single file `trainer/errors.ts` (the error
- * taxonomy every layer throws).
+ * taxonomy every layer throws). `backend` (the blas TF.js backend and its
+ * kernels) sits below `runtime`, which registers it, and `model`, which
+ * calls its fused kernels; it knows nothing of the model or the loop.
  */
 export const TRAINER_LAYERS: string[][] = [
   ["common", "coord", "errors"],
+  ["backend"],
   ["data", "runtime"],
   ["config", "tokenizer", "trace"],
   ["model"],

@@ -94,7 +94,12 @@ export const stage2Schema = group({
     resume: z.string().min(1).nullable().describe(
       `null, "auto" (latest checkpoint in output_dir) or a checkpoint folder path`,
     ).default(null),
-    /** wasm backend threads; null = the runtime's choice. */
+    /**
+     * Thread count of whichever compute path is active: the blas path's
+     * worker threads (results do not depend on it), wasm threads where the
+     * host supports them (under Deno wasm runs one). null = `STAGE2_THREADS`,
+     * else every core.
+     */
     threads: intOrNull(1).default(null),
   }),
   custom: group({

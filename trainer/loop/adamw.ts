@@ -14,6 +14,7 @@
  * optimizer state cannot be exported in a form we can verify bitwise.
  */
 import { tf } from "../runtime.ts";
+import { adamwUpdate } from "../model/ops.ts";
 
 export interface AdamWOptions {
   beta1: number;
@@ -84,11 +85,15 @@ export class AdamW {
       const v = this.v.get(p.name)!;
       tf.tidy(() => {
         const decay = p.rank >= 2 ? weightDecay : 0;
-        const decayed = decay > 0 ? p.mul(1 - lr * decay) : p;
-        const m1 = m.mul(b1).add(g.mul(1 - b1));
-        const v1 = v.mul(b2).add(g.square().mul(1 - b2));
-        const denom = v1.sqrt().div(sqrtBc2).add(epsilon);
-        const p1 = decayed.sub(m1.div(denom).mul(stepSize));
+        // one fused pass on the blas backend (model/ops.ts)
+        const [p1, m1, v1] = adamwUpdate(p, g, m, v, {
+          beta1: b1,
+          beta2: b2,
+          epsilon,
+          decay: decay > 0 ? 1 - lr * decay : 1,
+          stepSize,
+          sqrtBc2,
+        });
         m.assign(m1);
         v.assign(v1);
         p.assign(p1);

@@ -1,41 +1,67 @@
 /**
- * Text self-attention planning and execution. Masks are built on the CPU
- * (causal, key padding, block-diagonal over packed segments); the products
+ * Text self-attention planning and execution. The plan is a list of
+ * attention blocks built on the CPU (causal, key padding, block-diagonal
+ * over packed segments): each block is a (batch row, query range, key
+ * range, allowed pairs) record, and no query attends a key outside its
+ * block. On the blas path the blocks are the fused attention kernel's
+ * input as they stand; on wasm they become additive masks, and the products
  * run either as one rank-3 batch (tiny problems: decode steps) or as rank-2
- * chunks per (row, kv head, group of segments), which keeps every matmul on
- * the fast wasm path and spends no arithmetic across distant segments.
+ * chunks per (row, kv head, block), which keeps every matmul on the fast
+ * wasm path and spends no arithmetic across distant segments. The trace
+ * reads the attention it reports off the same blocks (`mask_facts.ts`).
  */
 import { tf } from "../runtime.ts";
-import { attendChunk, MASK_NEG, unstack0 } from "./ops.ts";
+import type { AttentionBlock } from "../backend/fused_kernels.ts";
+import { spansFromSegmentIds } from "../common/segments.ts";
+import { attendChunk, fusedAvailable, MASK_NEG, unstack0 } from "./ops.ts";
 
-/** Packed segments are grouped into attention blocks of up to this many tokens. */
+export type { AttentionBlock };
+
+/**
+ * Packed segments are grouped into attention blocks of up to this many
+ * tokens: 256 on wasm, where every block costs several kernels; one block
+ * per segment on the blas path, where a block is a few BLAS calls inside
+ * one kernel and grouping would only add masked-out arithmetic.
+ */
 const ATTENTION_GROUP_TOKENS = 256;
+const FUSED_GROUP_TOKENS = 1;
 
-interface PlanGroup {
-  /** Query rows [qStart, qStart + qLen) attend keys [qStart, qStart + kLen) (kLen includes cached keys). */
-  qLen: number;
-  kLen: number;
-  /** Additive mask [qLen, kLen] (0 / MASK_NEG). */
-  mask: Float32Array;
+/**
+ * How attention runs: `batched` (one block per batch row over all of its
+ * keys; small problems) or `chunked` (blocks of packed segments, or one per
+ * row over a cache), and the blocks themselves, sorted by batch row and
+ * query start. A block's `allowed` is null when every pair may attend.
+ */
+export interface AttentionPlan {
+  kind: "batched" | "chunked";
+  B: number;
+  T: number;
+  /** Keys per row: cached ones plus this forward's T. */
+  Tk: number;
+  blocks: AttentionBlock[];
 }
-
-export type AttentionPlan =
-  | { kind: "batched"; T: number; Tk: number; masks: Float32Array[] | null }
-  | { kind: "chunked"; rows: PlanGroup[][] };
 
 export type MaterializedPlan =
   | { kind: "batched"; mask: tf.Tensor4D | null }
+  /** Blas path: the plan's blocks, the fused attention kernel's input (no tensors). */
+  | { kind: "fused"; blocks: AttentionBlock[] }
   | {
     kind: "chunked";
-    rows: { qLen: number; kLen: number; mask: tf.Tensor3D }[][];
+    rows: { qLen: number; kLen: number; mask: tf.Tensor3D | null }[][];
   };
 
 /**
- * Decide how attention runs and build its masks on the CPU: causal, key
- * padding (left-padded prompts / cached keys), and block-diagonal over the
- * packed segments. Consecutive segments are grouped into blocks of up to
- * ATTENTION_GROUP_TOKENS so that no arithmetic is spent across distant
- * segments while each product stays large enough to run efficiently.
+ * Decide how attention runs and which query/key pairs may attend, on the
+ * CPU: causal, key padding (left-padded prompts / cached keys), and
+ * block-diagonal over the packed segments given by `segs` (segment id per
+ * position, per row; null = unpacked rows). The segment ids are the one
+ * input both the block partition and the pairs inside a block come from.
+ * Consecutive segments are grouped into blocks (see ATTENTION_GROUP_TOKENS)
+ * so that no arithmetic is spent across distant segments while each
+ * product stays large enough to run efficiently.
+ *
+ * @example
+ * attentionPlan(1, 4, 0, null, [Int32Array.from([0, 0, 1, 1])]).blocks.length; // 1 (batched)
  */
 export function attentionPlan(
   B: number,
@@ -43,97 +69,116 @@ export function attentionPlan(
   past: number,
   keyValid: Uint8Array[] | null,
   segs: Int32Array[] | null,
-  segments: [number, number][][],
 ): AttentionPlan {
   const Tk = past + T;
-  const allowed = (b: number, i: number, j: number) =>
-    j <= past + i && (!keyValid || keyValid[b][j] === 1 || j === past + i) &&
-    (!segs || segs[b][j - past] === segs[b][i]);
-  const maskFor = (
+  const block = (
     b: number,
     q0: number,
     qLen: number,
     k0: number,
     kLen: number,
-  ) => {
-    const mk = new Float32Array(qLen * kLen);
+  ): AttentionBlock => {
+    const ok = new Uint8Array(qLen * kLen);
+    const kv = keyValid?.[b], seg = segs?.[b];
     for (let i = 0; i < qLen; i++) {
-      for (let j = 0; j < kLen; j++) {
-        if (!allowed(b, q0 + i, k0 + j)) mk[i * kLen + j] = MASK_NEG;
+      const q = q0 + i, self = past + q;
+      // causal: keys up to the query's own position
+      const last = Math.min(k0 + kLen - 1, self);
+      for (let j = k0; j <= last; j++) {
+        if (kv && kv[j] !== 1 && j !== self) continue;
+        if (seg && seg[j - past] !== seg[q]) continue;
+        ok[i * kLen + j - k0] = 1;
       }
     }
-    return mk;
+    // null: every pair may attend (the kernels skip the checks)
+    return { b, q0, qLen, k0, kLen, allowed: ok.includes(0) ? ok : null };
   };
+  const rows = Array.from({ length: B }, (_, b) => b);
   if (B * T * Tk <= 4096) {
     // a single query with every key valid needs no mask (decode steps)
     const need = T > 1 ||
       (keyValid !== null && keyValid.some((r) => r.includes(0)));
     return {
       kind: "batched",
+      B,
       T,
       Tk,
-      masks: need
-        ? Array.from({ length: B }, (_, b) => maskFor(b, 0, T, 0, Tk))
-        : null,
+      blocks: rows.map((b) =>
+        need
+          ? block(b, 0, T, 0, Tk)
+          : { b, q0: 0, qLen: T, k0: 0, kLen: Tk, allowed: null }
+      ),
     };
   }
   if (past > 0) {
     return {
       kind: "chunked",
-      rows: Array.from(
-        { length: B },
-        (_, b) => [{ qLen: T, kLen: Tk, mask: maskFor(b, 0, T, 0, Tk) }],
-      ),
+      B,
+      T,
+      Tk,
+      blocks: rows.map((b) => block(b, 0, T, 0, Tk)),
     };
   }
-  return {
-    kind: "chunked",
-    rows: segments.map((list, b) => {
-      const groups: PlanGroup[] = [];
-      let start = 0, len = 0;
-      for (const [, n] of list) {
-        if (len > 0 && len + n > ATTENTION_GROUP_TOKENS) {
-          groups.push({
-            qLen: len,
-            kLen: len,
-            mask: maskFor(b, start, len, start, len),
-          });
-          start += len;
-          len = 0;
-        }
-        len += n;
+  const limit = fusedAvailable() ? FUSED_GROUP_TOKENS : ATTENTION_GROUP_TOKENS;
+  const blocks: AttentionBlock[] = [];
+  for (const b of rows) {
+    let start = 0, len = 0;
+    const spans = segs ? spansFromSegmentIds(segs[b]) : [[0, T]];
+    for (const [, n] of spans) {
+      if (len > 0 && len + n > limit) {
+        blocks.push(block(b, start, len, start, len));
+        start += len;
+        len = 0;
       }
-      groups.push({
-        qLen: len,
-        kLen: len,
-        mask: maskFor(b, start, len, start, len),
-      });
-      return groups;
-    }),
-  };
+      len += n;
+    }
+    blocks.push(block(b, start, len, start, len));
+  }
+  return { kind: "chunked", B, T, Tk, blocks };
 }
 
+/** Allowed flags as an additive mask: 0 where allowed, MASK_NEG elsewhere. */
+export function additiveMask(allowed: Uint8Array): Float32Array {
+  const m = new Float32Array(allowed.length);
+  for (let i = 0; i < m.length; i++) if (!allowed[i]) m[i] = MASK_NEG;
+  return m;
+}
+
+/**
+ * The plan in the form the active path executes: the blocks themselves on
+ * the blas path; on wasm, additive masks built from the blocks.
+ */
 export function materializePlan(plan: AttentionPlan): MaterializedPlan {
+  const { blocks } = plan;
+  if (fusedAvailable()) return { kind: "fused", blocks };
   if (plan.kind === "batched") {
-    const m = plan.masks;
-    if (!m) return { kind: "batched", mask: null };
-    const flat = new Float32Array(m.length * plan.T * plan.Tk);
-    m.forEach((x, b) => flat.set(x, b * plan.T * plan.Tk));
+    if (blocks.every((bl) => bl.allowed === null)) {
+      return { kind: "batched", mask: null };
+    }
+    const size = plan.T * plan.Tk;
+    const flat = new Float32Array(plan.B * size);
+    for (const bl of blocks) {
+      if (bl.allowed) flat.set(additiveMask(bl.allowed), bl.b * size);
+    }
     return {
       kind: "batched",
-      mask: tf.tensor4d(flat, [m.length, 1, plan.T, plan.Tk]),
+      mask: tf.tensor4d(flat, [plan.B, 1, plan.T, plan.Tk]),
     };
   }
-  return {
+  const rows: MaterializedPlan & { kind: "chunked" } = {
     kind: "chunked",
-    rows: plan.rows.map((groups) =>
-      groups.map((g) => ({
-        qLen: g.qLen,
-        kLen: g.kLen,
-        mask: tf.tensor3d(g.mask, [g.qLen, 1, g.kLen]),
-      }))
-    ),
+    rows: Array.from({ length: plan.B }, () => []),
   };
+  for (const bl of blocks) {
+    rows.rows[bl.b].push({
+      qLen: bl.qLen,
+      kLen: bl.kLen,
+      mask: bl.allowed
+        ? tf.tensor3d(additiveMask(bl.allowed), [bl.qLen, 1, bl.kLen])
+        : null,
+    });
+  }
+  return rows;
 }
 
 /**
@@ -151,6 +196,9 @@ export function attention(
   rep: number,
   hd: number,
 ): tf.Tensor2D {
+  if (att.kind === "fused") {
+    throw new Error("internal: fused plans run through blockAttention");
+  }
   const nH = nKV * rep;
   const Tk = kT.shape[3];
   let a2: tf.Tensor2D;

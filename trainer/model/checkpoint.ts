@@ -3,21 +3,156 @@
  * `model.safetensors`, or shards `model-0000i-of-0000n.safetensors` with a
  * `model.safetensors.index.json` weight map. Tensor names and layouts are
  * HF's, so released Qwen3-VL weights load and saved ones load in transformers.
+ *
+ * Both directions stream tensor by tensor: a shard is written from one
+ * tensor's bytes at a time, and loading reads each tensor from its file
+ * straight into the buffer the model keeps (`tensorStorage`), so a
+ * 2B-parameter checkpoint (8.5 GB as float32) loads within about its own
+ * size in memory. One loading pipeline, `readCheckpoint`:
+ * `checkpointEntries` (headers only) -> `checkCheckpoint` (names and shapes
+ * against config.json, no data read) -> `readCheckpointWeights` (in-memory
+ * layout values), which `Qwen3VLForConditionalGeneration.load` hands to
+ * `fromValues`. Errors are plain and name the folder or file; the loop's
+ * `loadCheckpointModel` turns them into input errors (exit 2).
  */
 import { join } from "node:path";
-import type { tf } from "../runtime.ts";
+import { tensorStorage, type tf } from "../runtime.ts";
 import { writeFileAtomic } from "../data/atomic.ts";
 import { parseConfig, type Qwen3VLConfig } from "./config.ts";
-import { fromHf, type ParamSpec, paramSpecs, toHf } from "./params.ts";
 import {
-  decodeSafetensors,
-  encodeSafetensors,
+  fromHf,
+  initialValues,
+  internalShape,
+  type ParamSpec,
+  paramSpecs,
+  toHf,
+} from "./params.ts";
+import {
+  encodeData,
+  encodeHeader,
+  type FloatDType,
+  readSafetensorsHeader,
+  readTensorInto,
   type SafeTensor,
+  type TensorEntry,
 } from "./safetensors.ts";
+import { Rng } from "../common/rng.ts";
 
 export interface SaveOptions {
   /** Split weights into shards of at most this many bytes (plus an index). */
   maxShardBytes?: number;
+  /** How float weights are stored: F32 (default, exact) or BF16. */
+  dtype?: FloatDType;
+}
+
+/**
+ * A float tensor to write: HF name, HF shape, and its HF-layout values on
+ * demand (`data` is called once, in write order).
+ */
+export interface TensorSource {
+  name: string;
+  shape: number[];
+  /** Element count; the data must have exactly this length. */
+  size: number;
+  data: () => Float32Array;
+}
+
+const pad = (i: number) => String(i).padStart(5, "0");
+
+/**
+ * Write tensors as one `model.safetensors` or as shards plus
+ * `model.safetensors.index.json` (each file atomically: a temp file renamed
+ * into place), removing the layout not written. Data is produced and
+ * written one tensor at a time.
+ */
+export async function writeWeights(
+  dir: string,
+  tensors: TensorSource[],
+  opts: SaveOptions = {},
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const float = opts.dtype ?? "F32";
+  const limit = opts.maxShardBytes ?? Infinity;
+  const bytesOf = (t: TensorSource) => (float === "BF16" ? 2 : 4) * t.size;
+  const shards: TensorSource[][] = [[]];
+  let size = 0;
+  for (const t of tensors) {
+    if (size > 0 && size + bytesOf(t) > limit) {
+      shards.push([]);
+      size = 0;
+    }
+    shards[shards.length - 1].push(t);
+    size += bytesOf(t);
+  }
+  const meta = { format: "pt" };
+  const single = shards.length === 1;
+  const weightMap: Record<string, string> = {};
+  let total = 0;
+  for (const [i, shard] of shards.entries()) {
+    const file = single
+      ? "model.safetensors"
+      : `model-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`;
+    await writeShard(join(dir, file), shard, float, meta);
+    for (const t of shard) {
+      weightMap[t.name] = file;
+      total += bytesOf(t);
+    }
+  }
+  if (single) {
+    await Deno.remove(join(dir, "model.safetensors.index.json")).catch(
+      () => {},
+    );
+  } else {
+    const index = { metadata: { total_size: total }, weight_map: weightMap };
+    await writeFileAtomic(
+      join(dir, "model.safetensors.index.json"),
+      JSON.stringify(index, null, 2) + "\n",
+    );
+    await Deno.remove(join(dir, "model.safetensors")).catch(() => {});
+  }
+}
+
+async function writeShard(
+  path: string,
+  tensors: TensorSource[],
+  float: FloatDType,
+  meta: Record<string, string>,
+): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const file = await Deno.open(tmp, { write: true, create: true });
+  try {
+    await writeAll(
+      file,
+      encodeHeader(
+        tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: float })),
+        meta,
+      ),
+    );
+    for (const t of tensors) {
+      const data = t.data();
+      if (data.length !== t.size) {
+        throw new Error(
+          `checkpoint: tensor ${t.name} has ${data.length} values for shape [${t.shape}]`,
+        );
+      }
+      await writeAll(file, encodeData(data, float));
+    }
+    file.close();
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    try {
+      file.close();
+    } catch {
+      // already closed
+    }
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) at += await file.write(bytes.subarray(at));
 }
 
 /** What saving needs of a model (`Qwen3VLForConditionalGeneration`). */
@@ -33,60 +168,50 @@ export async function saveCheckpoint(
   dir: string,
   opts: SaveOptions = {},
 ): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const tensors: [string, { shape: number[]; data: Float32Array }][] = model
-    .specs.map((s) => [
-      s.name,
-      {
-        shape: s.hfShape,
-        data: toHf(s, model.param(s.name).dataSync() as Float32Array),
-      },
-    ]);
-  const meta = { format: "pt" };
-  const limit = opts.maxShardBytes ?? Infinity;
-  const shards: typeof tensors[] = [[]];
-  let size = 0;
-  for (const t of tensors) {
-    const bytes = t[1].data.byteLength;
-    if (size > 0 && size + bytes > limit) {
-      shards.push([]);
-      size = 0;
-    }
-    shards[shards.length - 1].push(t);
-    size += bytes;
-  }
-  if (shards.length === 1) {
-    await writeFileAtomic(
-      join(dir, "model.safetensors"),
-      encodeSafetensors(tensors, meta),
-    );
-    await Deno.remove(join(dir, "model.safetensors.index.json")).catch(
-      () => {},
-    );
-  } else {
-    const n = shards.length;
-    const pad = (i: number) => String(i).padStart(5, "0");
-    const weightMap: Record<string, string> = {};
-    let total = 0;
-    for (const [i, shard] of shards.entries()) {
-      const file = `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
-      await writeFileAtomic(join(dir, file), encodeSafetensors(shard, meta));
-      for (const [name, t] of shard) {
-        weightMap[name] = file;
-        total += t.data.byteLength;
-      }
-    }
-    const index = { metadata: { total_size: total }, weight_map: weightMap };
-    await writeFileAtomic(
-      join(dir, "model.safetensors.index.json"),
-      JSON.stringify(index, null, 2) + "\n",
-    );
-    await Deno.remove(join(dir, "model.safetensors")).catch(() => {});
-  }
+  await writeWeights(
+    dir,
+    model.specs.map((s) => ({
+      name: s.name,
+      shape: s.hfShape,
+      size: s.hfShape.reduce((a, b) => a * b, 1),
+      data: () => toHf(s, model.param(s.name).dataSync() as Float32Array),
+    })),
+    opts,
+  );
   // config last: a folder with a config.json has its weights complete
   await writeFileAtomic(
     join(dir, "config.json"),
     JSON.stringify(model.config, null, 2) + "\n",
+  );
+}
+
+/**
+ * Write a checkpoint of freshly initialised weights without building the
+ * model: the same values as `Qwen3VLForConditionalGeneration.create(config,
+ * seed)`, produced one tensor at a time (for large benchmark checkpoints).
+ */
+export async function writeRandomCheckpoint(
+  config: Qwen3VLConfig,
+  dir: string,
+  seed: number,
+  opts: SaveOptions = {},
+): Promise<void> {
+  const cfg = parseConfig(config, "model config");
+  const rng = Rng.fromSeed(seed);
+  // the stream is consumed in spec order, as create() consumes it
+  await writeWeights(
+    dir,
+    paramSpecs(cfg).map((s) => ({
+      name: s.name,
+      shape: s.hfShape,
+      size: s.hfShape.reduce((a, b) => a * b, 1),
+      data: () => toHf(s, initialValues(s, rng)),
+    })),
+    opts,
+  );
+  await writeFileAtomic(
+    join(dir, "config.json"),
+    JSON.stringify(cfg, null, 2) + "\n",
   );
 }
 
@@ -116,13 +241,9 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Every tensor of a checkpoint folder, by HF name (single file or shards). */
-export async function readCheckpointTensors(
-  dir: string,
-): Promise<Map<string, SafeTensor>> {
+/** The weight files of a checkpoint folder (shards from the index, or the single file). */
+export async function checkpointFiles(dir: string): Promise<string[]> {
   const indexPath = join(dir, "model.safetensors.index.json");
-  const single = join(dir, "model.safetensors");
-  const files: string[] = [];
   if (await exists(indexPath)) {
     const idx = await readJson(indexPath) as {
       weight_map?: Record<string, string>;
@@ -130,41 +251,75 @@ export async function readCheckpointTensors(
     if (!idx.weight_map || typeof idx.weight_map !== "object") {
       throw new Error(`${indexPath}: missing "weight_map"`);
     }
-    files.push(...new Set(Object.values(idx.weight_map)));
-  } else if (await exists(single)) files.push("model.safetensors");
-  else {throw new Error(
-      `${dir}: no model.safetensors or model.safetensors.index.json`,
-    );}
-  const all = new Map<string, SafeTensor>();
-  for (const f of files) {
+    return [...new Set(Object.values(idx.weight_map))];
+  }
+  if (await exists(join(dir, "model.safetensors"))) {
+    return ["model.safetensors"];
+  }
+  throw new Error(
+    `${dir}: no model.safetensors or model.safetensors.index.json`,
+  );
+}
+
+/** Every tensor's location, by HF name, from the files' headers (no data read). */
+export async function checkpointEntries(
+  dir: string,
+): Promise<Map<string, TensorEntry & { path: string }>> {
+  const all = new Map<string, TensorEntry & { path: string }>();
+  for (const f of await checkpointFiles(dir)) {
     const path = join(dir, f);
-    const { tensors } = decodeSafetensors(await Deno.readFile(path), path);
-    for (const [k, v] of tensors) {
-      if (all.has(k)) {
-        throw new Error(`${path}: tensor ${k} appears in more than one shard`);
+    const file = await Deno.open(path).catch((e) => {
+      throw new Error(`${path}: ${(e as Error).message}`);
+    });
+    try {
+      const { entries } = await readSafetensorsHeader(file, path);
+      for (const e of entries) {
+        if (all.has(e.name)) {
+          throw new Error(
+            `${path}: tensor ${e.name} appears in more than one shard`,
+          );
+        }
+        all.set(e.name, { ...e, path });
       }
-      all.set(k, v);
+    } finally {
+      file.close();
     }
   }
   return all;
 }
 
-/**
- * Reads a checkpoint folder's config and weights (in-memory layout, keyed
- * by HF name) for `Qwen3VLForConditionalGeneration.load`; tensor mismatches
- * are reported by name, all at once.
- */
-export async function readCheckpoint(
+/** Every tensor of a checkpoint folder, by HF name (single file or shards). */
+export async function readCheckpointTensors(
   dir: string,
-): Promise<{ config: Qwen3VLConfig; values: Map<string, Float32Array> }> {
-  const cfgPath = join(dir, "config.json");
-  const cfg = parseConfig(await readJson(cfgPath), cfgPath);
-  const tensors = await readCheckpointTensors(dir);
-  const specs = paramSpecs(cfg);
+): Promise<Map<string, SafeTensor>> {
+  const out = new Map<string, SafeTensor>();
+  for (const [name, e] of await checkpointEntries(dir)) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    const float = e.dtype !== "I32" && e.dtype !== "I64";
+    const data = float ? new Float32Array(n) : new Int32Array(n);
+    const file = await Deno.open(e.path);
+    try {
+      await readTensorInto(file, e, data);
+    } finally {
+      file.close();
+    }
+    out.set(name, { dtype: e.dtype, shape: e.shape, data });
+  }
+  return out;
+}
+
+/**
+ * Check that a folder's tensors are exactly the config's parameters with
+ * their HF shapes and float dtypes; reports every problem at once, by name.
+ */
+export function checkCheckpoint(
+  dir: string,
+  specs: ParamSpec[],
+  entries: Map<string, TensorEntry>,
+): void {
   const missing: string[] = [], misShaped: string[] = [];
-  const values = new Map<string, Float32Array>();
   for (const s of specs) {
-    const t = tensors.get(s.name);
+    const t = entries.get(s.name);
     if (!t) {
       missing.push(s.name);
       continue;
@@ -174,16 +329,12 @@ export async function readCheckpoint(
       t.shape.some((d, i) => d !== s.hfShape[i])
     ) {
       misShaped.push(`${s.name} [${t.shape}] (expected [${s.hfShape}])`);
-      continue;
-    }
-    if (!(t.data instanceof Float32Array)) {
+    } else if (t.dtype === "I32" || t.dtype === "I64") {
       misShaped.push(`${s.name} has integer dtype ${t.dtype}`);
-      continue;
     }
-    values.set(s.name, fromHf(s, t.data));
   }
   const known = new Set(specs.map((s) => s.name));
-  const unexpected = [...tensors.keys()].filter((k) => !known.has(k));
+  const unexpected = [...entries.keys()].filter((k) => !known.has(k));
   if (missing.length || unexpected.length || misShaped.length) {
     const parts = [];
     if (missing.length) parts.push(`missing: ${missing.join(", ")}`);
@@ -195,5 +346,53 @@ export async function readCheckpoint(
       }`,
     );
   }
-  return { config: cfg, values };
+}
+
+/**
+ * The parameters of a checked checkpoint in their in-memory layout, each
+ * read from its file into the buffer the model will keep.
+ */
+export async function readCheckpointWeights(
+  specs: ParamSpec[],
+  entries: Map<string, TensorEntry & { path: string }>,
+): Promise<Map<string, Float32Array>> {
+  const values = new Map<string, Float32Array>();
+  const files = new Map<string, Deno.FsFile>();
+  try {
+    for (const s of specs) {
+      const e = entries.get(s.name)!;
+      let file = files.get(e.path);
+      if (!file) files.set(e.path, file = await Deno.open(e.path));
+      const n = internalShape(s).reduce((a, b) => a * b, 1);
+      const dst = tensorStorage(n);
+      if (s.layout === "same") await readTensorInto(file, e, dst);
+      else {
+        // HF [out, in] -> [in, out]: decode, then transpose into place
+        const hf = new Float32Array(n);
+        await readTensorInto(file, e, hf);
+        fromHf(s, hf, dst);
+      }
+      values.set(s.name, dst);
+    }
+  } finally {
+    for (const f of files.values()) f.close();
+  }
+  return values;
+}
+
+/**
+ * Reads a checkpoint folder's config and weights (in-memory layout, keyed
+ * by HF name) for `Qwen3VLForConditionalGeneration.load`: the headers are
+ * checked against the config first (mismatches reported by name, all at
+ * once), then each tensor streams into the buffer the model keeps.
+ */
+export async function readCheckpoint(
+  dir: string,
+): Promise<{ config: Qwen3VLConfig; values: Map<string, Float32Array> }> {
+  const cfgPath = join(dir, "config.json");
+  const config = parseConfig(await readJson(cfgPath), cfgPath);
+  const specs = paramSpecs(config);
+  const entries = await checkpointEntries(dir);
+  checkCheckpoint(dir, specs, entries);
+  return { config, values: await readCheckpointWeights(specs, entries) };
 }

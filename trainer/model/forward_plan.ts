@@ -12,11 +12,7 @@
  * `ForwardContractError` carrying the trace of the rejected call.
  */
 import type { tf } from "../runtime.ts";
-import {
-  segmentsFromRow0,
-  type Span,
-  spansFromSegmentIds,
-} from "../common/segments.ts";
+import { segmentsFromRow0 } from "../common/segments.ts";
 import { faultActive } from "../common/faults.ts";
 import { rowsEqualTo } from "../common/rows.ts";
 import { splitPositionIds } from "../trace/helpers.ts";
@@ -91,15 +87,16 @@ export interface ForwardPlan {
   mrope: Int32Array;
   /** Packed-segment id per position, per batch row (from row 0); null = unpacked. */
   segmentIds: Int32Array[] | null;
-  /** The `[start, len]` segments attention runs over, per batch row. */
-  segments: Span[][];
   /** The cache flag in force, whether a cache came in, and its length. */
   useCache: boolean;
   cacheIn: boolean;
   past: number;
   /** Per batch row, 1 for keys that may be attended, over past + T keys; null = all. */
   keyValid: Uint8Array[] | null;
-  /** How attention runs, with its causal / key-padding / block-diagonal masks. */
+  /**
+   * How attention runs: its blocks with their causal / key-padding /
+   * block-diagonal pairs, as the kernels execute them.
+   */
   attention: AttentionPlan;
   /** Logits for the last N positions only (0 = all; generation only). */
   logitsToKeep: number;
@@ -424,10 +421,6 @@ export function planForward(
   const pos = positions(args, cfg, B, T, ph);
   const keyValid = keyValidity(args, B, T);
   const segmentIds = pos.row0 ? pos.row0.map(segmentsFromRow0) : null;
-  const segments: Span[][] = Array.from(
-    { length: B },
-    (_, b) => segmentIds ? spansFromSegmentIds(segmentIds[b]) : [[0, T]],
-  );
   const past = args.pastKeyValues ? args.pastKeyValues.length : 0;
   const keep = args.logitsToKeep ?? 0;
   checkLogitsToKeep(keep, T, ctx.recording);
@@ -439,18 +432,18 @@ export function planForward(
     ...ph,
     ...pos,
     segmentIds,
-    segments,
     useCache: base.useCache,
     cacheIn: (args.pastKeyValues ?? null) !== null,
     past,
     keyValid,
+    // the segment ids are attention's one source of packed boundaries
+    // (block partition and pairs alike): the fault drops them there
     attention: attentionPlan(
       B,
       T,
       past,
       keyValid,
       faultActive("attention-ignores-segments") ? null : segmentIds,
-      segments,
     ),
     logitsToKeep: keep,
   };
@@ -458,7 +451,7 @@ export function planForward(
 
 /**
  * What the trace records about a forward: read off its plan, the attention
- * segments off the masks the compute materializes.
+ * segments off the attention blocks the kernels execute.
  */
 export function forwardTraceInfo(
   plan: ForwardPlan,
@@ -466,7 +459,7 @@ export function forwardTraceInfo(
   returnedPast: boolean,
 ): ForwardTraceInfo {
   const { batch: B, seqLen: T } = plan;
-  const mask = maskSegments(plan.attention, B, T);
+  const mask = maskSegments(plan.attention);
   return {
     inputKind: plan.inputKind,
     argKeys: plan.argKeys,

@@ -1,49 +1,57 @@
 /**
- * What the attention masks of a forward really allow, read off the masks
- * the compute materializes (`AttentionPlan`), not off row 0: the causal
- * segments each batch row attends over, or how the masks break
- * block-causal attention. The trace records this next to row 0, so the
- * audit compares the mask that was used with the boundaries the position
- * ids declare.
+ * What the attention of a forward really allows, read off the attention
+ * blocks the compute executes (`AttentionPlan.blocks`: the fused kernel's
+ * own input on the blas path, the source of the additive masks on wasm),
+ * not off row 0: the causal segments each batch row attends over, or how
+ * the blocks break block-causal attention. The trace records this next to
+ * row 0, so the audit compares the attention that ran with the boundaries
+ * the position ids declare.
  */
-import type { AttentionPlan } from "./attention.ts";
-import { MASK_NEG } from "./ops.ts";
+import type { AttentionBlock, AttentionPlan } from "./attention.ts";
 import type { Span } from "../common/segments.ts";
 
 /** Allowed (query i, key j) of one batch row, over this forward's own T tokens. */
 type Allowed = (i: number, j: number) => boolean;
 
-const open = (v: number) => v > MASK_NEG / 2;
-
-function rowAccess(plan: AttentionPlan, b: number, T: number): Allowed | null {
-  if (plan.kind === "batched") {
-    if (plan.Tk !== T) return null; // cached keys: not this forward's own tokens
-    const m = plan.masks?.[b];
-    // no mask at all: every key is visible (only planned for one query)
-    if (!m) return () => true;
-    return (i, j) => open(m[i * T + j]);
+/**
+ * Query i of one row may attend key j when its block spans j and allows
+ * the pair; a key outside the query's block is never attended. A query in
+ * no block, or in two, is a problem (the kernels would leave its output
+ * unset, or write it twice).
+ */
+function rowAccess(
+  blocks: AttentionBlock[],
+  T: number,
+): { allowed: Allowed; problem: string | null } {
+  const of: (AttentionBlock | null)[] = new Array(T).fill(null);
+  for (const bl of blocks) {
+    for (let i = bl.q0; i < bl.q0 + bl.qLen; i++) {
+      if (of[i]) {
+        return { allowed: () => false, problem: `query ${i} is in two blocks` };
+      }
+      of[i] = bl;
+    }
   }
-  // chunked: query rows of a group attend only keys of the same group
-  const groupOf = new Int32Array(T).fill(-1);
-  const starts: number[] = [];
-  let at = 0;
-  for (const [g, grp] of plan.rows[b].entries()) {
-    if (grp.kLen !== grp.qLen) return null; // cached keys
-    starts.push(at);
-    groupOf.fill(g, at, at + grp.qLen);
-    at += grp.qLen;
+  const lost = of.indexOf(null);
+  if (lost >= 0) {
+    return {
+      allowed: () => false,
+      problem: `query ${lost} is in no attention block`,
+    };
   }
-  if (at !== T) return null;
-  return (i, j) => {
-    const g = groupOf[i];
-    if (groupOf[j] !== g) return false;
-    const grp = plan.rows[b][g];
-    return open(grp.mask[(i - starts[g]) * grp.kLen + (j - starts[g])]);
+  return {
+    allowed: (i, j) => {
+      const bl = of[i]!;
+      if (j < bl.k0 || j >= bl.k0 + bl.kLen) return false;
+      return !bl.allowed ||
+        bl.allowed[(i - bl.q0) * bl.kLen + (j - bl.k0)] === 1;
+    },
+    problem: null,
   };
 }
 
 /**
- * Segments of one row from its mask: query i must see exactly the keys
+ * Segments of one row from its blocks: query i must see exactly the keys
  * [s, i] where s is the start of its segment; a query whose first visible
  * key is itself opens a new segment.
  */
@@ -86,24 +94,27 @@ function rowSegments(
 }
 
 /**
- * The causal segments per batch row that the planned masks implement, or
- * why they are not block-causal. `segments` is null for forwards over a
- * cache (their keys are not this forward's tokens).
+ * The causal segments per batch row that the planned attention blocks
+ * implement, or why they are not block-causal. `segments` is null for
+ * forwards over a cache (their keys are not this forward's tokens).
  *
  * @example
- * maskSegments(attentionPlan(1, 4, 0, null, [Int32Array.from([0, 0, 1, 1])], [[[0, 2], [2, 2]]]), 1, 4);
+ * maskSegments(attentionPlan(1, 4, 0, null, [Int32Array.from([0, 0, 1, 1])]));
  * // { segments: [[[0, 2], [2, 2]]], problem: null }
  */
 export function maskSegments(
   plan: AttentionPlan,
-  B: number,
-  T: number,
 ): { segments: Span[][] | null; problem: string | null } {
+  const { B, T, Tk } = plan;
+  if (Tk !== T) return { segments: null, problem: null };
+  const byRow: AttentionBlock[][] = Array.from({ length: B }, () => []);
+  for (const bl of plan.blocks) byRow[bl.b].push(bl);
   const segments: Span[][] = [];
   for (let b = 0; b < B; b++) {
-    const allowed = rowAccess(plan, b, T);
-    if (allowed === null) return { segments: null, problem: null };
-    const r = rowSegments(allowed, T);
+    const access = rowAccess(byRow[b], T);
+    const r = access.problem === null
+      ? rowSegments(access.allowed, T)
+      : { spans: [], problem: access.problem };
     if (r.problem !== null) {
       return { segments: null, problem: `batch row ${b}: ${r.problem}` };
     }

@@ -1,6 +1,9 @@
 /**
- * Differentiable building blocks whose forward AND backward run fast on the
- * TF.js wasm backend.
+ * Differentiable building blocks whose forward AND backward run fast on
+ * both compute paths: on the `blas` backend they are plain TF.js matmuls
+ * (BLAS takes the transpose flags) and the fused kernels of
+ * backend/fused_kernels.ts; on the wasm backend they are composites shaped
+ * for its kernels, as follows.
  *
  * Why custom gradients: the wasm `BatchMatMul` kernel takes its XNNPACK fast
  * path only for rank-2 (batch 1) products without transpose flags; with
@@ -12,11 +15,32 @@
  * plain gathers/masks (or a one-hot matmul for the embedding table).
  */
 import { tf } from "../runtime.ts";
+import {
+  type AttentionBlock,
+  fusedAvailable,
+  type QkPrepAttrs,
+  runFused,
+} from "../backend/fused_kernels.ts";
+
+export { fusedAvailable };
+
+/** Run a fused kernel and keep only its first output (the rest is saved state). */
+function fused(
+  name: string,
+  inputs: tf.NamedTensorMap,
+  attrs: object = {},
+): tf.Tensor {
+  const [y, ...rest] = runFused(name, inputs, attrs);
+  // the tape keeps its own references to the saved outputs
+  for (const t of rest) t.dispose();
+  return y;
+}
 
 /** a [M, K] @ b [K, N] -> [M, N], with a backward that stays on the fast path. */
 export function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  // outside a gradient tape the custom-gradient wrapper is pure overhead
-  if (!recording()) return tf.matMul(a, b);
+  // outside a gradient tape the custom-gradient wrapper is pure overhead;
+  // BLAS runs TF.js's own gradient (transpose flags) at full speed
+  if (!recording() || fusedAvailable()) return tf.matMul(a, b);
   return mmGrad(a, b) as tf.Tensor2D;
 }
 
@@ -73,7 +97,7 @@ export function mmConstRight(
   c: tf.Tensor2D,
   cT: tf.Tensor2D,
 ): tf.Tensor2D {
-  if (!recording()) return tf.matMul(a, c);
+  if (!recording() || fusedAvailable()) return tf.matMul(a, c);
   const f = tf.customGrad((...args: GradArg[]) => {
     // saved: cT may be released by the caller's scope before the backward
     (args[1] as tf.GradSaveFunc)([cT]);
@@ -91,7 +115,7 @@ export function mmConstRight(
  * the position-interpolation matrix): only b's gradient c^T @ dy is built.
  */
 export function mmConstLeft(c: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  if (!recording()) return tf.matMul(c, b);
+  if (!recording() || fusedAvailable()) return tf.matMul(c, b);
   const f = tf.customGrad((...args: GradArg[]) => {
     const save = args[1] as tf.GradSaveFunc;
     // saved tensors outlive the caller's tf.tidy; `c` itself may not
@@ -127,9 +151,63 @@ export function rmsNorm(
   weight: tf.Tensor | null,
   eps: number,
 ): tf.Tensor {
+  if (fusedAvailable()) {
+    const d = x.shape[x.shape.length - 1];
+    return tf.tidy(() =>
+      fused("Stage2RmsNorm", { x, w: weight ?? tf.ones([d]) }, { eps })
+    );
+  }
   const variance = tf.mean(tf.square(x), -1, true);
   const n = tf.mul(x, tf.rsqrt(tf.add(variance, eps)));
   return weight ? tf.mul(n, weight) : n;
+}
+
+/**
+ * h = x + res and RMSNorm(h) * weight in one pass (the residual stream and
+ * the next norm): one fused kernel on the blas path, whose backward adds the
+ * residual stream's gradient into the norm's.
+ */
+export function addRmsNorm(
+  x: tf.Tensor,
+  res: tf.Tensor,
+  weight: tf.Tensor,
+  eps: number,
+): { h: tf.Tensor; y: tf.Tensor } {
+  if (fusedAvailable()) {
+    const [h, y, rstd] = runFused("Stage2AddRmsNorm", { x, res, w: weight }, {
+      eps,
+    });
+    rstd.dispose();
+    return { h, y };
+  }
+  const h = tf.add(x, res);
+  return { h, y: rmsNorm(h, weight, eps) };
+}
+
+/**
+ * x [N, K] @ w_i [K, n_i] for two or three weights sharing the input (q/k/v,
+ * gate/up): on the blas path one kernel whose backward sums the input's
+ * gradient in one accumulating pass instead of adding per-product results.
+ */
+export function matMulShared(x: tf.Tensor2D, ws: tf.Tensor2D[]): tf.Tensor2D[] {
+  if (fusedAvailable() && (ws.length === 2 || ws.length === 3)) {
+    const inputs: tf.NamedTensorMap = { x };
+    ws.forEach((w, i) => (inputs[`w${i}`] = w));
+    return runFused(`Stage2MatMul${ws.length}`, inputs) as tf.Tensor2D[];
+  }
+  return ws.map((w) => mm(x, w));
+}
+
+/** res + a [N, K] @ w [K, n] (the residual add folded into the product on the blas path). */
+export function addMatMul(
+  res: tf.Tensor2D,
+  a: tf.Tensor2D,
+  w: tf.Tensor2D,
+): tf.Tensor2D {
+  if (fusedAvailable()) {
+    return fused("Stage2AddMatMul", { res, a, w }) as tf.Tensor2D;
+  }
+  return tf.add(res, mm(a, w));
 }
 
 /** LayerNorm over the last axis (torch `nn.LayerNorm`, biased variance). */
@@ -139,6 +217,9 @@ export function layerNorm(
   bias: tf.Tensor1D,
   eps: number,
 ): tf.Tensor {
+  if (fusedAvailable()) {
+    return fused("Stage2LayerNorm", { x, w: weight, b: bias }, { eps });
+  }
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.add(
     tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight),
@@ -154,6 +235,7 @@ export function activation(name: string, x: tf.Tensor): tf.Tensor {
     case "silu":
       return tf.mul(x, tf.sigmoid(x));
     case "gelu_pytorch_tanh": {
+      if (fusedAvailable()) return fused("Stage2GeluTanh", { x });
       const inner = tf.mul(
         tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)),
         SQRT_2_OVER_PI,
@@ -165,6 +247,137 @@ export function activation(name: string, x: tf.Tensor): tf.Tensor {
     default:
       throw new Error(`unsupported activation "${name}"`);
   }
+}
+
+/** SwiGLU's product act(g) * u, g and u [N, I] (one fused kernel for silu). */
+export function gatedActivation(
+  name: string,
+  g: tf.Tensor,
+  u: tf.Tensor,
+): tf.Tensor {
+  if (name === "silu" && fusedAvailable()) {
+    return fused("Stage2SwiGlu", { g, u });
+  }
+  return tf.tidy(() => tf.mul(activation(name, g), u));
+}
+
+/**
+ * Weighted negative log-likelihood `-sum(weights * logSoftmax(logits))` of
+ * logits [N, V] with per-entry weights [N, V] (one-hot targets times the
+ * token weights): the CE numerator of the training losses. One fused kernel
+ * on the blas path (the gradient is `softmax * rowsum(weights) - weights`).
+ *
+ * @example
+ * const nll = weightedNll(logits2d, targets2d); // scalar
+ */
+export function weightedNll(
+  logits: tf.Tensor2D,
+  weights: tf.Tensor2D,
+): tf.Scalar {
+  if (fusedAvailable()) {
+    return fused("Stage2WeightedNll", { logits, weights }) as tf.Scalar;
+  }
+  return tf.tidy(() =>
+    tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), weights))) as tf.Scalar
+  );
+}
+
+export interface AdamWStep {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** 1 - lr * weight_decay for decayed parameters, else 1. */
+  decay: number;
+  /** lr / (1 - beta1^t). */
+  stepSize: number;
+  /** sqrt(1 - beta2^t). */
+  sqrtBc2: number;
+}
+
+/**
+ * One AdamW update of parameter p with gradient g and moments m, v ->
+ * [p1, m1, v1] (the formulas of trainer/loop/adamw.ts): one fused pass on
+ * the blas path (in double precision, rounded once), the same ops as before
+ * elsewhere.
+ */
+export function adamwUpdate(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  s: AdamWStep,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  if (fusedAvailable()) {
+    return runFused("Stage2AdamW", { p, g, m, v }, {
+      b1: s.beta1,
+      b2: s.beta2,
+      eps: s.epsilon,
+      decay: s.decay,
+      step: s.stepSize,
+      sqrtBc2: s.sqrtBc2,
+    }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+  }
+  return tf.tidy(() => {
+    const decayed = s.decay !== 1 ? p.mul(s.decay) : p;
+    const m1 = m.mul(s.beta1).add(g.mul(1 - s.beta1));
+    const v1 = v.mul(s.beta2).add(g.square().mul(1 - s.beta2));
+    const denom = v1.sqrt().div(s.sqrtBc2).add(s.epsilon);
+    const p1 = decayed.sub(m1.div(denom).mul(s.stepSize));
+    return [p1, m1, v1] as [tf.Tensor, tf.Tensor, tf.Tensor];
+  });
+}
+
+/**
+ * Blas path only: per-head RMSNorm of q and k (weights qw, kw [hd]; pass
+ * null for none), rotary embedding with cos, sin [B*T, hd], q scaled by
+ * `attrs.scale`, and the attention layouts: q [B*T, nH hd] -> q [B*T, nH hd],
+ * k, v [B*T, nKV hd] -> kT [B, nKV, hd, T], v [B, nKV, T, hd].
+ */
+export function qkPrep(
+  q: tf.Tensor2D,
+  k: tf.Tensor2D,
+  v: tf.Tensor2D,
+  cos: tf.Tensor2D,
+  sin: tf.Tensor2D,
+  norm: { qw: tf.Tensor1D; kw: tf.Tensor1D } | null,
+  attrs: QkPrepAttrs,
+): { q: tf.Tensor2D; kT: tf.Tensor4D; v: tf.Tensor4D } {
+  const outs = norm
+    ? runFused(
+      "Stage2QkPrep",
+      { q, k, v, cos, sin, qw: norm.qw, kw: norm.kw },
+      attrs,
+    )
+    : runFused("Stage2RopePrep", { q, k, v, cos, sin }, attrs);
+  for (const t of outs.slice(3)) t.dispose();
+  return {
+    q: outs[0] as tf.Tensor2D,
+    kT: outs[1] as tf.Tensor4D,
+    v: outs[2] as tf.Tensor4D,
+  };
+}
+
+/**
+ * Blas path only: attention of q [B*T, nH hd] (scaled, rotated) over
+ * kT [B, nKV, hd, Tk] and v [B, nKV, Tk, hd], block by block
+ * -> [B*T, nH hd].
+ */
+export function blockAttention(
+  q: tf.Tensor2D,
+  kT: tf.Tensor4D,
+  v: tf.Tensor4D,
+  blocks: AttentionBlock[],
+  nH: number,
+  T: number,
+): tf.Tensor2D {
+  const [, nKV, hd] = kT.shape;
+  return fused("Stage2Attention", { q, kT, v }, {
+    blocks,
+    nH,
+    nKV,
+    hd,
+    T,
+  }) as tf.Tensor2D;
 }
 
 /**
@@ -186,7 +399,8 @@ export function embeddingLookup(
       );
     }
   }
-  if (!recording()) {
+  if (!recording() || fusedAvailable()) {
+    // the blas backend runs gather's own gradient (a scatter-add)
     return tf.tidy(() => tf.gather(table, tf.tensor1d(ids, "int32")));
   }
   // ids travel as a JS array so the backward does not depend on a tensor

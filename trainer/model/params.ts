@@ -138,24 +138,71 @@ export function paramSpecs(cfg: Qwen3VLConfig): ParamSpec[] {
   return specs;
 }
 
+/**
+ * Initial values of a parameter in its in-memory layout, drawn from `rng`
+ * like HF `_init_weights` (normal via Box-Muller on the seeded stream,
+ * ones, zeros): identical weights for identical seeds and spec order.
+ */
+export function initialValues(
+  s: ParamSpec,
+  rng: { float(): number },
+  out?: Float32Array,
+): Float32Array {
+  const n = s.hfShape.reduce((a, b) => a * b, 1);
+  const data = out ?? new Float32Array(n);
+  if (s.init === "ones") data.fill(1);
+  else if (s.init === "normal") {
+    for (let i = 0; i < n; i += 2) {
+      const u1 = 1 - rng.float(), u2 = rng.float();
+      const r = Math.sqrt(-2 * Math.log(u1)) * s.std;
+      data[i] = r * Math.cos(2 * Math.PI * u2);
+      if (i + 1 < n) data[i + 1] = r * Math.sin(2 * Math.PI * u2);
+    }
+  }
+  return data;
+}
+
+/** dst[c * rows + r] = src[r * cols + c], in cache-sized tiles. */
+function transposeInto(
+  src: Float32Array,
+  rows: number,
+  cols: number,
+  dst: Float32Array,
+): void {
+  const T = 32;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(r0 + T, rows);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(c0 + T, cols);
+      for (let r = r0; r < r1; r++) {
+        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[r * cols + c];
+      }
+    }
+  }
+}
+
 /** In-memory values -> HF layout (row-major Float32Array of `hfShape`). */
 export function toHf(spec: ParamSpec, data: Float32Array): Float32Array {
   if (spec.layout === "same") return data;
   const [inn, out] = internalShape(spec);
   const res = new Float32Array(data.length);
-  for (let i = 0; i < inn; i++) {
-    for (let o = 0; o < out; o++) res[o * inn + i] = data[i * out + o];
-  }
+  transposeInto(data, inn, out, res);
   return res;
 }
 
-/** HF layout -> in-memory values. */
-export function fromHf(spec: ParamSpec, data: Float32Array): Float32Array {
-  if (spec.layout === "same") return data;
-  const [inn, out] = internalShape(spec);
-  const res = new Float32Array(data.length);
-  for (let o = 0; o < out; o++) {
-    for (let i = 0; i < inn; i++) res[i * out + o] = data[o * inn + i];
+/** HF layout -> in-memory values (into `out` when given). */
+export function fromHf(
+  spec: ParamSpec,
+  data: Float32Array,
+  out?: Float32Array,
+): Float32Array {
+  if (spec.layout === "same") {
+    if (!out) return data;
+    out.set(data);
+    return out;
   }
+  const [inn, o] = internalShape(spec);
+  const res = out ?? new Float32Array(data.length);
+  transposeInto(data, o, inn, res);
   return res;
 }

@@ -19,14 +19,26 @@ import { parseConfig, type Qwen3VLConfig } from "./config.ts";
 import { KVCache } from "./kv_cache.ts";
 import {
   activation,
+  addMatMul,
+  addRmsNorm,
+  blockAttention,
   embeddingLookup,
+  fusedAvailable,
+  gatedActivation,
+  matMulShared,
   mm,
   mmConstRight,
+  qkPrep,
   recording,
   rmsNorm,
   scatterRows,
 } from "./ops.ts";
-import { internalShape, type ParamSpec, paramSpecs } from "./params.ts";
+import {
+  initialValues,
+  internalShape,
+  type ParamSpec,
+  paramSpecs,
+} from "./params.ts";
 import { getRopeIndex, textRopeTables } from "./rope.ts";
 import {
   attention,
@@ -43,6 +55,7 @@ import {
   planForward,
   updateCache,
 } from "./forward_plan.ts";
+import type { AttentionBlock } from "../backend/fused_kernels.ts";
 import { installWasmKernelFixes } from "./wasm_kernels.ts";
 import { readCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import {
@@ -63,10 +76,16 @@ interface LayerWeights {
   gateUp: tf.Tensor2D;
 }
 
+/**
+ * Weights in the form the decoder multiplies with. On the blas path nothing
+ * is derived (`layers` empty, `head` null): the fused kernels apply the norm
+ * scales themselves and BLAS reads the tied embedding table transposed in
+ * place, so a large checkpoint is held once.
+ */
 interface DerivedWeights {
   layers: LayerWeights[];
-  /** LM head [H, V]. */
-  head: tf.Tensor2D;
+  /** LM head [H, V] with the final norm folded in; null on the blas path. */
+  head: tf.Tensor2D | null;
 }
 
 type RopeTensors =
@@ -88,7 +107,7 @@ function ropeTensors(
   d: number,
   inference: boolean,
 ): RopeTensors {
-  if (T !== 1 || !inference) {
+  if (T !== 1 || !inference || fusedAvailable()) {
     return {
       kind: "elementwise",
       cos: tf.tensor3d(cos, [B * T, 1, d]),
@@ -157,21 +176,7 @@ export class Qwen3VLForConditionalGeneration {
     const cfg = parseConfig(config, "model config");
     const rng = Rng.fromSeed(seed);
     const values = new Map<string, Float32Array>();
-    for (const s of paramSpecs(cfg)) {
-      const n = s.hfShape.reduce((a, b) => a * b, 1);
-      const data = new Float32Array(n);
-      if (s.init === "ones") data.fill(1);
-      else if (s.init === "normal") {
-        // Box-Muller on the seeded stream: identical weights for identical seeds
-        for (let i = 0; i < n; i += 2) {
-          const u1 = 1 - rng.float(), u2 = rng.float();
-          const r = Math.sqrt(-2 * Math.log(u1)) * s.std;
-          data[i] = r * Math.cos(2 * Math.PI * u2);
-          if (i + 1 < n) data[i + 1] = r * Math.sin(2 * Math.PI * u2);
-        }
-      }
-      values.set(s.name, data);
-    }
+    for (const s of paramSpecs(cfg)) values.set(s.name, initialValues(s, rng));
     return new Qwen3VLForConditionalGeneration(cfg, values);
   }
 
@@ -384,18 +389,7 @@ export class Qwen3VLForConditionalGeneration {
         if (plan.useCache) newKV.push({ kT, v });
         if (l < deep.length) x = scatterRows(x, deep[l], rowIdx, "add");
       }
-      // the final norm's scale is folded into the head (see derived())
-      let h: tf.Tensor = rmsNorm(x, null, tc.rms_norm_eps);
-      let tOut = T;
-      if (keep > 0 && keep < T) {
-        h = tf.slice(tf.reshape(h, [B, T, H]), [0, T - keep, 0], [B, keep, H]);
-        tOut = keep;
-      }
-      const logits = tf.reshape(
-        mm(tf.reshape(h, [B * tOut, H]) as tf.Tensor2D, dw.head),
-        [B, tOut, tc.vocab_size],
-      );
-      return { logits: logits as tf.Tensor3D, newKV };
+      return { logits: this.lmHead(x, dw, B, T, keep), newKV };
     });
   }
 
@@ -414,6 +408,7 @@ export class Qwen3VLForConditionalGeneration {
    * dominate single-token decode steps.
    */
   private derived(): DerivedWeights {
+    if (fusedAvailable()) return { layers: [], head: null };
     const isRecording = recording();
     const sources = this.specs.map((s) => this.params.get(s.name)!.dataId);
     if (!isRecording) {
@@ -426,7 +421,7 @@ export class Qwen3VLForConditionalGeneration {
     const weights = this.buildDerived();
     if (!isRecording) {
       this.disposeDerived();
-      tf.keep(weights.head);
+      tf.keep(weights.head!);
       for (const lw of weights.layers) {
         for (const t of Object.values(lw)) if (t) tf.keep(t);
       }
@@ -438,7 +433,7 @@ export class Qwen3VLForConditionalGeneration {
   private disposeDerived(): void {
     const c = this.derivedCache;
     if (!c) return;
-    c.weights.head.dispose();
+    c.weights.head?.dispose();
     for (const lw of c.weights.layers) {
       for (const t of Object.values(lw)) t?.dispose();
     }
@@ -503,6 +498,45 @@ export class Qwen3VLForConditionalGeneration {
     return { layers, head: tf.mul(finalNorm, head) as tf.Tensor2D };
   }
 
+  /** Final norm and LM head on x [B*T, H] -> logits [B, keep || T, V]. */
+  private lmHead(
+    x: tf.Tensor2D,
+    dw: DerivedWeights,
+    B: number,
+    T: number,
+    keep: number,
+  ): tf.Tensor3D {
+    const tc = this.config.text_config, H = tc.hidden_size;
+    let h: tf.Tensor = x;
+    let tOut = T;
+    if (keep > 0 && keep < T) {
+      // the norm is per row: slicing first skips the rows nobody reads
+      h = tf.slice(tf.reshape(h, [B, T, H]), [0, T - keep, 0], [B, keep, H]);
+      tOut = keep;
+    }
+    h = tf.reshape(h, [B * tOut, H]);
+    let logits: tf.Tensor;
+    if (dw.head) {
+      // the final norm's scale is folded into the head (see derived())
+      logits = mm(rmsNorm(h, null, tc.rms_norm_eps) as tf.Tensor2D, dw.head);
+    } else {
+      const hn = rmsNorm(
+        h,
+        this.param("model.language_model.norm.weight"),
+        tc.rms_norm_eps,
+      ) as tf.Tensor2D;
+      logits = this.config.tie_word_embeddings
+        ? tf.matMul(
+          hn,
+          this.param("model.language_model.embed_tokens.weight"),
+          false,
+          true,
+        )
+        : tf.matMul(hn, this.param("lm_head.weight"));
+    }
+    return tf.reshape(logits, [B, tOut, tc.vocab_size]);
+  }
+
   /** One decoder layer on x [B*T, H]; returns the layer output and this layer's full K/V. */
   private decoderLayer(
     l: number,
@@ -515,6 +549,9 @@ export class Qwen3VLForConditionalGeneration {
     cache: KVCache | null,
     past: number,
   ): { out: tf.Tensor2D; kT: tf.Tensor4D; v: tf.Tensor4D } {
+    if (att.kind === "fused") {
+      return this.decoderLayerFused(l, x, B, T, rope, att.blocks, cache, past);
+    }
     const tc = this.config.text_config;
     const p = (n: string) =>
       this.param(`model.language_model.layers.${l}.${n}`);
@@ -574,5 +611,81 @@ export class Qwen3VLForConditionalGeneration {
       mm(act, p("mlp.down_proj.weight") as tf.Tensor2D),
     ) as tf.Tensor2D;
     return { out, kT, v };
+  }
+
+  /**
+   * The blas path's decoder layer: HF's order of operations on the HF-named
+   * weights, with RMSNorm, q/k norm + rotary, attention and SwiGLU each one
+   * fused kernel and every product a BLAS call.
+   */
+  private decoderLayerFused(
+    l: number,
+    x: tf.Tensor2D,
+    B: number,
+    T: number,
+    rope: RopeTensors,
+    blocks: AttentionBlock[],
+    cache: KVCache | null,
+    past: number,
+  ): { out: tf.Tensor2D; kT: tf.Tensor4D; v: tf.Tensor4D } {
+    const tc = this.config.text_config;
+    const p = (n: string) =>
+      this.param(`model.language_model.layers.${l}.${n}`) as tf.Tensor2D;
+    const nH = tc.num_attention_heads,
+      nKV = tc.num_key_value_heads,
+      hd = tc.head_dim;
+    const eps = tc.rms_norm_eps;
+    if (rope.kind !== "elementwise") {
+      throw new Error("internal: the blas path uses rotary tables");
+    }
+    const bias = tc.attention_bias;
+    const biased = (y: tf.Tensor2D, name: string): tf.Tensor2D =>
+      bias ? tf.add(y, p(`${name}.bias`)) as tf.Tensor2D : y;
+    const xn = rmsNorm(x, p("input_layernorm.weight"), eps) as tf.Tensor2D;
+    const [q, k, v0] = matMulShared(xn, [
+      p("self_attn.q_proj.weight"),
+      p("self_attn.k_proj.weight"),
+      p("self_attn.v_proj.weight"),
+    ]);
+    const prep = qkPrep(
+      biased(q, "self_attn.q_proj"),
+      biased(k, "self_attn.k_proj"),
+      biased(v0, "self_attn.v_proj"),
+      tf.reshape(rope.cos, [B * T, hd]),
+      tf.reshape(rope.sin, [B * T, hd]),
+      {
+        qw: p("self_attn.q_norm.weight") as unknown as tf.Tensor1D,
+        kw: p("self_attn.k_norm.weight") as unknown as tf.Tensor1D,
+      },
+      { B, T, nH, nKV, hd, eps, scale: 1 / Math.sqrt(hd) },
+    );
+    let kT = prep.kT, v = prep.v;
+    if (cache && past > 0) {
+      kT = tf.concat([cache.layers[l].kT, kT], 3);
+      v = tf.concat([cache.layers[l].v, v], 2);
+    }
+    const a2 = blockAttention(prep.q, kT, v, blocks, nH, T); // [B*T, nH*hd]
+    const o = biased(
+      tf.matMul(a2, p("self_attn.o_proj.weight")),
+      "self_attn.o_proj",
+    );
+    // h = x + o and its norm in one pass
+    const { h, y: hn } = addRmsNorm(
+      x,
+      o,
+      p("post_attention_layernorm.weight"),
+      eps,
+    );
+    const [g, u] = matMulShared(hn as tf.Tensor2D, [
+      p("mlp.gate_proj.weight"),
+      p("mlp.up_proj.weight"),
+    ]);
+    const act = gatedActivation(tc.hidden_act, g, u) as tf.Tensor2D;
+    const out = addMatMul(
+      h as tf.Tensor2D,
+      act,
+      p("mlp.down_proj.weight"),
+    );
+    return { out: out as tf.Tensor2D, kT, v };
   }
 }

@@ -10,13 +10,17 @@ import type { Qwen3VLConfig } from "./config.ts";
 import {
   activation,
   attendChunk,
+  blockAttention,
+  fusedAvailable,
   layerNorm,
   linear,
-  MASK_NEG,
   mmConstLeft,
+  qkPrep,
   unstack0,
 } from "./ops.ts";
 import { posInterpMatrix, visionRopeTables } from "./rope.ts";
+import type { AttentionBlock } from "../backend/fused_kernels.ts";
+import { additiveMask } from "./attention.ts";
 
 export type ParamGetter = (name: string) => tf.Tensor;
 
@@ -91,39 +95,58 @@ export function visionForward(
     for (let t = 0; t < g[0]; t++) frames.push(g[1] * g[2]);
     off += n;
   }
-  const groups: { start: number; len: number; mask: Float32Array | null }[] =
+  // blas path: one attention block per frame (a block is a few BLAS calls
+  // inside one kernel, so grouping would only add masked-out work)
+  const fused = fusedAvailable();
+  const limit = fused ? 1 : GROUP_PATCHES;
+  const groups: { start: number; len: number; allowed: Uint8Array | null }[] =
     [];
   for (let f = 0, start = 0; f < frames.length;) {
     const members: number[] = [];
     let len = 0;
     while (
       f < frames.length &&
-      (members.length === 0 || len + frames[f] <= GROUP_PATCHES)
+      (members.length === 0 || len + frames[f] <= limit)
     ) {
       members.push(frames[f]);
       len += frames[f++];
     }
-    let mask: Float32Array | null = null;
+    // block-diagonal over the group's frames
+    let allowed: Uint8Array | null = null;
     if (members.length > 1) {
-      mask = new Float32Array(len * len).fill(MASK_NEG);
+      allowed = new Uint8Array(len * len);
       let a = 0;
       for (const n of members) {
         for (let i = a; i < a + n; i++) {
-          mask.fill(0, i * len + a, i * len + a + n);
+          allowed.fill(1, i * len + a, i * len + a + n);
         }
         a += n;
       }
     }
-    groups.push({ start, len, mask });
+    groups.push({ start, len, allowed });
     start += len;
   }
+  const blocks = groups.map((g) => ({
+    b: 0,
+    q0: g.start,
+    qLen: g.len,
+    k0: g.start,
+    kLen: g.len,
+    allowed: g.allowed,
+  }));
 
   return tf.tidy(() => {
-    const maskT = groups.map((g) =>
-      g.mask ? tf.tensor3d(g.mask, [g.len, 1, g.len]) : null
-    );
-    const cosT = tf.tensor3d(cos, [nPatch, 1, hd]),
-      sinT = tf.tensor3d(sin, [nPatch, 1, hd]);
+    const maskT = fused
+      ? []
+      : groups.map((g) =>
+        g.allowed
+          ? tf.tensor3d(additiveMask(g.allowed), [g.len, 1, g.len])
+          : null
+      );
+    const cosT = fused ? null : tf.tensor3d(cos, [nPatch, 1, hd]),
+      sinT = fused ? null : tf.tensor3d(sin, [nPatch, 1, hd]);
+    const cos2 = fused ? tf.tensor2d(cos, [nPatch, hd]) : null,
+      sin2 = fused ? tf.tensor2d(sin, [nPatch, hd]) : null;
     const wPatch = p("model.visual.patch_embed.proj.weight") as tf.Tensor2D;
     // pixel values and the interpolation matrix are inputs, not weights:
     // only the weights' gradients are built
@@ -149,49 +172,23 @@ export function visionForward(
         p(`${b}.norm1.bias`) as tf.Tensor1D,
         1e-6,
       );
-      const qkv = tf.reshape(
-        linear(
-          xn,
-          p(`${b}.attn.qkv.weight`) as tf.Tensor2D,
-          p(`${b}.attn.qkv.bias`) as tf.Tensor1D,
-        ),
-        [nPatch, 3, nh, hd],
-      );
-      const [q0, k0, v0] = tf.unstack(qkv, 1); // each [N, nh, hd]
-      const q = tf.mul(
-        tf.add(tf.mul(q0, cosT), tf.mul(rotateHalf(q0), sinT)),
-        scale,
-      );
-      const k = tf.add(tf.mul(k0, cosT), tf.mul(rotateHalf(k0), sinT));
-      const qH = tf.transpose(q, [1, 0, 2]); // [nh, N, hd]
-      const kTH = tf.transpose(k, [1, 2, 0]); // [nh, hd, N]
-      const vH = tf.transpose(v0, [1, 0, 2]); // [nh, N, hd]
-      // split (not slice) per group: the gradient of a split is one concat,
-      // a slice's is a full-size pad per chunk
-      const lens = groups.map((g) => g.len);
-      const heads: tf.Tensor2D[] = [];
-      const qHs = unstack0(qH), kHs = unstack0(kTH), vHs = unstack0(vH);
-      for (let h = 0; h < nh; h++) {
-        const qs = groups.length > 1 ? tf.split(qHs[h], lens, 0) : [qHs[h]];
-        const ks = groups.length > 1 ? tf.split(kHs[h], lens, 1) : [kHs[h]];
-        const vs = groups.length > 1 ? tf.split(vHs[h], lens, 0) : [vHs[h]];
-        const parts = groups.map((_, gi) =>
-          attendChunk(
-            qs[gi] as tf.Tensor2D,
-            ks[gi] as tf.Tensor2D,
-            vs[gi] as tf.Tensor2D,
-            maskT[gi],
-            1,
-          )
+      const qkvFlat = linear(
+        xn,
+        p(`${b}.attn.qkv.weight`) as tf.Tensor2D,
+        p(`${b}.attn.qkv.bias`) as tf.Tensor1D,
+      ) as tf.Tensor2D; // [N, 3 * dv]: q | k | v, heads inside each
+      const attn = fused
+        ? fusedVisionAttention(qkvFlat, cos2, sin2, blocks, nh, hd, scale)
+        : compositeVisionAttention(
+          qkvFlat,
+          cosT!,
+          sinT!,
+          groups.map((g) => g.len),
+          maskT,
+          nh,
+          hd,
+          scale,
         );
-        heads.push(
-          parts.length === 1 ? parts[0] : tf.concat(parts, 0) as tf.Tensor2D,
-        );
-      }
-      const attn = tf.reshape(tf.transpose(tf.stack(heads), [1, 0, 2]), [
-        nPatch,
-        dv,
-      ]);
       x = tf.add(
         x,
         linear(
@@ -238,6 +235,82 @@ export function visionForward(
     const embeds = merger(p, "model.visual.merger", x, dv * m2, false);
     return { embeds, deepstack };
   });
+}
+
+/**
+ * Wasm path: 2D-rotary attention of qkv [N, 3 * nh * hd] restricted to the
+ * frame groups (rank-2 products per head and group) -> [N, nh * hd].
+ */
+function compositeVisionAttention(
+  qkvFlat: tf.Tensor2D,
+  cosT: tf.Tensor3D,
+  sinT: tf.Tensor3D,
+  lens: number[],
+  maskT: (tf.Tensor3D | null)[],
+  nh: number,
+  hd: number,
+  scale: number,
+): tf.Tensor2D {
+  const nPatch = qkvFlat.shape[0];
+  const qkv = tf.reshape(qkvFlat, [nPatch, 3, nh, hd]);
+  const [q0, k0, v0] = tf.unstack(qkv, 1); // each [N, nh, hd]
+  const q = tf.mul(
+    tf.add(tf.mul(q0, cosT), tf.mul(rotateHalf(q0), sinT)),
+    scale,
+  );
+  const k = tf.add(tf.mul(k0, cosT), tf.mul(rotateHalf(k0), sinT));
+  const qH = tf.transpose(q, [1, 0, 2]); // [nh, N, hd]
+  const kTH = tf.transpose(k, [1, 2, 0]); // [nh, hd, N]
+  const vH = tf.transpose(v0, [1, 0, 2]); // [nh, N, hd]
+  // split (not slice) per group: the gradient of a split is one concat,
+  // a slice's is a full-size pad per chunk
+  const heads: tf.Tensor2D[] = [];
+  const qHs = unstack0(qH), kHs = unstack0(kTH), vHs = unstack0(vH);
+  for (let h = 0; h < nh; h++) {
+    const qs = lens.length > 1 ? tf.split(qHs[h], lens, 0) : [qHs[h]];
+    const ks = lens.length > 1 ? tf.split(kHs[h], lens, 1) : [kHs[h]];
+    const vs = lens.length > 1 ? tf.split(vHs[h], lens, 0) : [vHs[h]];
+    const parts = lens.map((_, gi) =>
+      attendChunk(
+        qs[gi] as tf.Tensor2D,
+        ks[gi] as tf.Tensor2D,
+        vs[gi] as tf.Tensor2D,
+        maskT[gi],
+        1,
+      )
+    );
+    heads.push(
+      parts.length === 1 ? parts[0] : tf.concat(parts, 0) as tf.Tensor2D,
+    );
+  }
+  return tf.reshape(tf.transpose(tf.stack(heads), [1, 0, 2]), [
+    nPatch,
+    nh * hd,
+  ]) as tf.Tensor2D;
+}
+
+/** Blas path: the same attention as rotary-prep and block-attention kernels. */
+function fusedVisionAttention(
+  qkvFlat: tf.Tensor2D,
+  cos: tf.Tensor2D | null,
+  sin: tf.Tensor2D | null,
+  blocks: AttentionBlock[],
+  nh: number,
+  hd: number,
+  scale: number,
+): tf.Tensor2D {
+  const nPatch = qkvFlat.shape[0], dv = nh * hd;
+  const [q, k, v] = tf.split(qkvFlat, [dv, dv, dv], 1) as tf.Tensor2D[];
+  const prep = qkPrep(q, k, v, cos!, sin!, null, {
+    B: 1,
+    T: nPatch,
+    nH: nh,
+    nKV: nh,
+    hd,
+    eps: 0,
+    scale,
+  });
+  return blockAttention(prep.q, prep.kT, prep.v, blocks, nh, nPatch);
 }
 
 /** HF `Qwen3VLVisionPatchMerger`: (norm, 2x2 shuffle) -> fc1 -> GELU -> fc2. */

@@ -14,6 +14,7 @@
  * read from differs. Installed once, only when the active backend is wasm.
  */
 import { tf } from "../runtime.ts";
+import { stridedCopy, stridesOf } from "../backend/fast_kernels.ts";
 
 interface HeapTensor {
   dataId: object;
@@ -37,16 +38,6 @@ type KernelFn = (args: KernelArgs) => HeapTensor;
 
 let installed = false;
 
-function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-function stridesOf(shape: number[]): number[] {
-  const s = new Array(shape.length).fill(1);
-  for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
-  return s;
-}
-
 function slice(args: KernelArgs, original: KernelFn): HeapTensor {
   const { x } = args.inputs;
   if (x.dtype === "string") return original(args);
@@ -68,27 +59,10 @@ function sliceCore(
   // views taken after makeOutput: an allocation may grow (detach) the heap
   const src = backend.typedArrayFromHeap(x);
   const dst = backend.typedArrayFromHeap(out);
-  const n = sizeOf(size);
-  if (n === 0) return out;
   const strides = stridesOf(x.shape);
-  const rank = x.shape.length;
-  if (rank === 0) {
-    dst[0] = src[0];
-    return out;
-  }
-  // copy runs along the innermost axis; walk the outer axes like an odometer
-  const run = size[rank - 1];
-  const idx = new Array(rank - 1).fill(0);
-  let o = 0;
-  for (;;) {
-    let off = begin[rank - 1];
-    for (let d = 0; d < rank - 1; d++) off += (begin[d] + idx[d]) * strides[d];
-    dst.set(src.subarray(off, off + run), o);
-    o += run;
-    let d = rank - 2;
-    while (d >= 0 && ++idx[d] === size[d]) idx[d--] = 0;
-    if (d < 0) break;
-  }
+  let off = 0;
+  for (let i = 0; i < begin.length; i++) off += begin[i] * strides[i];
+  stridedCopy(dst, 0, stridesOf(size), src, off, strides, size);
   return out;
 }
 

@@ -12,6 +12,7 @@
  * sample per row, right-padded.
  */
 import { tf } from "../runtime.ts";
+import { weightedNll } from "../model/ops.ts";
 import type { Qwen3VLConfig } from "../model/config.ts";
 import { TokenRole } from "../tokenizer/answer.ts";
 import {
@@ -120,9 +121,11 @@ export function sftForwardLoss(model: ForwardModel, b: SftBatch): tf.Scalar {
       : {}),
   });
   const V = out.logits.shape[2];
-  // logits [B, L, V] -> log-probs [B*L, V]; targets select the next token.
-  const logp = tf.logSoftmax(out.logits.reshape([c.batch * c.length, V]));
-  const nll = tf.neg(tf.sum(tf.mul(logp, b.targets)));
+  // logits [B, L, V] -> [B*L, V]; targets select the next token.
+  const nll = weightedNll(
+    out.logits.reshape([c.batch * c.length, V]),
+    b.targets,
+  );
   return tf.div(nll, Math.max(b.supervised, 1)) as tf.Scalar;
 }
 

@@ -15,6 +15,7 @@ import { MAX_BIN, NUM_BINS } from "../coord/codec.ts";
 import type { Stage2Batch } from "./batch.ts";
 import { bboxL1GiouLoss, expectationDecode } from "./geometry.ts";
 import { contiguousStart } from "./softctx.ts";
+import { weightedNll } from "../model/ops.ts";
 
 export interface Stage2LossOptions {
   /** The 1000 coord token ids in bin order. */
@@ -129,9 +130,8 @@ export function stage2Loss(
 
   return tf.tidy(() => {
     const flat = tf.reshape(logits, [N, V]) as tf.Tensor2D;
-    const logp = tf.logSoftmax(flat);
     const ce = tf.div(
-      tf.neg(tf.sum(tf.mul(logp, tf.tensor2d(w, [N, V])))),
+      weightedNll(flat, tf.tensor2d(w, [N, V])),
       Math.max(wSum, 1),
     ) as tf.Scalar;
     let l1: tf.Scalar = tf.scalar(0);

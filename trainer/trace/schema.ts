@@ -74,13 +74,14 @@ export const ForwardTraceInfoSchema = z.strictObject({
   /** The three mRoPE rows (t, h, w) the forward used, per batch row: [B][3][T]; null if not reported. */
   mrope: z.array(z.array(z.array(z.int()))).nullable(),
   /**
-   * The `[start, len]` segments read off the attention masks the compute
-   * materialized (not off row 0), per batch row: [B][nSeg]; null when the
-   * masks are not block-causal over this forward's own tokens (a cached or
-   * left-padded generation forward).
+   * The `[start, len]` segments read off the attention blocks the kernels
+   * executed (the fused kernel's input on the blas path, the source of the
+   * additive masks on wasm; not off row 0), per batch row: [B][nSeg]; null
+   * when they are not block-causal over this forward's own tokens (a cached
+   * or left-padded generation forward).
    */
   attentionSegments: z.array(z.array(SegmentSchema)).nullable(),
-  /** How the materialized masks break block-causal attention (a query seeing a later key, a hole), or null. */
+  /** How the executed attention breaks block-causal attention (a query seeing a later key, a hole, a query in no block), or null. */
   attentionMaskProblem: z.string().nullable(),
   /** Image-placeholder rows found in the input (by id, or by bitwise equality of embeddings). */
   placeholderRows: nonneg,

@@ -7,6 +7,11 @@ import {
   readCheckpointTensors,
   saveCheckpoint,
 } from "../../../trainer/model/mod.ts";
+import {
+  checkpointEntries,
+  writeRandomCheckpoint,
+} from "../../../trainer/model/checkpoint.ts";
+import { bf16Bits } from "../../../trainer/model/safetensors.ts";
 import { tinyModel } from "./helpers.ts";
 
 function sameWeights(
@@ -139,4 +144,55 @@ Deno.test("safetensors reads F16 and BF16 as float32", () => {
     () => decodeSafetensors(buf.subarray(0, buf.length - 2), "cut.safetensors"),
     /cut\.safetensors: tensor b/,
   );
+});
+
+Deno.test("bf16 rounding: nearest, ties to even, NaN and infinities kept", () => {
+  const bits = (x: number) => new Uint32Array(Float32Array.of(x).buffer)[0];
+  const back = (b: number) =>
+    new Float32Array(Uint32Array.of(b << 16).buffer)[0];
+  assert.equal(back(bf16Bits(bits(1.5))), 1.5);
+  // 1 + 2^-8 is halfway between bf16 neighbours 1 and 1 + 2^-7: ties to even (1)
+  assert.equal(back(bf16Bits(bits(1 + 2 ** -8))), 1);
+  // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: ties to even (1 + 2^-6)
+  assert.equal(back(bf16Bits(bits(1 + 3 * 2 ** -8))), 1 + 2 ** -6);
+  assert.equal(back(bf16Bits(bits(1 + 2 ** -8 + 2 ** -12))), 1 + 2 ** -7);
+  assert.equal(back(bf16Bits(bits(-Infinity))), -Infinity);
+  assert.ok(Number.isNaN(back(bf16Bits(bits(NaN)))));
+});
+
+Deno.test("a random checkpoint written tensor by tensor equals create(seed); bf16 shards load with an index", async () => {
+  const cfg = (await tinyModel(5)).config;
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeRandomCheckpoint(cfg, join(dir, "f32"), 5);
+    sameWeights(
+      Qwen3VLForConditionalGeneration.create(cfg, 5),
+      await Qwen3VLForConditionalGeneration.load(join(dir, "f32")),
+    );
+    await writeRandomCheckpoint(cfg, join(dir, "bf16"), 5, {
+      dtype: "BF16",
+      maxShardBytes: 300_000,
+    });
+    const index = JSON.parse(
+      await Deno.readTextFile(
+        join(dir, "bf16", "model.safetensors.index.json"),
+      ),
+    );
+    assert.ok(new Set(Object.values(index.weight_map)).size > 1);
+    const entries = await checkpointEntries(join(dir, "bf16"));
+    assert.ok([...entries.values()].every((e) => e.dtype === "BF16"));
+    const ref = Qwen3VLForConditionalGeneration.create(cfg, 5);
+    const got = await Qwen3VLForConditionalGeneration.load(join(dir, "bf16"));
+    for (const s of ref.specs) {
+      const a = ref.param(s.name).dataSync() as Float32Array;
+      const b = got.param(s.name).dataSync() as Float32Array;
+      const ab = new Uint32Array(a.slice().buffer);
+      const bb = new Uint32Array(b.slice().buffer);
+      for (let i = 0; i < a.length; i++) {
+        assert.equal(bb[i], (bf16Bits(ab[i]) << 16) >>> 0, `${s.name}[${i}]`);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
