@@ -84,7 +84,8 @@ export const SELFTEST_STEPS = 2;
 export async function buildSelftestFixture(
   dir: string,
 ): Promise<SelftestFixture> {
-  await initRuntime({ threads: 1, log: () => {} });
+  // the start-up line says which compute path the self-test exercises
+  await initRuntime({ threads: 1 });
   const data = join(dir, "data");
   await writeSynthDataset(data, {
     nTrain: 4,

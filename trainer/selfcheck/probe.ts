@@ -347,7 +347,8 @@ export async function probeRun(runDir: string): Promise<ProbeMeasurements> {
   if (ckpt === null) {
     throw new InputError(`${runDir} has no checkpoint to probe`);
   }
-  await initRuntime({ log: () => {} });
+  // the start-up line says which compute path the probes replay on
+  await initRuntime();
   const tok = await Tokenizer.fromFile(join(ckpt, "tokenizer.json"));
   const model = await Qwen3VLForConditionalGeneration.load(ckpt);
   try {
