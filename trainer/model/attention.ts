@@ -95,19 +95,14 @@ export function attentionPlan(
   };
   const rows = Array.from({ length: B }, (_, b) => b);
   if (B * T * Tk <= 4096) {
-    // a single query with every key valid needs no mask (decode steps)
-    const need = T > 1 ||
-      (keyValid !== null && keyValid.some((r) => r.includes(0)));
+    // one block per row over all keys (a decode step with every key valid
+    // gets allowed = null: no mask at all)
     return {
       kind: "batched",
       B,
       T,
       Tk,
-      blocks: rows.map((b) =>
-        need
-          ? block(b, 0, T, 0, Tk)
-          : { b, q0: 0, qLen: T, k0: 0, kLen: Tk, allowed: null }
-      ),
+      blocks: rows.map((b) => block(b, 0, T, 0, Tk)),
     };
   }
   if (past > 0) {
