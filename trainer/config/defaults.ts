@@ -25,6 +25,12 @@ export const DEFAULTS = {
       seed: 17,
       image_size: 64,
       max_objects: 6,
+      /**
+       * true: every training draw is a new image (a pure function of seed
+       * and draw index, rendered in memory); n_train then only sizes the
+       * tokenizer corpus. false: a fixed set of n_train images on disk.
+       */
+      fresh: false,
     },
     /** 256*256: images larger than this are downscaled by the vision preprocessing. */
     max_pixels: 65536,

@@ -38,6 +38,7 @@ export const stage2Schema = z.strictObject({
         "an integer >= 32 and a multiple of 32",
       ),
       max_objects: int(1),
+      fresh: bool(),
     }),
     max_pixels: int(1),
     min_pixels: int(1),

@@ -369,7 +369,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     minPixels: cfg.data.min_pixels,
     maxPixels: cfg.data.max_pixels,
   };
-  const trainStore = new SampleStore(data.train, tok, vision);
+  const trainStore = new SampleStore(data.train, tok, vision, data.trainImages); // [learn hook]
   const valStore = new SampleStore(data.val, tok, vision);
 
   const variant: AnyVariant = await createVariant({
