@@ -27,8 +27,8 @@ export const DEFAULTS = {
       max_objects: 6,
       /**
        * true: every training draw is a new image (a pure function of seed
-       * and draw index, rendered in memory); n_train then only sizes the
-       * tokenizer corpus. false: a fixed set of n_train images on disk.
+       * and draw index, rendered in memory; n_train is ignored). false: a
+       * fixed set of n_train images written to disk.
        */
       fresh: false,
     },

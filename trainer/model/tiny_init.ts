@@ -77,6 +77,54 @@ export function positionTable2d(
   return out;
 }
 
+/**
+ * Patch-embedding weights [C*tps*ps*ps, dim] (the in-memory linear layout)
+ * whose columns are 2D DCT-II basis functions of one colour channel, the
+ * lowest frequencies first (u + v ascending), shared by the temporal
+ * copies; columns beyond the 3 x (ps*ps) basis stay as given. Each column
+ * is scaled to norm `colNorm`. Column 0 of each channel is that channel's
+ * mean over the patch; the next ones say where inside the patch the
+ * intensity changes, which is what sub-patch box edges need.
+ */
+export function dctPatchWeights(
+  base: Float32Array,
+  channels: number,
+  tps: number,
+  ps: number,
+  dim: number,
+  colNorm: number,
+): Float32Array {
+  const out = Float32Array.from(base);
+  const freqs: [number, number][] = [];
+  for (let s = 0; s <= 2 * (ps - 1); s++) {
+    for (let u = 0; u <= s; u++) {
+      const v = s - u;
+      if (u < ps && v < ps) freqs.push([u, v]);
+    }
+  }
+  const inDim = channels * tps * ps * ps;
+  for (let j = 0; j < dim; j++) {
+    const c = j % channels, f = Math.floor(j / channels);
+    if (f >= freqs.length) break;
+    const [u, v] = freqs[f];
+    const col = new Float32Array(inDim);
+    let n2 = 0;
+    for (let t = 0; t < tps; t++) {
+      for (let y = 0; y < ps; y++) {
+        for (let x = 0; x < ps; x++) {
+          const w = Math.cos((Math.PI * (2 * x + 1) * u) / (2 * ps)) *
+            Math.cos((Math.PI * (2 * y + 1) * v) / (2 * ps));
+          col[((c * tps + t) * ps + y) * ps + x] = w;
+          n2 += w * w;
+        }
+      }
+    }
+    const scale = colNorm / Math.sqrt(n2);
+    for (let i = 0; i < inDim; i++) out[i * dim + j] = col[i] * scale;
+  }
+  return out;
+}
+
 /** RMS of a tensor's entries. */
 function rmsOf(t: tf.Tensor): number {
   return tf.tidy(() => Math.sqrt(tf.mean(tf.square(t)).dataSync()[0]));
@@ -101,6 +149,20 @@ export function applyGeometryInit(
   tf.tidy(() => emb.assign(tf.tensor2d(rows)));
 
   const vc = model.config.vision_config;
+  if (Deno.env.get("STAGE2_EXP_DCT") === "1") {
+    const w = model.param("model.visual.patch_embed.proj.weight");
+    const [inDim, dim] = w.shape;
+    const colNorm = rmsOf(w) * Math.sqrt(inDim);
+    const data = dctPatchWeights(
+      w.dataSync() as Float32Array,
+      vc.in_channels,
+      vc.temporal_patch_size,
+      vc.patch_size,
+      dim,
+      colNorm,
+    );
+    tf.tidy(() => w.assign(tf.tensor2d(data, [inDim, dim])));
+  }
   const side = Math.round(Math.sqrt(vc.num_position_embeddings));
   const pos = model.param("model.visual.pos_embed.weight");
   // as strong as the patch embedding of a typical image patch
