@@ -12,6 +12,9 @@
  *   sinusoidal table on its `side x side` grid, so absolute patch
  *   positions are in the visual features from the first step (the
  *   text model's mRoPE only gives it relative positions).
+ * - The patch embedding starts as low-frequency 2D DCT filters per colour
+ *   channel (patch mean colour first, then where inside the patch the
+ *   intensity changes) instead of random projections.
  *
  * Both are ordinary trainable weights afterwards.
  */
@@ -139,6 +142,17 @@ export function applyGeometryInit(
   coordIds: ArrayLike<number>,
 ): void {
   const H = model.config.text_config.hidden_size;
+  const V = model.config.text_config.vocab_size;
+  if (
+    coordIds.length !== 1000 ||
+    !Array.from(coordIds).every((id) =>
+      Number.isInteger(id) && id >= 0 && id < V
+    )
+  ) {
+    throw new RangeError(
+      `geometry init needs the 1000 coord token ids, got ${coordIds.length} (all below vocab_size ${V})`,
+    );
+  }
   const emb = model.param("model.language_model.embed_tokens.weight");
   // same RMS as the randomly initialised rows around them
   const table = coordEmbeddingTable(H, rmsOf(emb));
@@ -149,7 +163,7 @@ export function applyGeometryInit(
   tf.tidy(() => emb.assign(tf.tensor2d(rows)));
 
   const vc = model.config.vision_config;
-  if (Deno.env.get("STAGE2_EXP_DCT") === "1") {
+  {
     const w = model.param("model.visual.patch_embed.proj.weight");
     const [inDim, dim] = w.shape;
     const colNorm = rmsOf(w) * Math.sqrt(inDim);
