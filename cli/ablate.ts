@@ -13,6 +13,7 @@ interface AblateFlags {
   out?: string;
   config?: string;
   arms?: string;
+  stage1?: string;
   set: string[];
 }
 
@@ -43,6 +44,7 @@ async function runAblate(flags: AblateFlags): Promise<void> {
       budget: flags.budget,
       outDir: userPath(flags.out ?? `runs/ablate-${flags.budget}`),
       baseConfig: flags.config ? userPath(flags.config) : undefined,
+      stage1Checkpoint: flags.stage1 ? userPath(flags.stage1) : undefined,
       arms,
       overrides: flags.set,
     });
@@ -66,6 +68,10 @@ export function register(program: Command): void {
       "base Stage-2 config (default: configs/ablate/stage2_base.yaml)",
     )
     .option("--arms <list>", "comma-separated subset: sft,a1,a2,b,ab")
+    .option(
+      "--stage1 <checkpoint>",
+      "start every arm from this finished Stage-1 checkpoint (default: train the base config's warm start)",
+    )
     .option(
       "--set <key=value>",
       "override one config value in every arm (repeatable)",

@@ -16,7 +16,7 @@
  * interrupted one resumes from its latest checkpoint, so killing and
  * re-running the command continues with the runs not yet done.
  */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../data/atomic.ts";
 import { loadConfigDetailed } from "../config/mod.ts";
 import { EVAL_SUMMARY_FILE } from "../loop/evaluate.ts";
@@ -81,6 +81,12 @@ export interface AblationOptions {
   baseConfig?: string;
   /** Extra `key=value` overrides applied to every arm (after the arm's). */
   overrides?: string[];
+  /**
+   * A finished Stage-1 checkpoint folder to start every arm from, instead of
+   * training the base config's `model.warm_start_config` into
+   * `<outDir>/warm_start/` (e.g. the quickstart's Stage 1).
+   */
+  stage1Checkpoint?: string;
   /** Arm names to run (default: all). */
   arms?: string[];
   seeds?: readonly number[];
@@ -173,6 +179,9 @@ export async function runAblation(o: AblationOptions): Promise<AblationResult> {
         `training.max_steps=${budget.steps}`,
         `training.seed=${seed}`,
         ...(o.overrides ?? []),
+        ...(o.stage1Checkpoint
+          ? [`model.checkpoint=${o.stage1Checkpoint}`]
+          : []),
         `training.output_dir=${runDir}`,
       ]);
       const done = await readRunRow(runDir, arm.name, seed);
@@ -200,7 +209,10 @@ export async function runAblation(o: AblationOptions): Promise<AblationResult> {
       rows.push(row);
     }
   }
-  if (stage1 === null) {
+  if (o.stage1Checkpoint) {
+    const dir = dirname(resolve(o.stage1Checkpoint));
+    stage1 = await readRunRow(dir, "stage1", 0);
+  } else if (stage1 === null) {
     // every arm was already done: find the shared warm start's folder
     for await (const e of Deno.readDir(join(out, "warm_start"))) {
       if (e.isDirectory) {

@@ -182,7 +182,8 @@ export function applyGeometryInit(
   // as strong as the patch embedding of a typical image patch
   const patchW = model.param("model.visual.patch_embed.proj.weight");
   const inDim = patchW.shape[0];
-  const rms = rmsOf(patchW) * Math.sqrt(inDim) * 0.5;
+  const rms = rmsOf(patchW) * Math.sqrt(inDim) *
+    Number(Deno.env.get("STAGE2_EXP_POS") ?? "0.5"); // EXPERIMENT SWITCH
   tf.tidy(() =>
     pos.assign(
       tf.tensor2d(positionTable2d(side, vc.hidden_size, rms), [
