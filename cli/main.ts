@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   "normalize-check": () => import("./normalize_check.ts"),
   "validate-spec": () => import("./validate_spec.ts"),
   data: () => import("./data.ts"),
+  ablate: () => import("./ablate.ts"),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -55,6 +55,12 @@ export const stage2Schema = group({
       image_size: z.number().int().min(32).refine((v) => v % 32 === 0)
         .describe("an integer >= 32 and a multiple of 32").default(64),
       max_objects: int(1).default(6),
+      /**
+       * true: every training draw is a new image (a pure function of seed
+       * and draw index, rendered in memory; n_train is ignored). false: a
+       * fixed set of n_train images written to disk.
+       */
+      fresh: bool().default(false),
     }),
     /** 256*256: images larger than this are downscaled by the vision preprocessing. */
     max_pixels: int(1).default(65536),

@@ -1,11 +1,14 @@
 /**
  * Seeded synthetic detection data: coloured shapes ("red circle", "blue
- * triangle", ...) on flat or gradient backgrounds with optional noise, 1..N
- * objects per image, varied sizes and partial overlaps. Boxes are the
- * inclusive pixel extent of each shape's full mask (occlusion by a later
- * shape does not shrink the box, as in usual detection labels).
+ * triangle", ...; 4 shapes x 6 colours) on flat or gradient grey backgrounds
+ * with optional noise, 1..N objects per image, each 15%..50% of the image
+ * side, with partial overlaps. Boxes are the inclusive pixel extent of each
+ * shape's full mask (occlusion by a later shape does not shrink the box, as
+ * in usual detection labels).
  *
- * Everything is a pure function of the seed: same seed -> same bytes.
+ * Sample i of a split is a pure function of (seed, split, i): its layout and
+ * its pixels come from PRNG streams seeded by those alone, so a fixed
+ * dataset is the prefix of an endless stream of fresh samples.
  */
 import { join } from "node:path";
 import type { Xyxy } from "../coord/pixels.ts";
@@ -30,17 +33,15 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-export const SHAPES = [
-  "circle",
-  "square",
-  "triangle",
-  "diamond",
-  "ring",
-  "cross",
-] as const;
+/**
+ * The task's classes: 4 shapes x 6 colours (24 descs). Shapes and colours
+ * were chosen to stay distinguishable at 8-30 pixels: a ring or a diamond
+ * of 8 pixels is hard to tell from a circle even for a person.
+ */
+export const SHAPES = ["circle", "square", "triangle", "cross"] as const;
 export type Shape = typeof SHAPES[number];
 
-/** Saturated object colours; backgrounds stay in a muted mid range. */
+/** Saturated object colours; backgrounds are low-saturation greys. */
 export const COLORS: Readonly<
   Record<string, readonly [number, number, number]>
 > = {
@@ -50,9 +51,6 @@ export const COLORS: Readonly<
   yellow: [235, 210, 40],
   purple: [150, 60, 190],
   orange: [240, 140, 30],
-  cyan: [40, 200, 215],
-  white: [250, 250, 250],
-  black: [15, 15, 15],
 };
 const COLOR_NAMES = Object.keys(COLORS);
 
@@ -71,10 +69,30 @@ export const SYNTH_DEFAULTS: Readonly<SynthOptions> = {
   noise: true,
 };
 
+/**
+ * Shape diameter (2r) as a fraction of the image side, drawn uniformly in
+ * [MIN_SIZE, MAX_SIZE]; a triangle's box is as wide as it is tall, the
+ * other shapes' boxes are the diameter (up to a pixel of rasterization).
+ */
+export const MIN_SIZE = 0.15;
+export const MAX_SIZE = 0.5;
+
+/** One object of a layout: what is drawn where (pixels, inclusive box). */
+export interface SynthObject {
+  desc: string;
+  shape: Shape;
+  color: string;
+  bbox: Xyxy;
+  /** Centre and radius of the drawn shape (pixels). */
+  cx: number;
+  cy: number;
+  r: number;
+}
+
 /** One synthetic image with its objects in pixel coordinates (inclusive). */
 export interface SynthSample {
   image: RgbImage;
-  objects: { desc: string; shape: Shape; color: string; bbox: Xyxy }[];
+  objects: SynthObject[];
 }
 
 /** One in-memory item: a validated record (bins) plus its decoded image. */
@@ -97,15 +115,34 @@ function inside(shape: Shape, dx: number, dy: number, r: number): boolean {
       if (dy < -r || dy > r) return false;
       return ax <= (r * (dy + r)) / (2 * r);
     }
-    case "diamond":
-      return ax + ay <= r;
-    case "ring": {
-      const d2 = dx * dx + dy * dy;
-      return d2 <= r * r && d2 >= (0.55 * r) ** 2;
-    }
     case "cross":
       return (ax <= 0.35 * r && ay <= r) || (ay <= 0.35 * r && ax <= r);
   }
+}
+
+/** Pixel indices (y*S + x) covered by a shape. */
+function shapeMask(
+  shape: Shape,
+  cx: number,
+  cy: number,
+  r: number,
+  S: number,
+): number[] {
+  const mask: number[] = [];
+  for (
+    let y = Math.max(0, Math.floor(cy - r));
+    y <= Math.min(S - 1, Math.ceil(cy + r));
+    y++
+  ) {
+    for (
+      let x = Math.max(0, Math.floor(cx - r));
+      x <= Math.min(S - 1, Math.ceil(cx + r));
+      x++
+    ) {
+      if (inside(shape, x - cx, y - cy, r)) mask.push(y * S + x);
+    }
+  }
+  return mask;
 }
 
 function randInt(rng: () => number, lo: number, hi: number): number {
@@ -118,9 +155,14 @@ function background(
   noise: boolean,
 ): Uint8Array {
   const rgb = new Uint8Array(size * size * 3);
-  const c0 = [0, 1, 2].map(() => randInt(rng, 90, 170));
+  // a grey level with a slight tint: varied, but never the colour of an object
+  const tone = () => {
+    const g = randInt(rng, 80, 175);
+    return [0, 1, 2].map(() => g + randInt(rng, -10, 10));
+  };
+  const c0 = tone();
   const gradient = rng() < 0.5;
-  const c1 = gradient ? [0, 1, 2].map(() => randInt(rng, 90, 170)) : c0;
+  const c1 = gradient ? tone() : c0;
   const horizontal = rng() < 0.5;
   const amp = noise && rng() < 1 / 3 ? 12 : 0;
   for (let y = 0; y < size; y++) {
@@ -148,11 +190,7 @@ function overlapTooMuch(a: Xyxy, boxes: Xyxy[]): boolean {
   return false;
 }
 
-/** Draw one sample from `rng`. */
-export function synthSample(
-  rng: () => number,
-  opts: SynthOptions,
-): SynthSample {
+function checkOptions(opts: SynthOptions): void {
   const S = opts.imageSize;
   if (!Number.isInteger(S) || S < 16) {
     throw new RangeError(
@@ -164,12 +202,24 @@ export function synthSample(
       `synthetic max objects must be an integer >= 1, got ${opts.maxObjects}`,
     );
   }
-  const rgb = background(rng, S, opts.noise);
+}
+
+/**
+ * Where the objects go, drawn from `rng`: cheap (no background, no paint),
+ * so a data pipeline can know every sample's answer before rendering it.
+ * Objects are in drawing order (a later one may partly cover an earlier one).
+ */
+export function synthLayout(
+  rng: () => number,
+  opts: SynthOptions,
+): SynthObject[] {
+  checkOptions(opts);
+  const S = opts.imageSize;
   const n = randInt(rng, 1, opts.maxObjects);
-  const objects: SynthSample["objects"] = [];
+  const objects: SynthObject[] = [];
   const boxes: Xyxy[] = [];
-  const minR = Math.max(3, Math.round(S * 0.06));
-  const maxR = Math.max(minR, Math.round(S * 0.22));
+  const minR = Math.max(3, (S * MIN_SIZE) / 2);
+  const maxR = Math.max(minR, (S * MAX_SIZE) / 2);
   for (let i = 0; i < n; i++) {
     for (let attempt = 0; attempt < 30; attempt++) {
       const shape = SHAPES[randInt(rng, 0, SHAPES.length - 1)];
@@ -177,55 +227,117 @@ export function synthSample(
       const r = minR + rng() * (maxR - minR);
       const cx = r + rng() * (S - 1 - 2 * r);
       const cy = r + rng() * (S - 1 - 2 * r);
-      const mask: number[] = [];
-      let x1 = S, y1 = S, x2 = -1, y2 = -1;
-      for (
-        let y = Math.max(0, Math.floor(cy - r));
-        y <= Math.min(S - 1, Math.ceil(cy + r));
-        y++
-      ) {
-        for (
-          let x = Math.max(0, Math.floor(cx - r));
-          x <= Math.min(S - 1, Math.ceil(cx + r));
-          x++
-        ) {
-          if (!inside(shape, x - cx, y - cy, r)) continue;
-          mask.push(y * S + x);
-          x1 = Math.min(x1, x), y1 = Math.min(y1, y);
-          x2 = Math.max(x2, x), y2 = Math.max(y2, y);
-        }
-      }
+      const mask = shapeMask(shape, cx, cy, r, S);
       if (mask.length < 6) continue;
+      let x1 = S, y1 = S, x2 = -1, y2 = -1;
+      for (const p of mask) {
+        const x = p % S, y = (p - x) / S;
+        x1 = Math.min(x1, x), y1 = Math.min(y1, y);
+        x2 = Math.max(x2, x), y2 = Math.max(y2, y);
+      }
       const box: Xyxy = [x1, y1, x2, y2];
       if (overlapTooMuch(box, boxes)) continue;
-      const col = COLORS[color];
-      for (const p of mask) {
-        rgb[p * 3] = col[0], rgb[p * 3 + 1] = col[1], rgb[p * 3 + 2] = col[2];
-      }
       boxes.push(box);
-      objects.push({ desc: `${color} ${shape}`, shape, color, bbox: box });
+      objects.push({
+        desc: `${color} ${shape}`,
+        shape,
+        color,
+        bbox: box,
+        cx,
+        cy,
+        r,
+      });
       break;
     }
   }
-  return { image: { width: S, height: S, rgb }, objects };
+  return objects;
 }
 
-/** Independent stream per split so train and val never share images. */
-function splitSeed(seed: number, split: "train" | "val"): number {
-  return (Math.imul(seed >>> 0, 0x9e3779b1) ^
-    (split === "train" ? 0x1234567 : 0x7654321)) >>> 0;
+/** Paints a layout over a background drawn from `rng`. */
+export function renderLayout(
+  objects: readonly SynthObject[],
+  rng: () => number,
+  opts: SynthOptions,
+): RgbImage {
+  checkOptions(opts);
+  const S = opts.imageSize;
+  const rgb = background(rng, S, opts.noise);
+  for (const o of objects) {
+    const col = COLORS[o.color];
+    for (const p of shapeMask(o.shape, o.cx, o.cy, o.r, S)) {
+      rgb[p * 3] = col[0], rgb[p * 3 + 1] = col[1], rgb[p * 3 + 2] = col[2];
+    }
+  }
+  return { width: S, height: S, rgb };
 }
 
-/** `n` samples of one split, deterministic in (seed, split, opts). */
+/**
+ * 32-bit integer mix (the murmur3 finalizer over a running combination):
+ * derives independent PRNG seeds from (seed, split, index, stream).
+ * Hand-written for the same reason as `mulberry32`.
+ */
+export function mixSeeds(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b) >>> 0;
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35) >>> 0;
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}
+
+const SPLIT_KEY = { train: 0x1234567, val: 0x7654321 } as const;
+const LAYOUT_STREAM = 1, PIXEL_STREAM = 2;
+
+/**
+ * The layout of sample `index` of a split: a pure function of
+ * (seed, split, index, opts), independent of every other sample, so an
+ * endless stream of fresh images can be addressed by index.
+ */
+export function synthLayoutAt(
+  seed: number,
+  split: "train" | "val",
+  index: number,
+  opts: Partial<SynthOptions> = {},
+): SynthObject[] {
+  const o = { ...SYNTH_DEFAULTS, ...opts };
+  return synthLayout(
+    mulberry32(mixSeeds(seed, SPLIT_KEY[split], index, LAYOUT_STREAM)),
+    o,
+  );
+}
+
+/** Sample `index` of a split (layout + image), a pure function of its arguments. */
+export function synthSampleAt(
+  seed: number,
+  split: "train" | "val",
+  index: number,
+  opts: Partial<SynthOptions> = {},
+): SynthSample {
+  const o = { ...SYNTH_DEFAULTS, ...opts };
+  const objects = synthLayoutAt(seed, split, index, o);
+  const image = renderLayout(
+    objects,
+    mulberry32(mixSeeds(seed, SPLIT_KEY[split], index, PIXEL_STREAM)),
+    o,
+  );
+  return { image, objects };
+}
+
+/** The first `n` samples of one split (train and val never share an image). */
 export function synthSplit(
   n: number,
   seed: number,
   split: "train" | "val",
   opts: Partial<SynthOptions> = {},
 ): SynthSample[] {
-  const o = { ...SYNTH_DEFAULTS, ...opts };
-  const rng = mulberry32(splitSeed(seed, split));
-  return Array.from({ length: n }, () => synthSample(rng, o));
+  return Array.from(
+    { length: n },
+    (_, i) => synthSampleAt(seed, split, i, opts),
+  );
 }
 
 /** Pixel-coordinate JSONL record for one sample whose PNG lives at `imagePath`. */
@@ -273,7 +385,15 @@ export interface WrittenSynth {
  */
 export async function writeSynthDataset(
   outDir: string,
-  args: { nTrain: number; nVal: number; seed: number } & Partial<SynthOptions>,
+  args:
+    & {
+      nTrain: number;
+      nVal: number;
+      seed: number;
+      /** Recorded in synth.json: training images are drawn fresh in memory. */
+      fresh?: boolean;
+    }
+    & Partial<SynthOptions>,
 ): Promise<WrittenSynth> {
   const opts: SynthOptions = {
     imageSize: args.imageSize ?? SYNTH_DEFAULTS.imageSize,
@@ -310,7 +430,13 @@ export async function writeSynthDataset(
   await writeFileAtomic(
     join(outDir, "synth.json"),
     JSON.stringify(
-      { seed: args.seed, n_train: args.nTrain, n_val: args.nVal, ...opts },
+      {
+        seed: args.seed,
+        n_train: args.nTrain,
+        n_val: args.nVal,
+        ...opts,
+        fresh: args.fresh ?? false,
+      },
       null,
       2,
     ) +

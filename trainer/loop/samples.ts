@@ -7,7 +7,12 @@
  */
 import type { DetectionRecord } from "../data/types.ts";
 import { loadAndPreprocess } from "../data/image.ts";
-import { smartResize, type VisionPreprocessConfig } from "../data/vision.ts";
+import type { RgbImage } from "../data/png.ts";
+import {
+  preprocessImage,
+  smartResize,
+  type VisionPreprocessConfig,
+} from "../data/vision.ts";
 import { renderChatSample } from "../tokenizer/chat.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { RawSample } from "../variant/contract.ts";
@@ -37,6 +42,16 @@ export function imagePadCount(
 /** Decoded samples are cached up to this many; small datasets stay in memory. */
 const CACHE_LIMIT = 4096;
 
+/**
+ * [learn hook] Where a store's pixels come from when they are not files:
+ * `image(i)` renders record `i` (fresh synthetic data); `cache: false`
+ * keeps drawn-once samples out of memory.
+ */
+export interface InMemoryImages {
+  image(i: number): RgbImage;
+  cache: boolean;
+}
+
 /** Lazily built, cached samples of one JSONL split. */
 export class SampleStore {
   private cache = new Map<number, RawSample>();
@@ -47,6 +62,7 @@ export class SampleStore {
     readonly records: DetectionRecord[],
     readonly tokenizer: Tokenizer,
     readonly vision: SampleVision,
+    readonly images: InMemoryImages | null = null,
   ) {
     this.lengths = records.map((r) =>
       renderChatSample(tokenizer, {
@@ -64,13 +80,18 @@ export class SampleStore {
     const hit = this.cache.get(i);
     if (hit) return hit;
     const record = this.records[i];
-    const img = await loadAndPreprocess(record, {
+    const pre = {
       patchSize: this.vision.patchSize,
       temporalPatchSize: this.vision.temporalPatchSize,
       mergeSize: this.vision.mergeSize,
       minPixels: this.vision.minPixels,
       maxPixels: this.vision.maxPixels,
-    });
+    };
+    let img;
+    if (this.images) {
+      const rgb = this.images.image(i);
+      img = preprocessImage(rgb.rgb, rgb.height, rgb.width, pre);
+    } else img = await loadAndPreprocess(record, pre);
     const rendered = renderChatSample(this.tokenizer, {
       objects: record.objects,
       imagePadCount: img.mergedTokenCount,
@@ -83,7 +104,9 @@ export class SampleStore {
       pixelShape: img.shape,
       imageGridThw: [img.gridThw],
     };
-    if (this.cache.size < CACHE_LIMIT) this.cache.set(i, s);
+    if ((this.images?.cache ?? true) && this.cache.size < CACHE_LIMIT) {
+      this.cache.set(i, s);
+    }
     return s;
   }
 

@@ -330,7 +330,7 @@ export async function setUpSession(
     minPixels: cfg.data.min_pixels,
     maxPixels: cfg.data.max_pixels,
   };
-  const trainStore = new SampleStore(data.train, tok, vision);
+  const trainStore = new SampleStore(data.train, tok, vision, data.trainImages);
   const valStore = new SampleStore(data.val, tok, vision);
   const variant = await createVariant({
     model,

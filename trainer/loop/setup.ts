@@ -13,8 +13,11 @@ import type { Stage2Config } from "../config/schema.ts";
 import { InputError } from "../errors.ts";
 import { loadJsonl } from "../data/jsonl.ts";
 import { writeSynthDataset } from "../data/synth.ts";
+import { FreshSynthData } from "../data/fresh.ts";
+import type { InMemoryImages } from "./samples.ts";
 import type { DetectionRecord } from "../data/types.ts";
 import { tinyConfig } from "../model/config.ts";
+import { applyGeometryInit } from "../model/tiny_init.ts";
 import { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
 import { buildTinyTokenizer } from "../tokenizer/build.ts";
 import { renderChatText } from "../tokenizer/chat.ts";
@@ -27,6 +30,8 @@ export interface RunData {
   valJsonl: string | null;
   /** True when the synthetic dataset was generated (or reused) in the run. */
   synthetic: boolean;
+  /** Rendered-in-memory train images (`data.synth.fresh`), else null. */
+  trainImages: InMemoryImages | null;
 }
 
 interface SynthMeta {
@@ -35,6 +40,7 @@ interface SynthMeta {
   n_val: number;
   imageSize: number;
   maxObjects: number;
+  fresh?: boolean;
 }
 
 async function readSynthMeta(dir: string): Promise<SynthMeta | null> {
@@ -60,13 +66,18 @@ export async function resolveData(
     const meta = await readSynthMeta(dir);
     const same = meta !== null && meta.seed === s.seed &&
       meta.n_train === s.n_train && meta.n_val === s.n_val &&
-      meta.imageSize === s.image_size && meta.maxObjects === s.max_objects;
+      meta.imageSize === s.image_size && meta.maxObjects === s.max_objects &&
+      (meta.fresh ?? false) === s.fresh;
     if (!same) {
       log(
-        `synthesizing ${s.n_train} train + ${s.n_val} val images (seed ${s.seed}) into ${dir}`,
+        `synthesizing ${
+          s.fresh ? "fresh" : s.n_train
+        } train + ${s.n_val} val images (seed ${s.seed}) into ${dir}`,
       );
       await writeSynthDataset(dir, {
-        nTrain: s.n_train,
+        // fresh training images live in memory, not on disk
+        nTrain: s.fresh ? 0 : s.n_train,
+        fresh: s.fresh,
         nVal: s.n_val,
         seed: s.seed,
         imageSize: s.image_size,
@@ -77,12 +88,24 @@ export async function resolveData(
     if (valJsonl === null && s.n_val > 0) valJsonl = join(dir, "val.jsonl");
     synthetic = true;
   }
-  const train = await loadJsonl(trainJsonl);
+  // fresh synthetic data: one new image per possible draw
+  let trainImages: InMemoryImages | null = null;
+  let train: DetectionRecord[];
+  if (synthetic && cfg.data.synth.fresh) {
+    const s = cfg.data.synth, T = cfg.training;
+    const fresh = new FreshSynthData(
+      s.seed,
+      T.max_steps * T.gradient_accumulation_steps * T.micro_batch_size,
+      { imageSize: s.image_size, maxObjects: s.max_objects },
+    );
+    train = fresh.records;
+    trainImages = { image: (i) => fresh.image(i), cache: false };
+  } else train = await loadJsonl(trainJsonl);
   if (train.length === 0) {
     throw new InputError(`${trainJsonl}: no training records`);
   }
   const val = valJsonl === null ? [] : await loadJsonl(valJsonl);
-  return { train, val, trainJsonl, valJsonl, synthetic };
+  return { train, val, trainJsonl, valJsonl, synthetic, trainImages };
 }
 
 /** A tokenizer with the exact `tokenizer.json` text it came from. */
@@ -118,7 +141,7 @@ export function createTinyModel(
   seed: number,
 ): Qwen3VLForConditionalGeneration {
   const sp = tok.specialIds;
-  return Qwen3VLForConditionalGeneration.create(
+  const model = Qwen3VLForConditionalGeneration.create(
     tinyConfig(tok.vocabSize, {
       imageTokenId: sp.imagePad,
       visionStartTokenId: sp.visionStart,
@@ -128,6 +151,12 @@ export function createTinyModel(
     }),
     seed,
   );
+  // [learn hook] geometry-aware init of the tiny preset (see tiny_init.ts)
+  // EXPERIMENT SWITCH STAGE2_EXP_INIT=plain: remove after the init ablation
+  if (Deno.env.get("STAGE2_EXP_INIT") !== "plain") {
+    applyGeometryInit(model, tok.coordIds);
+  }
+  return model;
 }
 
 /**

@@ -364,7 +364,7 @@ Deno.test("the schema's key tree is exactly the shared config contract", () => {
   const contract = `
     model.checkpoint model.preset model.tokenizer model.warm_start_config model.warm_start_dir
     data.train_jsonl data.val_jsonl data.synth.n_train data.synth.n_val
-    data.synth.seed data.synth.image_size data.synth.max_objects data.max_pixels data.min_pixels
+    data.synth.seed data.synth.image_size data.synth.max_objects data.synth.fresh data.max_pixels data.min_pixels
     training.output_dir training.seed training.max_steps training.micro_batch_size
     training.gradient_accumulation_steps training.learning_rate training.weight_decay
     training.adam_beta1 training.adam_beta2 training.adam_epsilon training.lr_scheduler

@@ -109,6 +109,7 @@ Deno.test("written synth dataset round-trips through the JSONL loader and PNG de
       imageSize: 64,
       maxObjects: 6,
       noise: true,
+      fresh: false,
     });
     // a second write with the same seed produces identical files
     const dir2 = await Deno.makeTempDir();
