@@ -43,7 +43,7 @@ export function imagePadCount(
 const CACHE_LIMIT = 4096;
 
 /**
- * [learn hook] Where a store's pixels come from when they are not files:
+ * Where a store's pixels come from when they are not files:
  * `image(i)` renders record `i` (fresh synthetic data); `cache: false`
  * keeps drawn-once samples out of memory.
  */

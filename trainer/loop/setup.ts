@@ -151,11 +151,8 @@ export function createTinyModel(
     }),
     seed,
   );
-  // [learn hook] geometry-aware init of the tiny preset (see tiny_init.ts)
-  // EXPERIMENT SWITCH STAGE2_EXP_INIT=plain: remove after the init ablation
-  if (Deno.env.get("STAGE2_EXP_INIT") !== "plain") {
-    applyGeometryInit(model, tok.coordIds);
-  }
+  // geometry-aware init of the tiny preset (see tiny_init.ts)
+  applyGeometryInit(model, tok.coordIds);
   return model;
 }
 

@@ -97,9 +97,7 @@ export function tinyConfig(
       );
     }
   }
-  // EXPERIMENT SWITCH (learn): JSON {"vision": {...}, "text": {...}} merged in
-  const exp = JSON.parse(Deno.env.get("STAGE2_EXP_TINY") ?? "{}");
-  const cfg: Qwen3VLConfig = {
+  return {
     architectures: ["Qwen3VLForConditionalGeneration"],
     model_type: "qwen3_vl",
     image_token_id: ids.imageTokenId,
@@ -150,9 +148,6 @@ export function tinyConfig(
       initializer_range: 0.02,
     },
   };
-  Object.assign(cfg.vision_config, exp.vision ?? {});
-  Object.assign(cfg.text_config, exp.text ?? {});
-  return cfg;
 }
 
 /** The image-preprocessing sizes this model expects (for `preprocessImage`). */
