@@ -16,12 +16,14 @@
  * interrupted one resumes from its latest checkpoint, so killing and
  * re-running the command continues with the runs not yet done.
  */
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../data/atomic.ts";
 import { loadConfigDetailed } from "../config/mod.ts";
 import { EVAL_SUMMARY_FILE } from "../eval/mod.ts";
 import { METRICS_FILE } from "../loop/metrics.ts";
 import { RUN_COMPLETE_FILE, train } from "../loop/train.ts";
+import { evaluateCheckpoint } from "../loop/eval_checkpoint.ts";
+import type { Stage2Config } from "../config/schema.ts";
 import { ablationMarkdown, type RunRow } from "./table.ts";
 
 export const ABLATION_BASE_CONFIG = new URL(
@@ -136,11 +138,10 @@ export async function readRunRow(
   if (!await readJson(join(runDir, RUN_COMPLETE_FILE))) return null;
   const summary = await readJson(join(runDir, EVAL_SUMMARY_FILE));
   if (!summary) return null;
-  const { examples: _, ...metrics } = summary;
   return {
     arm,
     seed,
-    metrics: { ...metrics, wall_s: await runWallSeconds(runDir) },
+    metrics: { ...summary, wall_s: await runWallSeconds(runDir) },
   };
 }
 
@@ -169,7 +170,12 @@ export async function runAblation(o: AblationOptions): Promise<AblationResult> {
   await Deno.mkdir(out, { recursive: true });
 
   const rows: RunRow[] = [];
-  let stage1: RunRow | null = null;
+  // the shared start point, and how the arms are evaluated (from any arm's
+  // resolved config: they share the data and eval blocks)
+  let start: string | null = o.stage1Checkpoint
+    ? resolve(o.stage1Checkpoint)
+    : null;
+  let evalSetup: StartEval | null = null;
   for (const arm of arms) {
     for (const seed of seeds) {
       const runDir = join(out, `${arm.name}-s${seed}`);
@@ -184,6 +190,7 @@ export async function runAblation(o: AblationOptions): Promise<AblationResult> {
           : []),
         `training.output_dir=${runDir}`,
       ]);
+      evalSetup ??= startEvalSetup(loaded.config, runDir);
       const done = await readRunRow(runDir, arm.name, seed);
       if (done) {
         log(`ablate: ${arm.name} seed ${seed} already done (${runDir})`);
@@ -197,9 +204,7 @@ export async function runAblation(o: AblationOptions): Promise<AblationResult> {
         progressTty: false,
         log,
       });
-      if (stage1 === null && r.warmStart) {
-        stage1 = await readRunRow(r.warmStart.runDir, "stage1", 0);
-      }
+      start ??= r.warmStart?.checkpoint ?? null;
       const row = await readRunRow(runDir, arm.name, seed);
       if (!row) {
         throw new Error(
@@ -209,21 +214,10 @@ export async function runAblation(o: AblationOptions): Promise<AblationResult> {
       rows.push(row);
     }
   }
-  if (o.stage1Checkpoint) {
-    const dir = dirname(resolve(o.stage1Checkpoint));
-    stage1 = await readRunRow(dir, "stage1", 0);
-  } else if (stage1 === null) {
-    // every arm was already done: find the shared warm start's folder
-    for await (const e of Deno.readDir(join(out, "warm_start"))) {
-      if (e.isDirectory) {
-        stage1 ??= await readRunRow(
-          join(out, "warm_start", e.name),
-          "stage1",
-          0,
-        );
-      }
-    }
-  }
+  start ??= await finishedWarmStart(join(out, "warm_start"));
+  const stage1 = start && evalSetup
+    ? await evaluateStart(start, join(out, "stage1"), evalSetup, log)
+    : null;
   const all = stage1 ? [stage1, ...rows] : rows;
   const markdown =
     `# Stage-2 ablation (${o.budget} budget: ${budget.steps} optimizer steps per run, seeds ${
@@ -245,4 +239,64 @@ export async function runAblation(o: AblationOptions): Promise<AblationResult> {
       "\n",
   );
   return { rows: all, markdown, tablePath };
+}
+
+/** How every arm is evaluated at its end, so the start point is measured alike. */
+interface StartEval {
+  valJsonl: string;
+  maxSamples: number | null;
+  maxNewTokens: number;
+  batchSize: number;
+}
+
+function startEvalSetup(cfg: Stage2Config, runDir: string): StartEval {
+  return {
+    // the synthetic split is written into each run folder, the same for all
+    valJsonl: cfg.data.val_jsonl ?? join(runDir, "data", "val.jsonl"),
+    maxSamples: cfg.training.eval_max_samples,
+    maxNewTokens: cfg.custom.extra.rollout_matching.max_new_tokens,
+    // the loop's end-of-run eval batch (trainer/loop/step.ts)
+    batchSize: Math.max(1, cfg.training.micro_batch_size * 4),
+  };
+}
+
+/** The final checkpoint of the one finished run under `dir`, if any. */
+async function finishedWarmStart(dir: string): Promise<string | null> {
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const done = await readJson(join(dir, e.name, RUN_COMPLETE_FILE));
+      if (e.isDirectory && typeof done?.checkpoint === "string") {
+        return join(dir, e.name, done.checkpoint);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return null;
+}
+
+/**
+ * The Stage-1 row: the start checkpoint evaluated on the arms' held-out
+ * images with the arms' eval settings (its own run may have used another
+ * validation set). Reused when `dir` already holds this checkpoint's result.
+ */
+async function evaluateStart(
+  checkpoint: string,
+  dir: string,
+  e: StartEval,
+  log: (s: string) => void,
+): Promise<RunRow> {
+  const path = join(dir, EVAL_SUMMARY_FILE);
+  let summary = await readJson(path);
+  if (summary?.checkpoint !== checkpoint || summary?.data !== e.valJsonl) {
+    log(`ablate: evaluating the start point ${checkpoint}`);
+    summary = (await evaluateCheckpoint({
+      checkpoint,
+      data: e.valJsonl,
+      out: dir,
+      ...e,
+      log,
+    })).summary as unknown as Record<string, unknown>;
+  }
+  return { arm: "stage1", seed: 0, metrics: { ...summary, wall_s: null } };
 }

@@ -8,6 +8,7 @@
 /** One column: a label and the eval_summary.json key it reads. */
 export interface Column {
   label: string;
+  /** A top-level key, or a dotted path into nested objects. */
   key: string;
   /** Digits after the point. */
   digits: number;
@@ -15,6 +16,7 @@ export interface Column {
 
 export const COLUMNS: readonly Column[] = [
   { label: "F1@0.5", key: "f1", digits: 3 },
+  { label: "F1@0.5 ignoring desc", key: "class_agnostic.f1", digits: 3 },
   { label: "AP", key: "ap", digits: 3 },
   { label: "AP50", key: "ap50", digits: 3 },
   { label: "mean IoU", key: "mean_iou", digits: 3 },
@@ -42,6 +44,16 @@ export function meanSpread(
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const spread = (Math.max(...xs) - Math.min(...xs)) / 2;
   return { mean, spread, n: xs.length };
+}
+
+function valueAt(o: unknown, key: string): unknown {
+  return key.split(".").reduce(
+    (v: unknown, k) =>
+      v !== null && typeof v === "object"
+        ? (v as Record<string, unknown>)[k]
+        : undefined,
+    o,
+  );
 }
 
 function cell(values: unknown[], digits: number, seeds: number): string {
@@ -76,7 +88,7 @@ export function ablationMarkdown(
       continue;
     }
     const cells = columns.map((c) =>
-      cell(mine.map((r) => r.metrics[c.key]), c.digits, mine.length)
+      cell(mine.map((r) => valueAt(r.metrics, c.key)), c.digits, mine.length)
     );
     lines.push(
       `| ${arm.label} | ${mine.map((r) => r.seed).join(", ")} | ${

@@ -72,9 +72,18 @@ Deno.test("ablate: one table from one Stage-1 checkpoint; a re-run skips finishe
       ["sft", 1],
     ]);
     assert.equal(first.rows[1].metrics.samples, 2);
+    // the start point is measured on the arms' own held-out images
+    assert.equal(
+      first.rows[0].metrics.data,
+      join(out, "sft-s1", "data", "val.jsonl"),
+    );
+    assert.equal(first.rows[0].metrics.samples, 2);
     assert.ok(typeof first.rows[1].metrics.wall_s === "number");
     const md = await Deno.readTextFile(join(out, "ablation.md"));
-    assert.match(md, /\| Stage-1 SFT continued \| 1 \| \d\.\d{3} \| \d\.\d{3} \|/);
+    assert.match(
+      md,
+      /\| Stage-1 SFT continued \| 1 \| \d\.\d{3} \| \d\.\d{3} \|/,
+    );
     assert.match(md, /\| Stage 1 \(start point\) \| 0 \|/);
 
     // an arm killed after its first step: the re-run must resume it
@@ -109,6 +118,10 @@ Deno.test("ablate: one table from one Stage-1 checkpoint; a re-run skips finishe
     assert.ok(
       logs.some((l) => /ablate: sft seed 1 already done/.test(l)),
       logs.join("\n"),
+    );
+    assert.ok(
+      !logs.some((l) => /evaluating the start point/.test(l)),
+      "the start point's result is reused",
     );
     assert.ok(
       logs.some((l) => l.startsWith(`resuming from ${a1Dir}/checkpoint-1`)),
