@@ -61,7 +61,11 @@ export function register(program: Command): void {
     .description(
       "Stage-2 ablation: continued SFT vs A-only vs B-only vs A/A/B from one Stage-1 checkpoint, 2 seeds, one table",
     )
-    .option("--budget <name>", "small (about an hour) or full", "small")
+    .option(
+      "--budget <name>",
+      "small (300 steps per run, ~25 min) or full (1200)",
+      "small",
+    )
     .option("--out <dir>", "ablation folder (default: runs/ablate-<budget>)")
     .option(
       "--config <file>",
