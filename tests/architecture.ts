@@ -35,7 +35,7 @@ export const TRAINER_LAYERS: string[][] = [
   ["variant"],
   ["sft", "stage2", "eval"],
   ["loop"],
-  ["report", "selfcheck"],
+  ["report", "selfcheck", "ablate"],
 ];
 
 /** Top-level folders, lowest first, with the same rule. */
