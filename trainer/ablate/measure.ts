@@ -13,7 +13,7 @@ import { Qwen3VLForConditionalGeneration } from "../model/qwen3vl.ts";
 import type { DetectionRecord } from "../data/types.ts";
 import { tf } from "../runtime.ts";
 import { type EvalSummary, rolloutEvaluation } from "../eval/mod.ts";
-import { buildSftBatch, disposeSftBatch } from "../sft/batch.ts";
+import { buildSftBatch, disposeSftBatch, positionNll } from "../sft/batch.ts";
 import { TokenRole } from "../tokenizer/answer.ts";
 import { SampleStore, type SampleVision } from "../loop/samples.ts";
 import type { RawSample } from "../variant/contract.ts";
@@ -87,21 +87,7 @@ export async function roleLosses(
     });
     try {
       // nll per position [B*L]: row p-1 predicts token p
-      const nllT = tf.tidy(() => {
-        const out = model.forward({
-          inputIds: batch.inputIds,
-          positionIds: batch.positionIds,
-          ...(batch.pixelValues
-            ? {
-              pixelValues: batch.pixelValues,
-              imageGridThw: batch.collated.imageGridThw,
-            }
-            : {}),
-        });
-        const [B, L, V] = out.logits.shape;
-        const logp = tf.logSoftmax(out.logits.reshape([B * L, V]));
-        return tf.neg(tf.sum(tf.mul(logp, batch.targets), 1));
-      });
+      const nllT = tf.tidy(() => positionNll(model, batch));
       const nll = nllT.dataSync();
       nllT.dispose();
       const c = batch.collated;

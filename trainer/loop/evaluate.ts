@@ -14,7 +14,12 @@ import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { TraceRecorder } from "../trace/recorder.ts";
 import { Progress } from "./progress.ts";
 import type { SampleStore } from "./samples.ts";
-import { buildSftBatch, disposeSftBatch, packingTrace } from "../sft/batch.ts";
+import {
+  buildSftBatch,
+  disposeSftBatch,
+  packingTrace,
+  positionNll,
+} from "../sft/batch.ts";
 
 export interface EvalLossOptions {
   maxSamples: number | null;
@@ -70,21 +75,7 @@ export async function evalLoss(
         training: false,
         ...packingTrace(batch.collated),
       });
-      const sum = tf.tidy(() => {
-        const out = model.forward({
-          inputIds: batch.inputIds,
-          positionIds: batch.positionIds,
-          ...(batch.pixelValues
-            ? {
-              pixelValues: batch.pixelValues,
-              imageGridThw: batch.collated.imageGridThw,
-            }
-            : {}),
-        });
-        const [B, L, V] = out.logits.shape;
-        const logp = tf.logSoftmax(out.logits.reshape([B * L, V]));
-        return tf.neg(tf.sum(tf.mul(logp, batch.targets)));
-      });
+      const sum = tf.tidy(() => tf.sum(positionNll(model, batch)));
       nll += sum.dataSync()[0];
       sum.dispose();
       count += batch.supervised;

@@ -110,22 +110,34 @@ export function disposeSftBatch(b: SftBatch): void {
   }
 }
 
-/** One teacher-forced forward and the CE over the supervised predictions. */
-export function sftForwardLoss(model: ForwardModel, b: SftBatch): tf.Scalar {
-  const c = b.collated;
-  const out = model.forward({
+/** One teacher-forced forward of a batch: logits [B, L, V]. */
+function forwardBatch(model: ForwardModel, b: SftBatch): tf.Tensor3D {
+  return model.forward({
     inputIds: b.inputIds,
     positionIds: b.positionIds,
     ...(b.pixelValues
-      ? { pixelValues: b.pixelValues, imageGridThw: c.imageGridThw }
+      ? { pixelValues: b.pixelValues, imageGridThw: b.collated.imageGridThw }
       : {}),
-  });
-  const V = out.logits.shape[2];
+  }).logits;
+}
+
+/**
+ * Teacher-forced NLL per position [B*L] (no gradient use): row (b, p-1)
+ * holds -log p(token p) for supervised p, 0 elsewhere. Call inside a tidy.
+ */
+export function positionNll(model: ForwardModel, b: SftBatch): tf.Tensor1D {
+  const logits = forwardBatch(model, b);
+  const [B, L, V] = logits.shape;
+  const logp = tf.logSoftmax(logits.reshape([B * L, V]));
+  return tf.neg(tf.sum(tf.mul(logp, b.targets), 1)) as tf.Tensor1D;
+}
+
+/** One teacher-forced forward and the CE over the supervised predictions. */
+export function sftForwardLoss(model: ForwardModel, b: SftBatch): tf.Scalar {
+  const logits = forwardBatch(model, b);
+  const [B, L, V] = logits.shape;
   // logits [B, L, V] -> [B*L, V]; targets select the next token.
-  const nll = weightedNll(
-    out.logits.reshape([c.batch * c.length, V]),
-    b.targets,
-  );
+  const nll = weightedNll(logits.reshape([B * L, V]), b.targets);
   return tf.div(nll, Math.max(b.supervised, 1)) as tf.Scalar;
 }
 

@@ -1,50 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveConfigObject } from "../../../trainer/config/mod.ts";
 import { train, type TrainOptions } from "../../../trainer/loop/train.ts";
-import { deterministicPart } from "../../../trainer/loop/metrics.ts";
+import { bytes, quiet, readMetrics, runTiny, tinyConfig } from "./tiny_run.ts";
 
-const quiet = { log: () => {}, progressTty: false, skipRolloutEval: true };
-
-/** Tiny SFT on fresh synthetic images: 4 steps x 2 micro-batches x 2 samples. */
-async function freshConfig(dir: string, extra: Record<string, unknown> = {}) {
-  return await resolveConfigObject({
-    data: {
-      synth: {
-        n_train: 6,
-        n_val: 2,
-        seed: 5,
-        image_size: 64,
-        max_objects: 2,
-        fresh: true,
-      },
-    },
-    training: {
-      output_dir: dir,
-      seed: 11,
-      max_steps: 4,
-      micro_batch_size: 2,
-      gradient_accumulation_steps: 2,
-      learning_rate: 2e-3,
-      warmup_steps: 1,
-      logging_steps: 1,
-      eval_steps: 2,
-      save_steps: 2,
-      save_total_limit: null,
-      trace: "off",
-      ...extra,
-    },
-  }, join(dir, "test.yaml"));
-}
-
-async function run(dir: string, o: Partial<TrainOptions> = {}) {
-  return await train({ config: await freshConfig(dir), ...quiet, ...o });
-}
-
-const readMetrics = async (dir: string) =>
-  (await Deno.readTextFile(join(dir, "metrics.jsonl"))).trim().split("\n")
-    .map(deterministicPart);
-const bytes = (p: string) => Deno.readFile(p);
+const run = (dir: string, o: Partial<TrainOptions> = {}) =>
+  runTiny(dir, o, true);
 
 Deno.test("fresh data: every draw is a new image, nothing is written for training, and kill + resume equals an uninterrupted run", async () => {
   const root = await Deno.makeTempDir({ prefix: "stage2-fresh-" });
@@ -92,10 +52,10 @@ Deno.test("fresh data trains differently from the fixed set with the same seeds 
   try {
     const a = join(root, "a"), b = join(root, "b");
     const one = { max_steps: 1, eval_steps: 0, warmup_steps: 0 };
-    const fresh = await freshConfig(a, one);
+    const fresh = await tinyConfig(a, one, true);
     fresh.model.tokenizer = tokenizer;
     await train({ config: fresh, ...quiet });
-    const fixed = await freshConfig(b, one);
+    const fixed = await tinyConfig(b, one);
     fixed.model.tokenizer = tokenizer;
     fixed.data.synth.fresh = false;
     await train({ config: fixed, ...quiet });

@@ -1,45 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { resolveConfigObject } from "../../../trainer/config/mod.ts";
-import { train, type TrainOptions } from "../../../trainer/loop/train.ts";
-import { deterministicPart } from "../../../trainer/loop/metrics.ts";
+import { train } from "../../../trainer/loop/train.ts";
+import { bytes, quiet, readMetrics, runTiny, tinyConfig } from "./tiny_run.ts";
 import { tf } from "../../../trainer/runtime.ts";
 
-const quiet = { log: () => {}, progressTty: false, skipRolloutEval: true };
-
-/** A tiny SFT run: 8 synthetic images, 4 optimizer steps of 2 x 2 samples. */
-async function tinyConfig(dir: string, extra: Record<string, unknown> = {}) {
-  return await resolveConfigObject({
-    data: {
-      synth: { n_train: 6, n_val: 2, seed: 5, image_size: 64, max_objects: 2 },
-    },
-    training: {
-      output_dir: dir,
-      seed: 11,
-      max_steps: 4,
-      micro_batch_size: 2,
-      gradient_accumulation_steps: 2,
-      learning_rate: 2e-3,
-      warmup_steps: 1,
-      logging_steps: 1,
-      eval_steps: 2,
-      save_steps: 2,
-      save_total_limit: null,
-      trace: "summary",
-      ...extra,
-    },
-  }, join(dir, "test.yaml"));
-}
-
-async function run(dir: string, o: Partial<TrainOptions> = {}) {
-  return await train({ config: await tinyConfig(dir), ...quiet, ...o });
-}
-
-const readMetrics = async (dir: string) =>
-  (await Deno.readTextFile(join(dir, "metrics.jsonl"))).trim().split("\n")
-    .map(deterministicPart);
-
-const bytes = (p: string) => Deno.readFile(p);
+const run = runTiny;
 
 Deno.test("same config twice: bitwise weights and identical metrics; kill + resume continues bit-for-bit", async () => {
   const root = await Deno.makeTempDir({ prefix: "stage2-loop-" });
