@@ -72,7 +72,7 @@ export interface ArithCandidate {
   perWords: string[] | null;
   /** Inside an assertion or an expected-value computation. */
   inTest: boolean;
-  /** The operation indexes an array (`z[i * 1000 + k]`). */
+  /** The operation indexes or sizes an array (`z[i * 1000 + k]`, `new Float32Array(1000 * n)`). */
   inIndex: boolean;
   via?: Via;
 }

@@ -72,6 +72,9 @@ const ITERATORS = new Set([
   "some",
   "find",
 ]);
+/** Array and typed-array constructors: their first argument is a length. */
+const ARRAY_CTOR =
+  /^(?:Array|(?:Big)?(?:Int|Uint|Float)(?:8|16|32|64)(?:Clamped)?Array)$/;
 const TEST_CALLEE =
   /^(?:assert\w*|expect|equal|strictEqual|deepEqual|deepStrictEqual|notEqual|ok|to(?:Be\w*|Equal|StrictEqual|Match\w*|Contain\w*)|closeTo|approximately)$/;
 /** Operands that are no numbers (a string or array literal): no coordinate. */
@@ -412,6 +415,10 @@ class TsAnalysis {
             break;
           case "ObjectProperty":
             named(words(this.src(p.key)));
+            // `Array.from({ length: 1000 * n })`: a size, like an index
+            if (p.value === child && this.src(p.key) === "length") {
+              c.inIndex = true;
+            }
             break;
           case "CallExpression":
           case "NewExpression": {
@@ -419,6 +426,13 @@ class TsAnalysis {
             const name = callee.type === "MemberExpression"
               ? callee.property?.name ?? ""
               : callee.name ?? "";
+            // `new Float32Array(1000 * n)`: an allocation size, like an index
+            if (
+              p.type === "NewExpression" && ARRAY_CTOR.test(name) &&
+              p.arguments[0] === child
+            ) {
+              c.inIndex = true;
+            }
             c.ctx.push(...words(this.src(callee).slice(0, 80)));
             // `expect(decode(k)).toBe(k / 1000)`: the matcher's receiver
             // holds the value under test.

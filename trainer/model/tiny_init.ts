@@ -18,6 +18,7 @@
  *
  * All three are ordinary trainable weights afterwards.
  */
+import { MAX_BIN, NUM_BINS } from "../coord/codec.ts";
 import { tf } from "../runtime.ts";
 import type { Qwen3VLForConditionalGeneration } from "./qwen3vl.ts";
 
@@ -45,12 +46,12 @@ export function fourierFeatures(
   return out;
 }
 
-/** Coord-bin embedding table [1000, H]: row k = Fourier features of k/999. */
+/** Coord-bin embedding table [NUM_BINS, H]: row k = Fourier features of k/999. */
 export function coordEmbeddingTable(hidden: number, rms: number): Float32Array {
-  const out = new Float32Array(1000 * hidden);
-  for (let k = 0; k < 1000; k++) {
+  const out = new Float32Array(NUM_BINS * hidden);
+  for (let k = 0; k < NUM_BINS; k++) {
     // up to 64 cycles: a bump can be as narrow as ~1/128 of the image
-    out.set(fourierFeatures(k / 999, hidden, 0.25, 64, rms), k * hidden);
+    out.set(fourierFeatures(k / MAX_BIN, hidden, 0.25, 64, rms), k * hidden);
   }
   return out;
 }
@@ -153,20 +154,20 @@ export function applyGeometryInit(
   const H = model.config.text_config.hidden_size;
   const V = model.config.text_config.vocab_size;
   if (
-    coordIds.length !== 1000 ||
+    coordIds.length !== NUM_BINS ||
     !Array.from(coordIds).every((id) =>
       Number.isInteger(id) && id >= 0 && id < V
     )
   ) {
     throw new RangeError(
-      `geometry init needs the 1000 coord token ids, got ${coordIds.length} (all below vocab_size ${V})`,
+      `geometry init needs the ${NUM_BINS} coord token ids, got ${coordIds.length} (all below vocab_size ${V})`,
     );
   }
   const emb = model.param("model.language_model.embed_tokens.weight");
   // same RMS as the randomly initialised rows around them
   const table = coordEmbeddingTable(H, rmsOf(emb));
   const rows = emb.arraySync() as number[][];
-  for (let k = 0; k < 1000; k++) {
+  for (let k = 0; k < NUM_BINS; k++) {
     rows[coordIds[k]] = Array.from(table.subarray(k * H, (k + 1) * H));
   }
   tf.tidy(() => emb.assign(tf.tensor2d(rows)));
