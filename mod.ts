@@ -81,3 +81,9 @@ export {
   detectionMetrics,
 } from "./trainer/eval/metrics.ts";
 export { type AuditReport, auditRun } from "./audit/trace/mod.ts";
+export { synthSampleAt } from "./trainer/data/synth.ts";
+export {
+  type AblationOptions,
+  type AblationResult,
+  runAblation,
+} from "./trainer/ablate/run.ts";

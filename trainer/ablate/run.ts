@@ -150,7 +150,14 @@ function armOrder(arms: readonly Arm[]) {
   return [{ name: "stage1", label: "Stage 1 (start point)" }, ...arms];
 }
 
-/** Runs (or resumes) the ablation and writes `ablation.md` + `ablation.json`. */
+/**
+ * Runs (or resumes) the ablation and writes `ablation.md` + `ablation.json`.
+ *
+ * @example
+ * const { markdown } = await runAblation({ budget: "small",
+ *   outDir: "runs/ablate-small", stage1Checkpoint: "runs/s1/checkpoint-2000" });
+ * console.log(markdown);
+ */
 export async function runAblation(o: AblationOptions): Promise<AblationResult> {
   const log = o.log ?? ((s: string) => console.error(s));
   const out = resolve(o.outDir);

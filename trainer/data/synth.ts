@@ -310,7 +310,13 @@ export function synthLayoutAt(
   );
 }
 
-/** Sample `index` of a split (layout + image), a pure function of its arguments. */
+/**
+ * Sample `index` of a split (layout + image), a pure function of its arguments.
+ *
+ * @example
+ * const { objects, image } = synthSampleAt(17, "train", 0);
+ * objects[0].desc; // e.g. "red circle"; image.width === 64
+ */
 export function synthSampleAt(
   seed: number,
   split: "train" | "val",
