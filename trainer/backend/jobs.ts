@@ -11,27 +11,11 @@
  * partial per unit that the caller adds up in unit order afterwards.
  * Sums run in double precision and are rounded once when stored.
  */
+import type { BlasLibrary } from "./blas_lib.ts";
 import { expf, sigmoidf, tanhf } from "./fast_math.ts";
 
 /** C = alpha op(A) op(B) + beta C on element offsets (see blas_lib.ts). */
-export type Sgemm = (
-  transA: boolean,
-  transB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  a: Float32Array,
-  aOff: number,
-  lda: number,
-  b: Float32Array,
-  bOff: number,
-  ldb: number,
-  beta: number,
-  c: Float32Array,
-  cOff: number,
-  ldc: number,
-) => void;
+export type Sgemm = BlasLibrary["sgemm"];
 
 // deno-lint-ignore no-explicit-any
 export type JobArgs = Record<string, any>;
